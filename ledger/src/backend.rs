@@ -1,0 +1,245 @@
+//! The `Ledger` trait every backend implements, and `connect`, which picks the backend from
+//! the database URL: `postgres://…` for production, `sqlite://…` for the embedded default.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::business_date::{BusinessCalendar, BusinessDate};
+use crate::error::{InvalidInput, LedgerError};
+use crate::ids::{CardId, OperatorId};
+use crate::journal::{
+    CardBalance, CardEntry, InvariantReport, NewPayment, NewSale, Payment, PaymentReceipt, Sale,
+    SaleId, SaleReceipt, Validation, ValidationBatchOutcome, VoidReceipt,
+};
+use crate::money::{Currency, Money};
+use crate::operator::{Operator, OperatorPatch};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        })
+    }
+}
+
+/// What a ledger needs to know besides where its data lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerSettings {
+    pub calendar: BusinessCalendar,
+    pub currency: Currency,
+    /// Connections in the pool (PostgreSQL); SQLite has one writer whatever this says.
+    pub max_connections: u32,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            calendar: BusinessCalendar::default(),
+            currency: Currency::COP,
+            max_connections: 16,
+        }
+    }
+}
+
+/// The double-entry ledger. Both backends implement the same rules; the conformance suite in
+/// `tests/` runs against each.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    fn backend(&self) -> Backend;
+    fn settings(&self) -> &LedgerSettings;
+
+    /// Applies this backend's pending migrations. Safe to run from several processes.
+    async fn migrate(&self) -> Result<(), LedgerError>;
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), LedgerError>;
+
+    async fn add_operator(&self, operator: &Operator) -> Result<(), LedgerError>;
+    async fn update_operator(
+        &self,
+        id: &OperatorId,
+        patch: &OperatorPatch,
+    ) -> Result<Operator, LedgerError>;
+    async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError>;
+    async fn operators(&self) -> Result<Vec<Operator>, LedgerError>;
+
+    /// Records a top-up: debit the operator's receivable, credit the card. Idempotent by
+    /// (operator, operator_ref); the same ref with other content is a `Conflict`.
+    async fn record_sale(&self, sale: &NewSale) -> Result<SaleReceipt, LedgerError>;
+    /// Voids the operator's own sale inside its void window, once. The card must still hold
+    /// the amount: a top-up that was already spent cannot be voided.
+    async fn void_sale(
+        &self,
+        operator: &OperatorId,
+        sale_id: SaleId,
+        at: DateTime<Utc>,
+    ) -> Result<VoidReceipt, LedgerError>;
+    /// Pays a fare online: debit the card, credit the transport operator's fares. Never takes
+    /// a card below zero; idempotent by (operator, payment_ref).
+    async fn pay_fare(&self, payment: &NewPayment) -> Result<PaymentReceipt, LedgerError>;
+    /// Posts field validations as one journal transaction: per card one debit of its fares in
+    /// the batch, per transport operator one credit. Idempotent by (device_id, device_seq).
+    async fn post_validations(
+        &self,
+        batch: &[Validation],
+    ) -> Result<ValidationBatchOutcome, LedgerError>;
+
+    /// The card's balance; zero for a card never seen.
+    async fn card_balance(&self, card: &CardId) -> Result<CardBalance, LedgerError>;
+    /// The card's movements, oldest first.
+    async fn card_entries(&self, card: &CardId) -> Result<Vec<CardEntry>, LedgerError>;
+    /// One of the operator's sales; `None` also when the sale belongs to another operator.
+    async fn sale(&self, operator: &OperatorId, id: SaleId) -> Result<Option<Sale>, LedgerError>;
+    /// The operator's sales of a business date and the sales voided on it, by id.
+    async fn operator_sales(
+        &self,
+        operator: &OperatorId,
+        date: BusinessDate,
+    ) -> Result<Vec<Sale>, LedgerError>;
+    /// A page of the operator's sales of a business date with an id above `after`.
+    async fn operator_sales_page(
+        &self,
+        operator: &OperatorId,
+        date: BusinessDate,
+        after: Option<SaleId>,
+        limit: u32,
+    ) -> Result<Vec<Sale>, LedgerError>;
+
+    /// Checks every invariant of the journal over the whole database.
+    async fn check_invariants(&self) -> Result<InvariantReport, LedgerError>;
+}
+
+/// Opens the ledger a URL names and applies its migrations.
+pub async fn connect(url: &str, settings: LedgerSettings) -> Result<Arc<dyn Ledger>, LedgerError> {
+    let ledger: Arc<dyn Ledger> = if url.starts_with("postgres://") || url.starts_with("postgresql://")
+    {
+        Arc::new(crate::postgres::PgLedger::connect(url, settings).await?)
+    } else if url.starts_with("sqlite:") {
+        Arc::new(crate::sqlite::SqliteLedger::connect(url, settings).await?)
+    } else {
+        return Err(InvalidInput::new(
+            "database_url",
+            "must start with postgres:// or sqlite:// (the password, if any, is not shown)",
+        )
+        .into());
+    };
+    ledger.migrate().await?;
+    Ok(ledger)
+}
+
+/// Checks the rules both backends share before anything touches the database.
+pub(crate) fn check_currency(settings: &LedgerSettings, amount: &Money) -> Result<(), LedgerError> {
+    if amount.currency != settings.currency {
+        return Err(LedgerError::WrongCurrency {
+            got: amount.currency.to_string(),
+            expected: settings.currency.to_string(),
+        });
+    }
+    if amount.minor <= 0 {
+        return Err(InvalidInput::new("amount", "must be greater than zero").into());
+    }
+    Ok(())
+}
+
+/// Checks a validation batch's currency and sizes before posting.
+pub(crate) fn check_validations(
+    settings: &LedgerSettings,
+    batch: &[Validation],
+) -> Result<(), LedgerError> {
+    for v in batch {
+        check_currency(settings, &v.fare)?;
+        if v.event_id.is_empty() || v.event_id.len() > 64 {
+            return Err(InvalidInput::new("event_id", "must be 1 to 64 characters").into());
+        }
+        if v.device_seq < 0 {
+            return Err(InvalidInput::new("device_seq", "must not be negative").into());
+        }
+    }
+    Ok(())
+}
+
+/// Sums a validation batch into one debit per card and one credit per transport operator,
+/// sorted by account so concurrent batches lock accounts in the same order.
+pub(crate) fn validation_postings<'a>(
+    posted: impl Iterator<Item = (&'a str, i64, &'a str)>,
+) -> Vec<(String, i64)> {
+    let mut sums: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for (card, fare, transport) in posted {
+        *sums.entry(format!("card:{card}")).or_default() -= fare;
+        *sums.entry(format!("fares:{transport}")).or_default() += fare;
+    }
+    sums.into_iter().collect()
+}
+
+/// The answer to a sale that was recorded before: the same sale, or a conflict.
+pub(crate) fn replay_sale(
+    existing: Sale,
+    new: &NewSale,
+    card_balance: Money,
+) -> Result<SaleReceipt, LedgerError> {
+    if !existing.same_request(new) {
+        return Err(LedgerError::Conflict {
+            what: "sale",
+            reference: new.operator_ref.to_string(),
+            detail: existing.differences(new),
+        });
+    }
+    Ok(SaleReceipt {
+        sale: existing,
+        card_balance,
+        replayed: true,
+    })
+}
+
+pub(crate) fn replay_payment(
+    existing: Payment,
+    new: &NewPayment,
+    card_balance: Money,
+) -> Result<PaymentReceipt, LedgerError> {
+    if !existing.same_request(new) {
+        return Err(LedgerError::Conflict {
+            what: "payment",
+            reference: new.payment_ref.to_string(),
+            detail: "card, amount, route or transport operator differ".into(),
+        });
+    }
+    Ok(PaymentReceipt {
+        payment: existing,
+        card_balance,
+        replayed: true,
+    })
+}
+
+/// The void rules both backends share: not voided yet, and inside the operator's window.
+pub(crate) fn check_voidable(
+    sale: &Sale,
+    window_secs: i64,
+    at: DateTime<Utc>,
+) -> Result<(), LedgerError> {
+    if sale.void.is_some() {
+        return Err(LedgerError::AlreadyVoided(sale.id));
+    }
+    let closed_at = sale.occurred_at + chrono::Duration::seconds(window_secs);
+    if at > closed_at {
+        return Err(LedgerError::VoidWindowClosed {
+            sale_id: sale.id,
+            closed_at,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_cards(cards: Vec<String>) -> Result<Vec<CardId>, LedgerError> {
+    cards
+        .iter()
+        .map(|c| CardId::parse(c).map_err(|e| LedgerError::Corrupt(e.to_string())))
+        .collect()
+}

@@ -1,0 +1,98 @@
+//! Errors of the ledger: bad input that names its field, and the outcomes of ledger rules.
+
+use crate::money::Money;
+
+/// Input that does not parse into a domain value. It names the field and says why, so a
+/// caller can show it to whoever sent the input (an API client, an operator's file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidInput {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl InvalidInput {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Who has to act on an error: the caller (fix the input), an external system (wait and
+/// retry), or us (a bug or a broken invariant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    User,
+    External,
+    Internal,
+}
+
+/// Everything a ledger operation can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("operator {0} is not registered")]
+    UnknownOperator(String),
+    #[error("operator {0} is not active")]
+    InactiveOperator(String),
+    #[error("operator {0} is already registered")]
+    DuplicateOperator(String),
+    #[error("{what} {reference} was already recorded with different content ({detail})")]
+    Conflict {
+        what: &'static str,
+        reference: String,
+        detail: String,
+    },
+    #[error("sale {0} not found")]
+    SaleNotFound(i64),
+    #[error("sale {0} is already voided")]
+    AlreadyVoided(i64),
+    #[error("sale {sale_id} can no longer be voided: the void window closed at {closed_at}")]
+    VoidWindowClosed {
+        sale_id: i64,
+        closed_at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("insufficient balance: the card holds {balance}, {needed} is needed")]
+    InsufficientBalance { balance: Money, needed: Money },
+    #[error("currency {got} is not the ledger's currency {expected}")]
+    WrongCurrency { got: String, expected: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl LedgerError {
+    pub fn blame(&self) -> Blame {
+        match self {
+            LedgerError::Database(e) if is_transient(e) => Blame::External,
+            LedgerError::Database(_) | LedgerError::Migration(_) | LedgerError::Corrupt(_) => {
+                Blame::Internal
+            }
+            _ => Blame::User,
+        }
+    }
+
+    /// True when the same call may succeed later without any change of input.
+    pub fn is_retryable(&self) -> bool {
+        self.blame() == Blame::External
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // serialization failure, deadlock, too many connections, admin shutdown,
+            // SQLite busy / locked
+            Some("40001" | "40P01" | "53300" | "57P01" | "5" | "6" | "517")
+        ),
+        _ => false,
+    }
+}

@@ -1,0 +1,23 @@
+//! The ledger of recaudo: domain types that parse instead of validate (money, identifiers,
+//! business dates, operators), and the double-entry journal of sales, voids, fare payments
+//! and field validations, on PostgreSQL (production) or SQLite (the embedded default).
+
+pub mod backend;
+pub mod business_date;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod journal;
+pub mod money;
+pub mod operator;
+pub mod postgres;
+mod rows;
+pub mod sqlite;
+pub mod testing;
+
+pub use backend::{Backend, Ledger, LedgerSettings, connect};
+pub use business_date::{BusinessCalendar, BusinessDate};
+pub use error::{Blame, InvalidInput, LedgerError};
+pub use ids::{CardId, DeviceId, OperatorId, OperatorRef, PaymentRef, PointOfSale, RouteId, TransportOperatorId};
+pub use money::{Currency, Money, MoneyRules, Rate};
+pub use operator::{Operator, OperatorName, OperatorPatch, VoidWindow};

@@ -1,0 +1,619 @@
+//! The PostgreSQL backend, for production. Row locks on `accounts` serialize what must be
+//! serialized (a card's balance); everything else runs concurrently. The hot paths are one
+//! round trip (a sale) or a few set-based statements per batch (validations).
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use std::str::FromStr;
+
+use crate::backend::{
+    Backend, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
+    parse_cards, replay_payment, replay_sale, validation_postings,
+};
+use crate::business_date::BusinessDate;
+use crate::error::LedgerError;
+use crate::ids::{CardId, OperatorId};
+use crate::journal::{
+    CardBalance, CardEntry, InvariantReport, NewPayment, NewSale, PaymentReceipt, Sale, SaleId,
+    SaleReceipt, Validation, ValidationBatchOutcome, VoidReceipt, card_account, fares_account,
+    receivable_account,
+};
+use crate::money::Money;
+use crate::operator::{Operator, OperatorPatch};
+use crate::rows::{
+    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, card_entries_sql, entry_from_row,
+    invariants, operator_from_row, payment_from_row, sale_from_row,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgLedger {
+    pool: PgPool,
+    settings: LedgerSettings,
+}
+
+impl PgLedger {
+    pub async fn connect(url: &str, settings: LedgerSettings) -> Result<PgLedger, LedgerError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("recaudo");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(PgLedger { pool, settings })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn card_balance_in<'e, E>(&self, exec: E, card: &CardId) -> Result<Money, LedgerError>
+    where
+        E: sqlx::PgExecutor<'e>,
+    {
+        let balance: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+            .bind(card_account(card))
+            .fetch_optional(exec)
+            .await?;
+        Ok(Money::new(balance.unwrap_or(0), self.settings.currency))
+    }
+
+    async fn existing_sale(&self, sale: &NewSale) -> Result<Option<Sale>, LedgerError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = $1 AND operator_ref = $2"
+        ))
+        .bind(sale.operator_id.as_str())
+        .bind(sale.operator_ref.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(sale_from_row).transpose()
+    }
+
+    /// Why a write for `operator` found nothing to do: unknown or inactive, or `None` if the
+    /// operator may write.
+    async fn operator_refusal(&self, operator: &OperatorId) -> Result<Option<LedgerError>, LedgerError> {
+        let active: Option<bool> = sqlx::query_scalar("SELECT active FROM operators WHERE id = $1")
+            .bind(operator.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match active {
+            None => Some(LedgerError::UnknownOperator(operator.to_string())),
+            Some(false) => Some(LedgerError::InactiveOperator(operator.to_string())),
+            Some(true) => None,
+        })
+    }
+}
+
+/// One statement does the whole sale: insert the sale (or nothing, on a replay), its journal
+/// transaction, two postings and both balances, locking accounts in id order.
+const RECORD_SALE: &str = "
+WITH sale AS (
+    INSERT INTO sales (operator_id, operator_ref, card_id, amount, currency, point_of_sale,
+                       occurred_at, business_date, transaction_id)
+    SELECT o.id, $2, $3, $4, $5, $6, $7, $8, nextval('transactions_id_seq')
+      FROM operators o WHERE o.id = $1 AND o.active
+    ON CONFLICT (operator_id, operator_ref) DO NOTHING
+    RETURNING id, transaction_id
+), tx AS (
+    INSERT INTO transactions (id, kind) SELECT transaction_id, 'sale' FROM sale
+), moves (transaction_id, account_id, amount) AS (
+    SELECT transaction_id, $9, $4::bigint FROM sale
+    UNION ALL
+    SELECT transaction_id, $10, -$4::bigint FROM sale
+), postings_in AS (
+    INSERT INTO postings (transaction_id, account_id, amount)
+    SELECT transaction_id, account_id, amount FROM moves
+), balances AS (
+    INSERT INTO accounts AS a (id, balance)
+    SELECT account_id, amount FROM moves ORDER BY account_id
+    ON CONFLICT (id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
+    RETURNING id, balance
+)
+SELECT sale.id, sale.transaction_id, (SELECT balance FROM balances WHERE id = $9) AS card_balance
+  FROM sale";
+
+#[async_trait]
+impl Ledger for PgLedger {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn settings(&self) -> &LedgerSettings {
+        &self.settings
+    }
+
+    async fn migrate(&self) -> Result<(), LedgerError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), LedgerError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn add_operator(&self, op: &Operator) -> Result<(), LedgerError> {
+        let result = sqlx::query(
+            "INSERT INTO operators (id, name, commission_rate, tax_rate, void_window_secs, \
+             settlement_lag_days, active) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(op.id.as_str())
+        .bind(op.name.as_str())
+        .bind(op.commission_rate.to_string())
+        .bind(op.tax_rate.to_string())
+        .bind(op.void_window.duration().as_secs() as i64)
+        .bind(i32::from(op.settlement_lag_days))
+        .bind(op.active)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(LedgerError::DuplicateOperator(op.id.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn update_operator(
+        &self,
+        id: &OperatorId,
+        patch: &OperatorPatch,
+    ) -> Result<Operator, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))?;
+        let mut op = operator_from_row(&row)?;
+        patch.apply(&mut op);
+        sqlx::query(
+            "UPDATE operators SET name = $2, commission_rate = $3, tax_rate = $4, \
+             void_window_secs = $5, settlement_lag_days = $6, active = $7, updated_at = now() \
+             WHERE id = $1",
+        )
+        .bind(op.id.as_str())
+        .bind(op.name.as_str())
+        .bind(op.commission_rate.to_string())
+        .bind(op.tax_rate.to_string())
+        .bind(op.void_window.duration().as_secs() as i64)
+        .bind(i32::from(op.settlement_lag_days))
+        .bind(op.active)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(op)
+    }
+
+    async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError> {
+        let row = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(operator_from_row).transpose()
+    }
+
+    async fn operators(&self) -> Result<Vec<Operator>, LedgerError> {
+        let rows = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(operator_from_row).collect()
+    }
+
+    async fn record_sale(&self, sale: &NewSale) -> Result<SaleReceipt, LedgerError> {
+        check_currency(&self.settings, &sale.amount)?;
+        let business_date = self.settings.calendar.business_date(sale.occurred_at);
+        let row = sqlx::query(RECORD_SALE)
+            .bind(sale.operator_id.as_str())
+            .bind(sale.operator_ref.as_str())
+            .bind(sale.card_id.as_str())
+            .bind(sale.amount.minor)
+            .bind(sale.amount.currency.code())
+            .bind(sale.point_of_sale.as_str())
+            .bind(sale.occurred_at)
+            .bind(business_date.naive())
+            .bind(card_account(&sale.card_id))
+            .bind(receivable_account(&sale.operator_id))
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = row {
+            let balance: i64 = row.try_get("card_balance")?;
+            return Ok(SaleReceipt {
+                sale: Sale {
+                    id: row.try_get("id")?,
+                    operator_id: sale.operator_id.clone(),
+                    operator_ref: sale.operator_ref.clone(),
+                    card_id: sale.card_id.clone(),
+                    amount: sale.amount,
+                    point_of_sale: sale.point_of_sale.clone(),
+                    occurred_at: sale.occurred_at,
+                    business_date,
+                    transaction_id: row.try_get("transaction_id")?,
+                    void: None,
+                },
+                card_balance: Money::new(balance, self.settings.currency),
+                replayed: false,
+            });
+        }
+        // Nothing inserted: the operator may not sell, or the ref was recorded before.
+        if let Some(refusal) = self.operator_refusal(&sale.operator_id).await? {
+            return Err(refusal);
+        }
+        let existing = self
+            .existing_sale(sale)
+            .await?
+            .ok_or_else(|| LedgerError::Corrupt("sale neither inserted nor found".into()))?;
+        replay_sale(existing, sale, self.card_balance_in(&self.pool, &sale.card_id).await?)
+    }
+
+    async fn void_sale(
+        &self,
+        operator: &OperatorId,
+        sale_id: SaleId,
+        at: DateTime<Utc>,
+    ) -> Result<VoidReceipt, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS}, (SELECT void_window_secs FROM operators o \
+               WHERE o.id = s.operator_id) AS void_window_secs \
+             FROM sales s WHERE id = $1 AND operator_id = $2 FOR UPDATE"
+        ))
+        .bind(sale_id)
+        .bind(operator.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(LedgerError::SaleNotFound(sale_id))?;
+        let mut sale = sale_from_row(&row)?;
+        let window: i64 = row.try_get("void_window_secs")?;
+        check_voidable(&sale, window, at)?;
+        let amount = sale.amount.minor;
+        let card = card_account(&sale.card_id);
+        let balance: Option<i64> = sqlx::query_scalar(
+            "UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2 \
+             RETURNING balance",
+        )
+        .bind(&card)
+        .bind(amount)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(balance) = balance else {
+            let now = self.card_balance_in(&mut *tx, &sale.card_id).await?;
+            return Err(LedgerError::InsufficientBalance {
+                balance: now,
+                needed: sale.amount,
+            });
+        };
+        let receivable = receivable_account(&sale.operator_id);
+        let tx_id: i64 = sqlx::query_scalar(
+            "INSERT INTO transactions (id, kind) VALUES (nextval('transactions_id_seq'), 'void') \
+             RETURNING id",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "WITH p AS (INSERT INTO postings (transaction_id, account_id, amount) \
+                        VALUES ($1, $2, -$4::bigint), ($1, $3, $4::bigint)) \
+             UPDATE accounts SET balance = balance + $4 WHERE id = $3",
+        )
+        .bind(tx_id)
+        .bind(&card)
+        .bind(&receivable)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
+        let void_date = self.settings.calendar.business_date(at);
+        sqlx::query(
+            "UPDATE sales SET voided_at = $2, void_business_date = $3, void_transaction_id = $4 \
+             WHERE id = $1",
+        )
+        .bind(sale_id)
+        .bind(at)
+        .bind(void_date.naive())
+        .bind(tx_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        sale.void = Some(crate::journal::Void {
+            voided_at: at,
+            business_date: void_date,
+            transaction_id: tx_id,
+        });
+        Ok(VoidReceipt {
+            sale,
+            card_balance: Money::new(balance, self.settings.currency),
+        })
+    }
+
+    async fn pay_fare(&self, p: &NewPayment) -> Result<PaymentReceipt, LedgerError> {
+        check_currency(&self.settings, &p.amount)?;
+        if let Some(refusal) = self.operator_refusal(&p.operator_id).await? {
+            return Err(refusal);
+        }
+        let business_date = self.settings.calendar.business_date(p.occurred_at);
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO payments (operator_id, payment_ref, card_id, amount, currency, route_id, \
+               transport_operator_id, occurred_at, business_date, transaction_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nextval('transactions_id_seq')) \
+             ON CONFLICT (operator_id, payment_ref) DO NOTHING \
+             RETURNING id, transaction_id",
+        )
+        .bind(p.operator_id.as_str())
+        .bind(p.payment_ref.as_str())
+        .bind(p.card_id.as_str())
+        .bind(p.amount.minor)
+        .bind(p.amount.currency.code())
+        .bind(p.route_id.as_str())
+        .bind(p.transport_operator_id.as_str())
+        .bind(p.occurred_at)
+        .bind(business_date.naive())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(inserted) = inserted else {
+            tx.rollback().await?;
+            let row = sqlx::query(&format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payments WHERE operator_id = $1 AND payment_ref = $2"
+            ))
+            .bind(p.operator_id.as_str())
+            .bind(p.payment_ref.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+            let existing = payment_from_row(&row)?;
+            let balance = self.card_balance_in(&self.pool, &p.card_id).await?;
+            return replay_payment(existing, p, balance);
+        };
+        let card = card_account(&p.card_id);
+        let balance: Option<i64> = sqlx::query_scalar(
+            "UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2 \
+             RETURNING balance",
+        )
+        .bind(&card)
+        .bind(p.amount.minor)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(balance) = balance else {
+            tx.rollback().await?;
+            return Err(LedgerError::InsufficientBalance {
+                balance: self.card_balance_in(&self.pool, &p.card_id).await?,
+                needed: p.amount,
+            });
+        };
+        let tx_id: i64 = inserted.try_get("transaction_id")?;
+        sqlx::query(
+            "WITH t AS (INSERT INTO transactions (id, kind) VALUES ($1, 'payment')), \
+                  p AS (INSERT INTO postings (transaction_id, account_id, amount) \
+                        VALUES ($1, $2, -$4::bigint), ($1, $3, $4::bigint)) \
+             INSERT INTO accounts AS a (id, balance) VALUES ($3, $4) \
+             ON CONFLICT (id) DO UPDATE SET balance = a.balance + EXCLUDED.balance",
+        )
+        .bind(tx_id)
+        .bind(&card)
+        .bind(fares_account(&p.transport_operator_id))
+        .bind(p.amount.minor)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PaymentReceipt {
+            payment: crate::journal::Payment {
+                id: inserted.try_get("id")?,
+                operator_id: p.operator_id.clone(),
+                payment_ref: p.payment_ref.clone(),
+                card_id: p.card_id.clone(),
+                amount: p.amount,
+                route_id: p.route_id.clone(),
+                transport_operator_id: p.transport_operator_id.clone(),
+                occurred_at: p.occurred_at,
+                business_date,
+                transaction_id: tx_id,
+            },
+            card_balance: Money::new(balance, self.settings.currency),
+            replayed: false,
+        })
+    }
+
+    async fn post_validations(
+        &self,
+        batch: &[Validation],
+    ) -> Result<ValidationBatchOutcome, LedgerError> {
+        check_validations(&self.settings, batch)?;
+        if batch.is_empty() {
+            return Ok(ValidationBatchOutcome::default());
+        }
+        let n = batch.len();
+        let mut device = Vec::with_capacity(n);
+        let mut seq = Vec::with_capacity(n);
+        let mut event = Vec::with_capacity(n);
+        let mut card = Vec::with_capacity(n);
+        let mut fare = Vec::with_capacity(n);
+        let mut route = Vec::with_capacity(n);
+        let mut transport = Vec::with_capacity(n);
+        let mut occurred = Vec::with_capacity(n);
+        let mut date: Vec<NaiveDate> = Vec::with_capacity(n);
+        for v in batch {
+            device.push(v.device_id.as_str());
+            seq.push(v.device_seq);
+            event.push(v.event_id.as_str());
+            card.push(v.card_id.as_str());
+            fare.push(v.fare.minor);
+            route.push(v.route_id.as_str());
+            transport.push(v.transport_operator_id.as_str());
+            occurred.push(v.occurred_at);
+            date.push(self.settings.calendar.business_date(v.occurred_at).naive());
+        }
+        let mut tx = self.pool.begin().await?;
+        let tx_id: i64 = sqlx::query_scalar("SELECT nextval('transactions_id_seq')")
+            .fetch_one(&mut *tx)
+            .await?;
+        let posted = sqlx::query(
+            "INSERT INTO validations (device_id, device_seq, event_id, card_id, fare, currency, \
+               route_id, transport_operator_id, occurred_at, business_date, transaction_id) \
+             SELECT d, s, e, c, f, $6, r, t, o, b, $11 \
+               FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], \
+                           $7::text[], $8::text[], $9::timestamptz[], $10::date[]) \
+                    AS u(d, s, e, c, f, r, t, o, b) \
+             ON CONFLICT (device_id, device_seq) DO NOTHING \
+             RETURNING card_id, fare, transport_operator_id",
+        )
+        .bind(&device)
+        .bind(&seq)
+        .bind(&event)
+        .bind(&card)
+        .bind(&fare)
+        .bind(self.settings.currency.code())
+        .bind(&route)
+        .bind(&transport)
+        .bind(&occurred)
+        .bind(&date)
+        .bind(tx_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if posted.is_empty() {
+            tx.rollback().await?;
+            return Ok(ValidationBatchOutcome {
+                posted: 0,
+                duplicates: n,
+                transaction_id: None,
+                flagged_cards: Vec::new(),
+            });
+        }
+        let triples: Vec<(String, i64, String)> = posted
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let moves =
+            validation_postings(triples.iter().map(|(c, f, t)| (c.as_str(), *f, t.as_str())));
+        let (accounts, amounts): (Vec<String>, Vec<i64>) = moves.into_iter().unzip();
+        let flagged: Vec<String> = sqlx::query_scalar::<_, Option<String>>(
+            "WITH t AS (INSERT INTO transactions (id, kind) VALUES ($1, 'validations')), \
+                  p AS (INSERT INTO postings (transaction_id, account_id, amount) \
+                        SELECT $1, a, m FROM UNNEST($2::text[], $3::int8[]) AS u(a, m)) \
+             INSERT INTO accounts AS acc (id, balance, flagged) \
+             SELECT a, m, m < 0 AND a LIKE 'card:%' FROM UNNEST($2::text[], $3::int8[]) AS u(a, m) \
+             ORDER BY a \
+             ON CONFLICT (id) DO UPDATE SET balance = acc.balance + EXCLUDED.balance, \
+               flagged = acc.flagged OR (acc.balance + EXCLUDED.balance < 0 AND acc.id LIKE 'card:%') \
+             RETURNING CASE WHEN balance < 0 AND id LIKE 'card:%' THEN substr(id, 6) END",
+        )
+        .bind(tx_id)
+        .bind(&accounts)
+        .bind(&amounts)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+        tx.commit().await?;
+        Ok(ValidationBatchOutcome {
+            posted: posted.len(),
+            duplicates: n - posted.len(),
+            transaction_id: Some(tx_id),
+            flagged_cards: parse_cards(flagged)?,
+        })
+    }
+
+    async fn card_balance(&self, card: &CardId) -> Result<CardBalance, LedgerError> {
+        let row: Option<(i64, bool)> =
+            sqlx::query_as("SELECT balance, flagged FROM accounts WHERE id = $1")
+                .bind(card_account(card))
+                .fetch_optional(&self.pool)
+                .await?;
+        let (balance, flagged) = row.unwrap_or((0, false));
+        Ok(CardBalance {
+            card_id: card.clone(),
+            balance: Money::new(balance, self.settings.currency),
+            flagged,
+        })
+    }
+
+    async fn card_entries(&self, card: &CardId) -> Result<Vec<CardEntry>, LedgerError> {
+        let rows = sqlx::query(&card_entries_sql("$1"))
+            .bind(card.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| entry_from_row(r, self.settings.currency))
+            .collect()
+    }
+
+    async fn sale(&self, operator: &OperatorId, id: SaleId) -> Result<Option<Sale>, LedgerError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE id = $1 AND operator_id = $2"
+        ))
+        .bind(id)
+        .bind(operator.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(sale_from_row).transpose()
+    }
+
+    async fn operator_sales(
+        &self,
+        operator: &OperatorId,
+        date: BusinessDate,
+    ) -> Result<Vec<Sale>, LedgerError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = $1 AND business_date = $2 \
+             UNION \
+             SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = $1 AND void_business_date = $2 \
+               AND voided_at IS NOT NULL \
+             ORDER BY id"
+        ))
+        .bind(operator.as_str())
+        .bind(date.naive())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(sale_from_row).collect()
+    }
+
+    async fn operator_sales_page(
+        &self,
+        operator: &OperatorId,
+        date: BusinessDate,
+        after: Option<SaleId>,
+        limit: u32,
+    ) -> Result<Vec<Sale>, LedgerError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales \
+             WHERE operator_id = $1 AND business_date = $2 AND id > $3 ORDER BY id LIMIT $4"
+        ))
+        .bind(operator.as_str())
+        .bind(date.naive())
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(sale_from_row).collect()
+    }
+
+    async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
+        // One snapshot, so concurrent writers cannot make a sound ledger look unsound.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let (transactions, postings): (i64, i64) =
+            sqlx::query_as(invariants::COUNTS).fetch_one(&mut *tx).await?;
+        let unbalanced: Vec<(i64, i64)> =
+            sqlx::query_as(invariants::UNBALANCED).fetch_all(&mut *tx).await?;
+        let orphans: Vec<i64> = sqlx::query_scalar(invariants::ORPHANS)
+            .fetch_all(&mut *tx)
+            .await?;
+        let total: i64 = sqlx::query_scalar(invariants::TOTAL)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mismatched: Vec<(String, i64, i64)> =
+            sqlx::query_as(invariants::MISMATCHED).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(InvariantReport {
+            transactions,
+            postings,
+            unbalanced_transactions: unbalanced,
+            orphans,
+            total_balance: total,
+            mismatched_accounts: mismatched,
+        })
+    }
+}

@@ -1,0 +1,570 @@
+//! The SQLite backend, the embedded default: one file, no server. SQLite has a single
+//! writer, so every write transaction starts with `BEGIN IMMEDIATE`, which takes the write
+//! lock up front; concurrent writers (threads or processes) queue on the busy timeout
+//! instead of failing half-way.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use crate::backend::{
+    Backend, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
+    parse_cards, replay_payment, replay_sale, validation_postings,
+};
+use crate::business_date::BusinessDate;
+use crate::error::LedgerError;
+use crate::ids::{CardId, OperatorId};
+use crate::journal::{
+    CardBalance, CardEntry, InvariantReport, NewPayment, NewSale, Payment, PaymentReceipt, Sale,
+    SaleId, SaleReceipt, Validation, ValidationBatchOutcome, Void, VoidReceipt, card_account,
+    fares_account, receivable_account,
+};
+use crate::money::Money;
+use crate::operator::{Operator, OperatorPatch};
+use crate::rows::{
+    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, card_entries_sql, entry_from_row,
+    invariants, operator_from_row, payment_from_row, sale_from_row,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteLedger {
+    pool: SqlitePool,
+    settings: LedgerSettings,
+}
+
+type Tx = Transaction<'static, Sqlite>;
+
+impl SqliteLedger {
+    pub async fn connect(url: &str, settings: LedgerSettings) -> Result<SqliteLedger, LedgerError> {
+        let options = SqliteConnectOptions::from_str(url)?;
+        if let Some(dir) = options.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections.clamp(1, 8))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteLedger { pool, settings })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn write(&self) -> Result<Tx, LedgerError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn balance_in(&self, tx: &mut Tx, card: &CardId) -> Result<Money, LedgerError> {
+        let balance: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = ?1")
+            .bind(card_account(card))
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(Money::new(balance.unwrap_or(0), self.settings.currency))
+    }
+
+    /// Refuses writes for an unknown or inactive operator.
+    async fn check_operator(&self, tx: &mut Tx, operator: &OperatorId) -> Result<(), LedgerError> {
+        let active: Option<bool> = sqlx::query_scalar("SELECT active FROM operators WHERE id = ?1")
+            .bind(operator.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        match active {
+            None => Err(LedgerError::UnknownOperator(operator.to_string())),
+            Some(false) => Err(LedgerError::InactiveOperator(operator.to_string())),
+            Some(true) => Ok(()),
+        }
+    }
+
+    async fn new_transaction(&self, tx: &mut Tx, kind: &str) -> Result<i64, LedgerError> {
+        Ok(
+            sqlx::query_scalar("INSERT INTO transactions (kind) VALUES (?1) RETURNING id")
+                .bind(kind)
+                .fetch_one(&mut **tx)
+                .await?,
+        )
+    }
+
+    /// Posts `moves` (account, signed amount) under `tx_id` and applies them to the cached
+    /// balances; returns the new balances in the same order.
+    async fn post(
+        &self,
+        tx: &mut Tx,
+        tx_id: i64,
+        moves: &[(String, i64)],
+    ) -> Result<Vec<i64>, LedgerError> {
+        let mut balances = Vec::with_capacity(moves.len());
+        for (account, amount) in moves {
+            sqlx::query("INSERT INTO postings (transaction_id, account_id, amount) VALUES (?1, ?2, ?3)")
+                .bind(tx_id)
+                .bind(account)
+                .bind(amount)
+                .execute(&mut **tx)
+                .await?;
+            let balance: i64 = sqlx::query_scalar(
+                "INSERT INTO accounts (id, balance) VALUES (?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance \
+                 RETURNING balance",
+            )
+            .bind(account)
+            .bind(amount)
+            .fetch_one(&mut **tx)
+            .await?;
+            balances.push(balance);
+        }
+        Ok(balances)
+    }
+
+    async fn write_operator(&self, tx: &mut Tx, op: &Operator, insert: bool) -> Result<u64, LedgerError> {
+        let sql = if insert {
+            "INSERT INTO operators (id, name, commission_rate, tax_rate, void_window_secs, \
+             settlement_lag_days, active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (id) DO NOTHING"
+        } else {
+            "UPDATE operators SET name = ?2, commission_rate = ?3, tax_rate = ?4, \
+             void_window_secs = ?5, settlement_lag_days = ?6, active = ?7, \
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1"
+        };
+        Ok(sqlx::query(sql)
+            .bind(op.id.as_str())
+            .bind(op.name.as_str())
+            .bind(op.commission_rate.to_string())
+            .bind(op.tax_rate.to_string())
+            .bind(op.void_window.duration().as_secs() as i64)
+            .bind(i32::from(op.settlement_lag_days))
+            .bind(op.active)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
+    }
+}
+
+#[async_trait]
+impl Ledger for SqliteLedger {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    fn settings(&self) -> &LedgerSettings {
+        &self.settings
+    }
+
+    async fn migrate(&self) -> Result<(), LedgerError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), LedgerError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn add_operator(&self, op: &Operator) -> Result<(), LedgerError> {
+        let mut tx = self.write().await?;
+        if self.write_operator(&mut tx, op, true).await? == 0 {
+            return Err(LedgerError::DuplicateOperator(op.id.to_string()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_operator(
+        &self,
+        id: &OperatorId,
+        patch: &OperatorPatch,
+    ) -> Result<Operator, LedgerError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = ?1"))
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))?;
+        let mut op = operator_from_row(&row)?;
+        patch.apply(&mut op);
+        self.write_operator(&mut tx, &op, false).await?;
+        tx.commit().await?;
+        Ok(op)
+    }
+
+    async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError> {
+        let row = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = ?1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(operator_from_row).transpose()
+    }
+
+    async fn operators(&self) -> Result<Vec<Operator>, LedgerError> {
+        let rows = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(operator_from_row).collect()
+    }
+
+    async fn record_sale(&self, sale: &NewSale) -> Result<SaleReceipt, LedgerError> {
+        check_currency(&self.settings, &sale.amount)?;
+        let business_date = self.settings.calendar.business_date(sale.occurred_at);
+        let mut tx = self.write().await?;
+        self.check_operator(&mut tx, &sale.operator_id).await?;
+        let tx_id = self.new_transaction(&mut tx, "sale").await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO sales (operator_id, operator_ref, card_id, amount, currency, \
+               point_of_sale, occurred_at, business_date, transaction_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (operator_id, operator_ref) DO NOTHING RETURNING id",
+        )
+        .bind(sale.operator_id.as_str())
+        .bind(sale.operator_ref.as_str())
+        .bind(sale.card_id.as_str())
+        .bind(sale.amount.minor)
+        .bind(sale.amount.currency.code())
+        .bind(sale.point_of_sale.as_str())
+        .bind(sale.occurred_at)
+        .bind(business_date.naive())
+        .bind(tx_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            let row = sqlx::query(&format!(
+                "SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = ?1 AND operator_ref = ?2"
+            ))
+            .bind(sale.operator_id.as_str())
+            .bind(sale.operator_ref.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            let existing = sale_from_row(&row)?;
+            let balance = self.balance_in(&mut tx, &sale.card_id).await?;
+            tx.rollback().await?;
+            return replay_sale(existing, sale, balance);
+        };
+        let moves = [
+            (card_account(&sale.card_id), sale.amount.minor),
+            (receivable_account(&sale.operator_id), -sale.amount.minor),
+        ];
+        let balances = self.post(&mut tx, tx_id, &moves).await?;
+        tx.commit().await?;
+        Ok(SaleReceipt {
+            sale: Sale {
+                id,
+                operator_id: sale.operator_id.clone(),
+                operator_ref: sale.operator_ref.clone(),
+                card_id: sale.card_id.clone(),
+                amount: sale.amount,
+                point_of_sale: sale.point_of_sale.clone(),
+                occurred_at: sale.occurred_at,
+                business_date,
+                transaction_id: tx_id,
+                void: None,
+            },
+            card_balance: Money::new(balances[0], self.settings.currency),
+            replayed: false,
+        })
+    }
+
+    async fn void_sale(
+        &self,
+        operator: &OperatorId,
+        sale_id: SaleId,
+        at: DateTime<Utc>,
+    ) -> Result<VoidReceipt, LedgerError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS}, (SELECT void_window_secs FROM operators o \
+               WHERE o.id = s.operator_id) AS void_window_secs \
+             FROM sales s WHERE id = ?1 AND operator_id = ?2"
+        ))
+        .bind(sale_id)
+        .bind(operator.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(LedgerError::SaleNotFound(sale_id))?;
+        let mut sale = sale_from_row(&row)?;
+        check_voidable(&sale, row.try_get("void_window_secs")?, at)?;
+        let balance = self.balance_in(&mut tx, &sale.card_id).await?;
+        if balance.minor < sale.amount.minor {
+            return Err(LedgerError::InsufficientBalance {
+                balance,
+                needed: sale.amount,
+            });
+        }
+        let tx_id = self.new_transaction(&mut tx, "void").await?;
+        let moves = [
+            (card_account(&sale.card_id), -sale.amount.minor),
+            (receivable_account(&sale.operator_id), sale.amount.minor),
+        ];
+        let balances = self.post(&mut tx, tx_id, &moves).await?;
+        let void_date = self.settings.calendar.business_date(at);
+        sqlx::query(
+            "UPDATE sales SET voided_at = ?2, void_business_date = ?3, void_transaction_id = ?4 \
+             WHERE id = ?1",
+        )
+        .bind(sale_id)
+        .bind(at)
+        .bind(void_date.naive())
+        .bind(tx_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        sale.void = Some(Void {
+            voided_at: at,
+            business_date: void_date,
+            transaction_id: tx_id,
+        });
+        Ok(VoidReceipt {
+            sale,
+            card_balance: Money::new(balances[0], self.settings.currency),
+        })
+    }
+
+    async fn pay_fare(&self, p: &NewPayment) -> Result<PaymentReceipt, LedgerError> {
+        check_currency(&self.settings, &p.amount)?;
+        let business_date = self.settings.calendar.business_date(p.occurred_at);
+        let mut tx = self.write().await?;
+        self.check_operator(&mut tx, &p.operator_id).await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE operator_id = ?1 AND payment_ref = ?2"
+        ))
+        .bind(p.operator_id.as_str())
+        .bind(p.payment_ref.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let existing = payment_from_row(&row)?;
+            let balance = self.balance_in(&mut tx, &p.card_id).await?;
+            return replay_payment(existing, p, balance);
+        }
+        let balance = self.balance_in(&mut tx, &p.card_id).await?;
+        if balance.minor < p.amount.minor {
+            return Err(LedgerError::InsufficientBalance {
+                balance,
+                needed: p.amount,
+            });
+        }
+        let tx_id = self.new_transaction(&mut tx, "payment").await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO payments (operator_id, payment_ref, card_id, amount, currency, route_id, \
+               transport_operator_id, occurred_at, business_date, transaction_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+        )
+        .bind(p.operator_id.as_str())
+        .bind(p.payment_ref.as_str())
+        .bind(p.card_id.as_str())
+        .bind(p.amount.minor)
+        .bind(p.amount.currency.code())
+        .bind(p.route_id.as_str())
+        .bind(p.transport_operator_id.as_str())
+        .bind(p.occurred_at)
+        .bind(business_date.naive())
+        .bind(tx_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let moves = [
+            (card_account(&p.card_id), -p.amount.minor),
+            (fares_account(&p.transport_operator_id), p.amount.minor),
+        ];
+        let balances = self.post(&mut tx, tx_id, &moves).await?;
+        tx.commit().await?;
+        Ok(PaymentReceipt {
+            payment: Payment {
+                id,
+                operator_id: p.operator_id.clone(),
+                payment_ref: p.payment_ref.clone(),
+                card_id: p.card_id.clone(),
+                amount: p.amount,
+                route_id: p.route_id.clone(),
+                transport_operator_id: p.transport_operator_id.clone(),
+                occurred_at: p.occurred_at,
+                business_date,
+                transaction_id: tx_id,
+            },
+            card_balance: Money::new(balances[0], self.settings.currency),
+            replayed: false,
+        })
+    }
+
+    async fn post_validations(
+        &self,
+        batch: &[Validation],
+    ) -> Result<ValidationBatchOutcome, LedgerError> {
+        check_validations(&self.settings, batch)?;
+        if batch.is_empty() {
+            return Ok(ValidationBatchOutcome::default());
+        }
+        let mut tx = self.write().await?;
+        let tx_id = self.new_transaction(&mut tx, "validations").await?;
+        let mut posted = Vec::with_capacity(batch.len());
+        for v in batch {
+            let inserted = sqlx::query(
+                "INSERT INTO validations (device_id, device_seq, event_id, card_id, fare, \
+                   currency, route_id, transport_operator_id, occurred_at, business_date, \
+                   transaction_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT (device_id, device_seq) DO NOTHING",
+            )
+            .bind(v.device_id.as_str())
+            .bind(v.device_seq)
+            .bind(&v.event_id)
+            .bind(v.card_id.as_str())
+            .bind(v.fare.minor)
+            .bind(v.fare.currency.code())
+            .bind(v.route_id.as_str())
+            .bind(v.transport_operator_id.as_str())
+            .bind(v.occurred_at)
+            .bind(self.settings.calendar.business_date(v.occurred_at).naive())
+            .bind(tx_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                posted.push(v);
+            }
+        }
+        if posted.is_empty() {
+            tx.rollback().await?;
+            return Ok(ValidationBatchOutcome {
+                posted: 0,
+                duplicates: batch.len(),
+                transaction_id: None,
+                flagged_cards: Vec::new(),
+            });
+        }
+        let moves = validation_postings(posted.iter().map(|v| {
+            (
+                v.card_id.as_str(),
+                v.fare.minor,
+                v.transport_operator_id.as_str(),
+            )
+        }));
+        let balances = self.post(&mut tx, tx_id, &moves).await?;
+        let mut flagged = Vec::new();
+        for ((account, _), balance) in moves.iter().zip(balances) {
+            if let Some(card) = account.strip_prefix("card:")
+                && balance < 0
+            {
+                sqlx::query("UPDATE accounts SET flagged = 1 WHERE id = ?1")
+                    .bind(account)
+                    .execute(&mut *tx)
+                    .await?;
+                flagged.push(card.to_string());
+            }
+        }
+        tx.commit().await?;
+        Ok(ValidationBatchOutcome {
+            posted: posted.len(),
+            duplicates: batch.len() - posted.len(),
+            transaction_id: Some(tx_id),
+            flagged_cards: parse_cards(flagged)?,
+        })
+    }
+
+    async fn card_balance(&self, card: &CardId) -> Result<CardBalance, LedgerError> {
+        let row: Option<(i64, bool)> =
+            sqlx::query_as("SELECT balance, flagged FROM accounts WHERE id = ?1")
+                .bind(card_account(card))
+                .fetch_optional(&self.pool)
+                .await?;
+        let (balance, flagged) = row.unwrap_or((0, false));
+        Ok(CardBalance {
+            card_id: card.clone(),
+            balance: Money::new(balance, self.settings.currency),
+            flagged,
+        })
+    }
+
+    async fn card_entries(&self, card: &CardId) -> Result<Vec<CardEntry>, LedgerError> {
+        let rows = sqlx::query(&card_entries_sql("?1"))
+            .bind(card.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| entry_from_row(r, self.settings.currency))
+            .collect()
+    }
+
+    async fn sale(&self, operator: &OperatorId, id: SaleId) -> Result<Option<Sale>, LedgerError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE id = ?1 AND operator_id = ?2"
+        ))
+        .bind(id)
+        .bind(operator.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(sale_from_row).transpose()
+    }
+
+    async fn operator_sales(
+        &self,
+        operator: &OperatorId,
+        date: BusinessDate,
+    ) -> Result<Vec<Sale>, LedgerError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = ?1 \
+               AND (business_date = ?2 OR (voided_at IS NOT NULL AND void_business_date = ?2)) \
+             ORDER BY id"
+        ))
+        .bind(operator.as_str())
+        .bind(date.naive())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(sale_from_row).collect()
+    }
+
+    async fn operator_sales_page(
+        &self,
+        operator: &OperatorId,
+        date: BusinessDate,
+        after: Option<SaleId>,
+        limit: u32,
+    ) -> Result<Vec<Sale>, LedgerError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales \
+             WHERE operator_id = ?1 AND business_date = ?2 AND id > ?3 ORDER BY id LIMIT ?4"
+        ))
+        .bind(operator.as_str())
+        .bind(date.naive())
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(sale_from_row).collect()
+    }
+
+    async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
+        // A read transaction is one snapshot in WAL mode.
+        let mut tx = self.pool.begin().await?;
+        let (transactions, postings): (i64, i64) =
+            sqlx::query_as(invariants::COUNTS).fetch_one(&mut *tx).await?;
+        let unbalanced: Vec<(i64, i64)> =
+            sqlx::query_as(invariants::UNBALANCED).fetch_all(&mut *tx).await?;
+        let orphans: Vec<i64> = sqlx::query_scalar(invariants::ORPHANS)
+            .fetch_all(&mut *tx)
+            .await?;
+        let total: i64 = sqlx::query_scalar(invariants::TOTAL)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mismatched: Vec<(String, i64, i64)> =
+            sqlx::query_as(invariants::MISMATCHED).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(InvariantReport {
+            transactions,
+            postings,
+            unbalanced_transactions: unbalanced,
+            orphans,
+            total_balance: total,
+            mismatched_accounts: mismatched,
+        })
+    }
+}

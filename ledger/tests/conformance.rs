@@ -1,0 +1,368 @@
+//! The ledger's rules, checked the same way on PostgreSQL and on SQLite.
+
+mod support;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use ledger::journal::EntryKind;
+use ledger::{BusinessDate, Ledger, LedgerError, OperatorPatch, VoidWindow};
+use support::*;
+
+on_both_backends!(
+    a_replayed_sale_is_one_transaction,
+    the_same_ref_with_other_content_is_a_conflict,
+    a_void_reverses_the_sale_once,
+    another_operator_cannot_void_the_sale,
+    a_void_after_the_window_is_rejected,
+    a_spent_top_up_cannot_be_voided,
+    a_payment_never_overdraws_and_replays,
+    validations_post_even_below_zero_and_flag_the_card,
+    unknown_and_inactive_operators_cannot_sell,
+    operators_are_registered_listed_and_changed,
+    sales_are_listed_by_business_date,
+    concurrent_payments_never_overdraw,
+    concurrent_identical_sales_make_one_transaction,
+);
+
+async fn a_replayed_sale_is_one_transaction(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    let first = ledger
+        .record_sale(&sale("OP001", "OP001-1", "CARD0001", 2_000_000))
+        .await
+        .unwrap();
+    assert!(!first.replayed);
+    assert_eq!(first.card_balance, cop(2_000_000));
+    let mut retry = sale("OP001", "OP001-1", "CARD0001", 2_000_000);
+    retry.occurred_at += Duration::seconds(3);
+    let again = ledger.record_sale(&retry).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.sale.id, first.sale.id);
+    assert_eq!(again.sale.transaction_id, first.sale.transaction_id);
+    assert_eq!(again.card_balance, cop(2_000_000));
+    let entries = ledger.card_entries(&card("CARD0001")).await.unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let report = ledger.check_invariants().await.unwrap();
+    assert_eq!((report.transactions, report.postings), (1, 2));
+    assert_sound(&ledger).await;
+}
+
+async fn the_same_ref_with_other_content_is_a_conflict(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 1_000_000))
+        .await
+        .unwrap();
+    let other_amount = ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 1_000_100))
+        .await;
+    assert!(
+        matches!(&other_amount, Err(LedgerError::Conflict { detail, .. }) if detail.contains("amount")),
+        "{other_amount:?}"
+    );
+    let other_card = ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0002", 1_000_000))
+        .await;
+    assert!(
+        matches!(&other_card, Err(LedgerError::Conflict { detail, .. }) if detail.contains("card_id")),
+        "{other_card:?}"
+    );
+    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(1_000_000));
+    assert_eq!(ledger.card_balance(&card("CARD0002")).await.unwrap().balance, cop(0));
+    assert_sound(&ledger).await;
+}
+
+async fn a_void_reverses_the_sale_once(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    let s = ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 500_000))
+        .await
+        .unwrap();
+    let op = op_id("OP001");
+    let at = t0() + Duration::minutes(5);
+    let v = ledger.void_sale(&op, s.sale.id, at).await.unwrap();
+    assert_eq!(v.card_balance, cop(0));
+    assert_eq!(v.sale.void.as_ref().unwrap().voided_at, at);
+    let twice = ledger.void_sale(&op, s.sale.id, at).await;
+    assert!(matches!(twice, Err(LedgerError::AlreadyVoided(id)) if id == s.sale.id), "{twice:?}");
+    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(0));
+    let kinds: Vec<EntryKind> = ledger
+        .card_entries(&card("CARD0001"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [EntryKind::Sale, EntryKind::Void]);
+    let stored = ledger.sale(&op, s.sale.id).await.unwrap().unwrap();
+    assert!(stored.void.is_some());
+    assert_sound(&ledger).await;
+}
+
+async fn another_operator_cannot_void_the_sale(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OPA", "OPB"]).await;
+    let s = ledger
+        .record_sale(&sale("OPA", "R-1", "CARD0001", 500_000))
+        .await
+        .unwrap();
+    let err = ledger
+        .void_sale(&op_id("OPB"), s.sale.id, t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::SaleNotFound(_)), "{err:?}");
+    assert!(ledger.sale(&op_id("OPB"), s.sale.id).await.unwrap().is_none());
+    let still = ledger.sale(&op_id("OPA"), s.sale.id).await.unwrap().unwrap();
+    assert!(still.void.is_none());
+    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(500_000));
+    assert_sound(&ledger).await;
+}
+
+async fn a_void_after_the_window_is_rejected(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    let s = ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 500_000))
+        .await
+        .unwrap();
+    let op = op_id("OP001");
+    let late = t0() + Duration::minutes(30) + Duration::seconds(1);
+    let err = ledger.void_sale(&op, s.sale.id, late).await.unwrap_err();
+    assert!(matches!(err, LedgerError::VoidWindowClosed { .. }), "{err:?}");
+    // Exactly at the close is still inside.
+    ledger
+        .void_sale(&op, s.sale.id, t0() + Duration::minutes(30))
+        .await
+        .unwrap();
+    assert_sound(&ledger).await;
+}
+
+async fn a_spent_top_up_cannot_be_voided(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    let s = ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 500_000))
+        .await
+        .unwrap();
+    ledger
+        .pay_fare(&payment("OP001", "P-1", "CARD0001", 295_000))
+        .await
+        .unwrap();
+    let err = ledger
+        .void_sale(&op_id("OP001"), s.sale.id, t0() + Duration::minutes(6))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::InsufficientBalance { .. }), "{err:?}");
+    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(205_000));
+    assert_sound(&ledger).await;
+}
+
+async fn a_payment_never_overdraws_and_replays(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 300_000))
+        .await
+        .unwrap();
+    let paid = ledger
+        .pay_fare(&payment("OP001", "P-1", "CARD0001", 295_000))
+        .await
+        .unwrap();
+    assert_eq!(paid.card_balance, cop(5_000));
+    let replay = ledger
+        .pay_fare(&payment("OP001", "P-1", "CARD0001", 295_000))
+        .await
+        .unwrap();
+    assert!(replay.replayed);
+    assert_eq!(replay.payment.transaction_id, paid.payment.transaction_id);
+    let short = ledger
+        .pay_fare(&payment("OP001", "P-2", "CARD0001", 295_000))
+        .await
+        .unwrap_err();
+    match short {
+        LedgerError::InsufficientBalance { balance, needed } => {
+            assert_eq!((balance, needed), (cop(5_000), cop(295_000)))
+        }
+        other => panic!("expected insufficient balance, got {other:?}"),
+    }
+    let conflict = ledger
+        .pay_fare(&payment("OP001", "P-1", "CARD0001", 1_000))
+        .await;
+    assert!(matches!(conflict, Err(LedgerError::Conflict { .. })), "{conflict:?}");
+    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(5_000));
+    assert_sound(&ledger).await;
+}
+
+async fn validations_post_even_below_zero_and_flag_the_card(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 300_000))
+        .await
+        .unwrap();
+    let batch = vec![
+        validation("GATE-1", 1, "CARD0001", 295_000),
+        validation("GATE-1", 2, "CARD0001", 295_000),
+        validation("GATE-1", 2, "CARD0001", 295_000), // duplicate inside the batch
+        validation("GATE-2", 1, "CARD0002", 295_000), // a card never topped up
+    ];
+    let out = ledger.post_validations(&batch).await.unwrap();
+    assert_eq!((out.posted, out.duplicates), (3, 1));
+    let mut flagged: Vec<String> = out.flagged_cards.iter().map(|c| c.to_string()).collect();
+    flagged.sort();
+    assert_eq!(flagged, ["CARD0001", "CARD0002"]);
+    let b = ledger.card_balance(&card("CARD0001")).await.unwrap();
+    assert_eq!((b.balance, b.flagged), (cop(-290_000), true));
+    // The whole batch again is a no-op.
+    let again = ledger.post_validations(&batch).await.unwrap();
+    assert_eq!((again.posted, again.duplicates, again.transaction_id), (0, 4, None));
+    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(-290_000));
+    let entries = ledger.card_entries(&card("CARD0001")).await.unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[2].reference, "GATE-1#2");
+    assert_sound(&ledger).await;
+}
+
+async fn unknown_and_inactive_operators_cannot_sell(ledger: Arc<dyn Ledger>) {
+    let err = ledger
+        .record_sale(&sale("NOPE", "R-1", "CARD0001", 1_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::UnknownOperator(_)), "{err:?}");
+    with_operators(&ledger, &["OP001"]).await;
+    let patch = OperatorPatch {
+        active: Some(false),
+        ..OperatorPatch::default()
+    };
+    ledger.update_operator(&op_id("OP001"), &patch).await.unwrap();
+    let err = ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 1_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::InactiveOperator(_)), "{err:?}");
+    let err = ledger
+        .pay_fare(&payment("OP001", "P-1", "CARD0001", 1_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::InactiveOperator(_)), "{err:?}");
+    assert_sound(&ledger).await;
+}
+
+async fn operators_are_registered_listed_and_changed(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP002", "OP001"]).await;
+    let dup = ledger.add_operator(&operator("OP001")).await.unwrap_err();
+    assert!(matches!(dup, LedgerError::DuplicateOperator(_)), "{dup:?}");
+    let ids: Vec<String> = ledger
+        .operators()
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.id.to_string())
+        .collect();
+    assert_eq!(ids, ["OP001", "OP002"]);
+    let patch = OperatorPatch {
+        void_window: Some(VoidWindow::parse("2h").unwrap()),
+        settlement_lag_days: Some(3),
+        ..OperatorPatch::default()
+    };
+    let changed = ledger.update_operator(&op_id("OP001"), &patch).await.unwrap();
+    assert_eq!(changed.void_window.to_string(), "2h");
+    let stored = ledger.operator(&op_id("OP001")).await.unwrap().unwrap();
+    assert_eq!(stored, changed);
+    assert_eq!(stored.commission_rate.to_string(), "0.035");
+    let missing = ledger.update_operator(&op_id("OP404"), &patch).await.unwrap_err();
+    assert!(matches!(missing, LedgerError::UnknownOperator(_)));
+}
+
+async fn sales_are_listed_by_business_date(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001", "OP002"]).await;
+    let d = BusinessDate::parse("2026-11-26").unwrap();
+    // 23:50 in Bogotá on the 26th; voided 20 minutes later, on the 27th.
+    let mut late = sale("OP001", "R-LATE", "CARD0001", 100_000);
+    late.occurred_at = chrono::DateTime::parse_from_rfc3339("2026-11-26T23:50:00-05:00")
+        .unwrap()
+        .into();
+    let late = ledger.record_sale(&late).await.unwrap();
+    assert_eq!(late.sale.business_date, d);
+    ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 100_000))
+        .await
+        .unwrap();
+    ledger
+        .record_sale(&sale("OP002", "R-1", "CARD0001", 100_000))
+        .await
+        .unwrap();
+    let void_at = late.sale.occurred_at + Duration::minutes(20);
+    ledger
+        .void_sale(&op_id("OP001"), late.sale.id, void_at)
+        .await
+        .unwrap();
+    let on_d = ledger.operator_sales(&op_id("OP001"), d).await.unwrap();
+    assert_eq!(on_d.len(), 2);
+    let next = ledger.operator_sales(&op_id("OP001"), d.succ()).await.unwrap();
+    assert_eq!(next.len(), 1, "the void's date lists the voided sale");
+    assert_eq!(next[0].void.as_ref().unwrap().business_date, d.succ());
+    let page = ledger
+        .operator_sales_page(&op_id("OP001"), d, Some(on_d[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_sound(&ledger).await;
+}
+
+async fn concurrent_payments_never_overdraw(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    ledger
+        .record_sale(&sale("OP001", "R-1", "CARD0001", 10 * 295_000))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                ledger
+                    .pay_fare(&payment("OP001", &format!("P-{i}"), "CARD0001", 295_000))
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => {
+                assert!(r.card_balance.minor >= 0);
+                ok += 1
+            }
+            Err(LedgerError::InsufficientBalance { .. }) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(ok, 10);
+    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(0));
+    assert_sound(&ledger).await;
+}
+
+async fn concurrent_identical_sales_make_one_transaction(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                ledger
+                    .record_sale(&sale("OP001", "R-SAME", "CARD0001", 1_000_000))
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut fresh = 0;
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        ids.insert(r.sale.transaction_id);
+        fresh += usize::from(!r.replayed);
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(fresh, 1);
+    let report = ledger.check_invariants().await.unwrap();
+    assert_eq!(report.transactions, 1);
+    assert_eq!(
+        ledger.card_balance(&card("CARD0001")).await.unwrap().balance,
+        cop(1_000_000)
+    );
+    assert_sound(&ledger).await;
+}

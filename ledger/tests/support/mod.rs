@@ -1,0 +1,130 @@
+//! Builders shared by the ledger's integration tests, and the macro that runs one scenario
+//! on both backends.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use ledger::journal::{NewPayment, NewSale, Validation};
+use ledger::{
+    CardId, Currency, DeviceId, Ledger, LedgerSettings, Money, Operator, OperatorId,
+    OperatorName, OperatorRef, PaymentRef, PointOfSale, Rate, RouteId, TransportOperatorId,
+    VoidWindow,
+};
+
+pub fn settings() -> LedgerSettings {
+    LedgerSettings {
+        max_connections: 64,
+        ..LedgerSettings::default()
+    }
+}
+
+pub fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-26T13:15:02Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+pub fn cop(minor: i64) -> Money {
+    Money::new(minor, Currency::COP)
+}
+
+pub fn operator(id: &str) -> Operator {
+    Operator {
+        id: OperatorId::parse(id).unwrap(),
+        name: OperatorName::parse(&format!("Operator {id}")).unwrap(),
+        commission_rate: Rate::parse("commission_rate", "0.035").unwrap(),
+        tax_rate: Rate::parse("tax_rate", "0.19").unwrap(),
+        void_window: VoidWindow::parse("30m").unwrap(),
+        settlement_lag_days: 1,
+        active: true,
+    }
+}
+
+pub async fn with_operators(ledger: &Arc<dyn Ledger>, ids: &[&str]) {
+    for id in ids {
+        ledger.add_operator(&operator(id)).await.unwrap();
+    }
+}
+
+pub fn sale(op: &str, reference: &str, card: &str, minor: i64) -> NewSale {
+    NewSale {
+        operator_id: OperatorId::parse(op).unwrap(),
+        operator_ref: OperatorRef::parse(reference).unwrap(),
+        card_id: CardId::parse(card).unwrap(),
+        amount: cop(minor),
+        point_of_sale: PointOfSale::parse("POS-1").unwrap(),
+        occurred_at: t0(),
+    }
+}
+
+pub fn payment(op: &str, reference: &str, card: &str, minor: i64) -> NewPayment {
+    NewPayment {
+        operator_id: OperatorId::parse(op).unwrap(),
+        payment_ref: PaymentRef::parse(reference).unwrap(),
+        card_id: CardId::parse(card).unwrap(),
+        amount: cop(minor),
+        route_id: RouteId::parse("R1").unwrap(),
+        transport_operator_id: TransportOperatorId::parse("TM").unwrap(),
+        occurred_at: t0() + Duration::minutes(5),
+    }
+}
+
+pub fn validation(device: &str, seq: i64, card: &str, minor: i64) -> Validation {
+    Validation {
+        event_id: format!("{device}-{seq}"),
+        device_id: DeviceId::parse(device).unwrap(),
+        device_seq: seq,
+        card_id: CardId::parse(card).unwrap(),
+        fare: cop(minor),
+        route_id: RouteId::parse("R7").unwrap(),
+        transport_operator_id: TransportOperatorId::parse("BUSCO").unwrap(),
+        occurred_at: t0() + Duration::minutes(10),
+    }
+}
+
+pub fn card(id: &str) -> CardId {
+    CardId::parse(id).unwrap()
+}
+
+pub fn op_id(id: &str) -> OperatorId {
+    OperatorId::parse(id).unwrap()
+}
+
+/// The ledger's invariants hold: every transaction sums to zero, balances sum to zero and
+/// each cached balance equals its postings.
+pub async fn assert_sound(ledger: &Arc<dyn Ledger>) {
+    let report = ledger.check_invariants().await.unwrap();
+    assert!(report.is_sound(), "ledger invariants broken: {report:?}");
+}
+
+/// Defines `mod sqlite` and `mod postgres`, each with one test per scenario function; a
+/// scenario is `async fn(Arc<dyn Ledger>)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    let db = ledger::testing::sqlite_ledger($crate::support::settings()).await;
+                    super::$scenario(db.ledger.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    let Some(db) =
+                        ledger::testing::postgres_ledger($crate::support::settings()).await
+                    else {
+                        return;
+                    };
+                    super::$scenario(db.ledger.clone()).await;
+                }
+            )*
+        }
+    };
+}
