@@ -119,18 +119,18 @@ pub trait Ledger: Send + Sync {
 
 /// Opens the ledger a URL names and applies its migrations.
 pub async fn connect(url: &str, settings: LedgerSettings) -> Result<Arc<dyn Ledger>, LedgerError> {
-    let ledger: Arc<dyn Ledger> = if url.starts_with("postgres://") || url.starts_with("postgresql://")
-    {
-        Arc::new(crate::postgres::PgLedger::connect(url, settings).await?)
-    } else if url.starts_with("sqlite:") {
-        Arc::new(crate::sqlite::SqliteLedger::connect(url, settings).await?)
-    } else {
-        return Err(InvalidInput::new(
-            "database_url",
-            "must start with postgres:// or sqlite:// (the password, if any, is not shown)",
-        )
-        .into());
-    };
+    let ledger: Arc<dyn Ledger> =
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Arc::new(crate::postgres::PgLedger::connect(url, settings).await?)
+        } else if url.starts_with("sqlite:") {
+            Arc::new(crate::sqlite::SqliteLedger::connect(url, settings).await?)
+        } else {
+            return Err(InvalidInput::new(
+                "database_url",
+                "must start with postgres:// or sqlite:// (the password, if any, is not shown)",
+            )
+            .into());
+        };
     ledger.migrate().await?;
     Ok(ledger)
 }

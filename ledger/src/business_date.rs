@@ -23,10 +23,13 @@ impl BusinessDate {
     pub fn parse_as(field: &'static str, text: &str) -> Result<BusinessDate, InvalidInput> {
         // Only the strict ISO form: chrono alone would also take "2026-1-5".
         let ok_shape = text.len() == 10
-            && text
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+            && text.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
         if !ok_shape {
             return Err(InvalidInput::new(
                 field,
@@ -137,7 +140,10 @@ fn parse_day_close(text: &str) -> Result<u32, InvalidInput> {
     let bad = || {
         InvalidInput::new(
             "day_close",
-            format!("{:?} is not a time from 00:01 to 24:00 (HH:MM)", truncate(text)),
+            format!(
+                "{:?} is not a time from 00:01 to 24:00 (HH:MM)",
+                truncate(text)
+            ),
         )
     };
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
@@ -179,11 +185,13 @@ mod tests {
     fn an_early_close_moves_late_sales_to_the_next_date() {
         let cal = BusinessCalendar::new("America/Bogota", "23:00").unwrap();
         assert_eq!(
-            cal.business_date(at("2026-11-26T23:30:00-05:00")).to_string(),
+            cal.business_date(at("2026-11-26T23:30:00-05:00"))
+                .to_string(),
             "2026-11-27"
         );
         assert_eq!(
-            cal.business_date(at("2026-11-26T22:59:59-05:00")).to_string(),
+            cal.business_date(at("2026-11-26T22:59:59-05:00"))
+                .to_string(),
             "2026-11-26"
         );
         let d = BusinessDate::parse("2026-11-27").unwrap();
@@ -192,7 +200,12 @@ mod tests {
 
     #[test]
     fn bad_settings_and_dates_name_the_field() {
-        assert_eq!(BusinessCalendar::new("Mars/Base", "24:00").unwrap_err().field, "timezone");
+        assert_eq!(
+            BusinessCalendar::new("Mars/Base", "24:00")
+                .unwrap_err()
+                .field,
+            "timezone"
+        );
         for close in ["00:00", "24:01", "7:00", "12:60", "noon"] {
             assert_eq!(
                 BusinessCalendar::new("UTC", close).unwrap_err().field,
@@ -200,7 +213,13 @@ mod tests {
                 "{close}"
             );
         }
-        for d in ["2026-02-30", "2026-1-05", "26-11-2026", "", "2026-11-26T00:00"] {
+        for d in [
+            "2026-02-30",
+            "2026-1-05",
+            "26-11-2026",
+            "",
+            "2026-11-26T00:00",
+        ] {
             assert!(BusinessDate::parse(d).is_err(), "{d}");
         }
     }

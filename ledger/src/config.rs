@@ -60,7 +60,7 @@ impl Default for Config {
             jwt_jwks: None,
             jwt_algorithms: None,
             log_format: None,
-        extra: BTreeMap::new(),
+            extra: BTreeMap::new(),
         }
     }
 }
@@ -217,16 +217,21 @@ mod tests {
     fn environment_wins_over_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("recaudo.toml");
-        std::fs::write(&path, "timezone = \"America/Lima\"\nday_close = \"23:00\"\n").unwrap();
-        let c = Config::from_sources(Some(&path), &vars(&[("RECAUDO_DAY_CLOSE", "22:00")]))
-            .unwrap();
+        std::fs::write(
+            &path,
+            "timezone = \"America/Lima\"\nday_close = \"23:00\"\n",
+        )
+        .unwrap();
+        let c =
+            Config::from_sources(Some(&path), &vars(&[("RECAUDO_DAY_CLOSE", "22:00")])).unwrap();
         assert_eq!(c.timezone, "America/Lima");
         assert_eq!(c.day_close, "22:00");
     }
 
     #[test]
     fn bad_settings_are_named() {
-        let err = Config::from_sources(None, &vars(&[("RECAUDO_TIMEZONE", "Nowhere")])).unwrap_err();
+        let err =
+            Config::from_sources(None, &vars(&[("RECAUDO_TIMEZONE", "Nowhere")])).unwrap_err();
         assert!(err.to_string().contains("timezone"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("recaudo.toml");

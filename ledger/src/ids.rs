@@ -137,7 +137,10 @@ mod tests {
 
     #[test]
     fn parses_realistic_identifiers() {
-        assert_eq!(CardId::parse("CARD0000123456").unwrap().as_str(), "CARD0000123456");
+        assert_eq!(
+            CardId::parse("CARD0000123456").unwrap().as_str(),
+            "CARD0000123456"
+        );
         assert!(OperatorRef::parse("OP001-000123").is_ok());
         assert!(PointOfSale::parse("POS-17").is_ok());
     }
@@ -153,7 +156,9 @@ mod tests {
             "operator_ref"
         );
         assert_eq!(
-            CardId::parse_as("ledger_card_id", "=1+1").unwrap_err().field,
+            CardId::parse_as("ledger_card_id", "=1+1")
+                .unwrap_err()
+                .field,
             "ledger_card_id"
         );
     }

@@ -18,6 +18,9 @@ pub mod testing;
 pub use backend::{Backend, Ledger, LedgerSettings, connect};
 pub use business_date::{BusinessCalendar, BusinessDate};
 pub use error::{Blame, InvalidInput, LedgerError};
-pub use ids::{CardId, DeviceId, OperatorId, OperatorRef, PaymentRef, PointOfSale, RouteId, TransportOperatorId};
+pub use ids::{
+    CardId, DeviceId, OperatorId, OperatorRef, PaymentRef, PointOfSale, RouteId,
+    TransportOperatorId,
+};
 pub use money::{Currency, Money, MoneyRules, Rate};
 pub use operator::{Operator, OperatorName, OperatorPatch, VoidWindow};

@@ -57,7 +57,10 @@ impl Currency {
             .ok_or_else(|| {
                 InvalidInput::new(
                     "currency",
-                    format!("{:?} is not a supported ISO 4217 currency code", truncate(code)),
+                    format!(
+                        "{:?} is not a supported ISO 4217 currency code",
+                        truncate(code)
+                    ),
                 )
             })
     }
@@ -180,7 +183,11 @@ impl MoneyRules {
     }
 
     /// Checks the currency code of an input against the configured one.
-    pub fn parse_currency(&self, field: &'static str, code: &str) -> Result<Currency, InvalidInput> {
+    pub fn parse_currency(
+        &self,
+        field: &'static str,
+        code: &str,
+    ) -> Result<Currency, InvalidInput> {
         let currency = Currency::parse(code).map_err(|e| InvalidInput::new(field, e.reason))?;
         if currency != self.currency {
             return Err(InvalidInput::new(
@@ -227,14 +234,14 @@ pub fn parse_minor(field: &'static str, text: &str, exponent: u8) -> Result<i64,
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
-        return Err(bad("is not a plain decimal number (digits, optionally '.' and digits)"));
+        return Err(bad(
+            "is not a plain decimal number (digits, optionally '.' and digits)",
+        ));
     }
     if let Some(f) = fraction
         && f.len() > usize::from(exponent)
     {
-        return Err(bad(&format!(
-            "has more than {exponent} decimal places"
-        )));
+        return Err(bad(&format!("has more than {exponent} decimal places")));
     }
     let value = Decimal::from_str(text).map_err(|_| bad("is out of range"))?;
     let scaled = value
@@ -254,7 +261,9 @@ impl Rate {
             return Err(bad("is not a rate"));
         }
         if !text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return Err(bad("must be a plain decimal between 0 and 1, such as 0.035"));
+            return Err(bad(
+                "must be a plain decimal between 0 and 1, such as 0.035",
+            ));
         }
         let d = Decimal::from_str(text).map_err(|_| bad("is not a decimal number"))?;
         if d > Decimal::ONE {
@@ -299,17 +308,38 @@ mod tests {
 
     #[test]
     fn parses_the_forms_operators_send() {
-        assert_eq!(cop().parse_amount("amount", "2950.00").unwrap().minor, 295_000);
+        assert_eq!(
+            cop().parse_amount("amount", "2950.00").unwrap().minor,
+            295_000
+        );
         assert_eq!(cop().parse_amount("amount", "2950").unwrap().minor, 295_000);
-        assert_eq!(cop().parse_amount("amount", "2950.5").unwrap().minor, 295_050);
+        assert_eq!(
+            cop().parse_amount("amount", "2950.5").unwrap().minor,
+            295_050
+        );
         assert_eq!(cop().parse_amount("amount", "0.01").unwrap().minor, 1);
     }
 
     #[test]
     fn rejects_what_is_not_a_plain_amount() {
         for bad in [
-            "", "2950.001", "-1", "+1", "1e3", "1E3", "NaN", "inf", " 1", "1 ", "1,000", ".5",
-            "5.", "0", "0.00", "١٢", "10000000.01",
+            "",
+            "2950.001",
+            "-1",
+            "+1",
+            "1e3",
+            "1E3",
+            "NaN",
+            "inf",
+            " 1",
+            "1 ",
+            "1,000",
+            ".5",
+            "5.",
+            "0",
+            "0.00",
+            "١٢",
+            "10000000.01",
         ] {
             let err = cop().parse_amount("amount", bad).unwrap_err();
             assert_eq!(err.field, "amount", "{bad:?}");
@@ -334,14 +364,20 @@ mod tests {
     #[test]
     fn currency_must_be_the_configured_one() {
         assert!(cop().parse_currency("currency", "COP").is_ok());
-        assert_eq!(cop().parse_currency("currency", "USD").unwrap_err().field, "currency");
+        assert_eq!(
+            cop().parse_currency("currency", "USD").unwrap_err().field,
+            "currency"
+        );
         assert!(Currency::parse("cop").is_err());
         assert!(Currency::parse("XXX").is_err());
     }
 
     #[test]
     fn rates_are_between_zero_and_one() {
-        assert_eq!(Rate::parse("commission_rate", "0.035").unwrap().to_string(), "0.035");
+        assert_eq!(
+            Rate::parse("commission_rate", "0.035").unwrap().to_string(),
+            "0.035"
+        );
         for bad in ["1.5", "-0.1", "abc", "", "1e-2"] {
             assert!(Rate::parse("commission_rate", bad).is_err(), "{bad}");
         }

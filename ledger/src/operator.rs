@@ -160,14 +160,30 @@ mod tests {
         for text in ["30m", "2h", "90s", "1d", "0s"] {
             assert_eq!(VoidWindow::parse(text).unwrap().to_string(), text);
         }
-        for bad in ["", "30", "m", "30 m", "-1m", "8d", "99999999999999999999s", "1w"] {
-            assert_eq!(VoidWindow::parse(bad).unwrap_err().field, "void_window", "{bad}");
+        for bad in [
+            "",
+            "30",
+            "m",
+            "30 m",
+            "-1m",
+            "8d",
+            "99999999999999999999s",
+            "1w",
+        ] {
+            assert_eq!(
+                VoidWindow::parse(bad).unwrap_err().field,
+                "void_window",
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(OperatorName::parse("  Tienda La 14 ").unwrap().as_str(), "Tienda La 14");
+        assert_eq!(
+            OperatorName::parse("  Tienda La 14 ").unwrap().as_str(),
+            "Tienda La 14"
+        );
         assert!(OperatorName::parse("   ").is_err());
         assert!(OperatorName::parse("a\u{7}b").is_err());
     }

@@ -23,8 +23,8 @@ use crate::journal::{
 use crate::money::Money;
 use crate::operator::{Operator, OperatorPatch};
 use crate::rows::{
-    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, card_entries_sql, entry_from_row,
-    invariants, operator_from_row, payment_from_row, sale_from_row,
+    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, card_entries_sql, entry_from_row, invariants,
+    operator_from_row, payment_from_row, sale_from_row,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -73,7 +73,10 @@ impl PgLedger {
 
     /// Why a write for `operator` found nothing to do: unknown or inactive, or `None` if the
     /// operator may write.
-    async fn operator_refusal(&self, operator: &OperatorId) -> Result<Option<LedgerError>, LedgerError> {
+    async fn operator_refusal(
+        &self,
+        operator: &OperatorId,
+    ) -> Result<Option<LedgerError>, LedgerError> {
         let active: Option<bool> = sqlx::query_scalar("SELECT active FROM operators WHERE id = $1")
             .bind(operator.as_str())
             .fetch_optional(&self.pool)
@@ -189,17 +192,21 @@ impl Ledger for PgLedger {
     }
 
     async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError> {
-        let row = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(operator_from_row).transpose()
     }
 
     async fn operators(&self) -> Result<Vec<Operator>, LedgerError> {
-        let rows = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(operator_from_row).collect()
     }
 
@@ -246,7 +253,11 @@ impl Ledger for PgLedger {
             .existing_sale(sale)
             .await?
             .ok_or_else(|| LedgerError::Corrupt("sale neither inserted nor found".into()))?;
-        replay_sale(existing, sale, self.card_balance_in(&self.pool, &sale.card_id).await?)
+        replay_sale(
+            existing,
+            sale,
+            self.card_balance_in(&self.pool, &sale.card_id).await?,
+        )
     }
 
     async fn void_sale(
@@ -594,18 +605,21 @@ impl Ledger for PgLedger {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let (transactions, postings): (i64, i64) =
-            sqlx::query_as(invariants::COUNTS).fetch_one(&mut *tx).await?;
-        let unbalanced: Vec<(i64, i64)> =
-            sqlx::query_as(invariants::UNBALANCED).fetch_all(&mut *tx).await?;
+        let (transactions, postings): (i64, i64) = sqlx::query_as(invariants::COUNTS)
+            .fetch_one(&mut *tx)
+            .await?;
+        let unbalanced: Vec<(i64, i64)> = sqlx::query_as(invariants::UNBALANCED)
+            .fetch_all(&mut *tx)
+            .await?;
         let orphans: Vec<i64> = sqlx::query_scalar(invariants::ORPHANS)
             .fetch_all(&mut *tx)
             .await?;
         let total: i64 = sqlx::query_scalar(invariants::TOTAL)
             .fetch_one(&mut *tx)
             .await?;
-        let mismatched: Vec<(String, i64, i64)> =
-            sqlx::query_as(invariants::MISMATCHED).fetch_all(&mut *tx).await?;
+        let mismatched: Vec<(String, i64, i64)> = sqlx::query_as(invariants::MISMATCHED)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(InvariantReport {
             transactions,

@@ -7,7 +7,9 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::business_date::BusinessDate;
 use crate::error::{InvalidInput, LedgerError};
-use crate::ids::{CardId, OperatorId, OperatorRef, PaymentRef, PointOfSale, RouteId, TransportOperatorId};
+use crate::ids::{
+    CardId, OperatorId, OperatorRef, PaymentRef, PointOfSale, RouteId, TransportOperatorId,
+};
 use crate::journal::{CardEntry, EntryKind, Payment, Sale, Void};
 use crate::money::{Currency, Money, Rate};
 use crate::operator::{Operator, OperatorName, VoidWindow};
@@ -96,7 +98,11 @@ pub(crate) fn sale_from_row<R: LedgerRow>(row: &R) -> Result<Sale, LedgerError> 
             transaction_id: tx,
         }),
         (None, None, None) => None,
-        _ => return Err(LedgerError::Corrupt("a sale's void is half recorded".into())),
+        _ => {
+            return Err(LedgerError::Corrupt(
+                "a sale's void is half recorded".into(),
+            ));
+        }
     };
     Ok(Sale {
         id: int(row, "id")?,
@@ -183,8 +189,7 @@ pub(crate) fn card_entries_sql(param: &str) -> String {
 
 /// The invariant queries, in SQL both backends run unchanged.
 pub(crate) mod invariants {
-    pub const COUNTS: &str =
-        "SELECT (SELECT COUNT(*) FROM transactions) AS transactions, \
+    pub const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM transactions) AS transactions, \
                 (SELECT COUNT(*) FROM postings) AS postings";
     pub const UNBALANCED: &str = "SELECT transaction_id, CAST(SUM(amount) AS BIGINT) AS total FROM postings \
          GROUP BY transaction_id HAVING SUM(amount) <> 0 ORDER BY transaction_id LIMIT 100";

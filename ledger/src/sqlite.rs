@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
 use crate::backend::{
     Backend, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
@@ -26,8 +26,8 @@ use crate::journal::{
 use crate::money::Money;
 use crate::operator::{Operator, OperatorPatch};
 use crate::rows::{
-    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, card_entries_sql, entry_from_row,
-    invariants, operator_from_row, payment_from_row, sale_from_row,
+    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, card_entries_sql, entry_from_row, invariants,
+    operator_from_row, payment_from_row, sale_from_row,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -38,6 +38,10 @@ pub struct SqliteLedger {
 }
 
 type Tx = Transaction<'static, Sqlite>;
+
+/// Rows per multi-row statement: 11 parameters a validation stays under SQLite's limit of
+/// 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
 
 impl SqliteLedger {
     pub async fn connect(url: &str, settings: LedgerSettings) -> Result<SqliteLedger, LedgerError> {
@@ -99,7 +103,8 @@ impl SqliteLedger {
     }
 
     /// Posts `moves` (account, signed amount) under `tx_id` and applies them to the cached
-    /// balances; returns the new balances in the same order.
+    /// balances; returns the new balances in the same order. Multi-row statements, because
+    /// each statement is a round trip to SQLite's worker thread.
     async fn post(
         &self,
         tx: &mut Tx,
@@ -107,28 +112,42 @@ impl SqliteLedger {
         moves: &[(String, i64)],
     ) -> Result<Vec<i64>, LedgerError> {
         let mut balances = Vec::with_capacity(moves.len());
-        for (account, amount) in moves {
-            sqlx::query("INSERT INTO postings (transaction_id, account_id, amount) VALUES (?1, ?2, ?3)")
-                .bind(tx_id)
-                .bind(account)
-                .bind(amount)
-                .execute(&mut **tx)
-                .await?;
-            let balance: i64 = sqlx::query_scalar(
-                "INSERT INTO accounts (id, balance) VALUES (?1, ?2) \
-                 ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance \
-                 RETURNING balance",
-            )
-            .bind(account)
-            .bind(amount)
-            .fetch_one(&mut **tx)
-            .await?;
-            balances.push(balance);
+        for chunk in moves.chunks(ROWS_PER_STATEMENT) {
+            let mut postings =
+                QueryBuilder::new("INSERT INTO postings (transaction_id, account_id, amount) ");
+            postings.push_values(chunk, |mut row, (account, amount)| {
+                row.push_bind(tx_id).push_bind(account).push_bind(amount);
+            });
+            postings.build().execute(&mut **tx).await?;
+            let mut accounts = QueryBuilder::new("INSERT INTO accounts (id, balance) ");
+            accounts.push_values(chunk, |mut row, (account, amount)| {
+                row.push_bind(account).push_bind(amount);
+            });
+            accounts.push(
+                " ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance \
+                 RETURNING id, balance",
+            );
+            let returned: std::collections::HashMap<String, i64> = accounts
+                .build_query_as::<(String, i64)>()
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .collect();
+            for (account, _) in chunk {
+                balances.push(*returned.get(account).ok_or_else(|| {
+                    LedgerError::Corrupt(format!("no balance returned for {account}"))
+                })?);
+            }
         }
         Ok(balances)
     }
 
-    async fn write_operator(&self, tx: &mut Tx, op: &Operator, insert: bool) -> Result<u64, LedgerError> {
+    async fn write_operator(
+        &self,
+        tx: &mut Tx,
+        op: &Operator,
+        insert: bool,
+    ) -> Result<u64, LedgerError> {
         let sql = if insert {
             "INSERT INTO operators (id, name, commission_rate, tax_rate, void_window_secs, \
              settlement_lag_days, active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
@@ -187,11 +206,13 @@ impl Ledger for SqliteLedger {
         patch: &OperatorPatch,
     ) -> Result<Operator, LedgerError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = ?1"))
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))?;
+        let row = sqlx::query(&format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = ?1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))?;
         let mut op = operator_from_row(&row)?;
         patch.apply(&mut op);
         self.write_operator(&mut tx, &op, false).await?;
@@ -200,17 +221,21 @@ impl Ledger for SqliteLedger {
     }
 
     async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError> {
-        let row = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = ?1"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = ?1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(operator_from_row).transpose()
     }
 
     async fn operators(&self) -> Result<Vec<Operator>, LedgerError> {
-        let rows = sqlx::query(&format!("SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(operator_from_row).collect()
     }
 
@@ -405,32 +430,41 @@ impl Ledger for SqliteLedger {
         }
         let mut tx = self.write().await?;
         let tx_id = self.new_transaction(&mut tx, "validations").await?;
-        let mut posted = Vec::with_capacity(batch.len());
-        for v in batch {
-            let inserted = sqlx::query(
+        let mut posted: Vec<&Validation> = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::new(
                 "INSERT INTO validations (device_id, device_seq, event_id, card_id, fare, \
                    currency, route_id, transport_operator_id, occurred_at, business_date, \
-                   transaction_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-                 ON CONFLICT (device_id, device_seq) DO NOTHING",
-            )
-            .bind(v.device_id.as_str())
-            .bind(v.device_seq)
-            .bind(&v.event_id)
-            .bind(v.card_id.as_str())
-            .bind(v.fare.minor)
-            .bind(v.fare.currency.code())
-            .bind(v.route_id.as_str())
-            .bind(v.transport_operator_id.as_str())
-            .bind(v.occurred_at)
-            .bind(self.settings.calendar.business_date(v.occurred_at).naive())
-            .bind(tx_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                posted.push(v);
-            }
+                   transaction_id) ",
+            );
+            insert.push_values(chunk, |mut row, v| {
+                row.push_bind(v.device_id.as_str())
+                    .push_bind(v.device_seq)
+                    .push_bind(&v.event_id)
+                    .push_bind(v.card_id.as_str())
+                    .push_bind(v.fare.minor)
+                    .push_bind(v.fare.currency.code())
+                    .push_bind(v.route_id.as_str())
+                    .push_bind(v.transport_operator_id.as_str())
+                    .push_bind(v.occurred_at)
+                    .push_bind(self.settings.calendar.business_date(v.occurred_at).naive())
+                    .push_bind(tx_id);
+            });
+            insert.push(
+                " ON CONFLICT (device_id, device_seq) DO NOTHING RETURNING device_id, device_seq",
+            );
+            let inserted: std::collections::HashSet<(String, i64)> = insert
+                .build_query_as::<(String, i64)>()
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            // Keep the first of in-batch duplicates, as PostgreSQL does.
+            let mut seen = std::collections::HashSet::new();
+            posted.extend(chunk.iter().filter(|v| {
+                let key = (v.device_id.to_string(), v.device_seq);
+                inserted.contains(&key) && seen.insert(key)
+            }));
         }
         if posted.is_empty() {
             tx.rollback().await?;
@@ -545,18 +579,21 @@ impl Ledger for SqliteLedger {
     async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
         // A read transaction is one snapshot in WAL mode.
         let mut tx = self.pool.begin().await?;
-        let (transactions, postings): (i64, i64) =
-            sqlx::query_as(invariants::COUNTS).fetch_one(&mut *tx).await?;
-        let unbalanced: Vec<(i64, i64)> =
-            sqlx::query_as(invariants::UNBALANCED).fetch_all(&mut *tx).await?;
+        let (transactions, postings): (i64, i64) = sqlx::query_as(invariants::COUNTS)
+            .fetch_one(&mut *tx)
+            .await?;
+        let unbalanced: Vec<(i64, i64)> = sqlx::query_as(invariants::UNBALANCED)
+            .fetch_all(&mut *tx)
+            .await?;
         let orphans: Vec<i64> = sqlx::query_scalar(invariants::ORPHANS)
             .fetch_all(&mut *tx)
             .await?;
         let total: i64 = sqlx::query_scalar(invariants::TOTAL)
             .fetch_one(&mut *tx)
             .await?;
-        let mismatched: Vec<(String, i64, i64)> =
-            sqlx::query_as(invariants::MISMATCHED).fetch_all(&mut *tx).await?;
+        let mismatched: Vec<(String, i64, i64)> = sqlx::query_as(invariants::MISMATCHED)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(InvariantReport {
             transactions,

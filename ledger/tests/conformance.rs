@@ -27,10 +27,7 @@ on_both_backends!(
 
 async fn a_replayed_sale_is_one_transaction(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OP001"]).await;
-    let first = ledger
-        .record_sale(&sale("OP001", "OP001-1", "CARD0001", 2_000_000))
-        .await
-        .unwrap();
+    let first = sell(&ledger, sale("OP001", "OP001-1", "CARD0001", 2_000_000)).await;
     assert!(!first.replayed);
     assert_eq!(first.card_balance, cop(2_000_000));
     let mut retry = sale("OP001", "OP001-1", "CARD0001", 2_000_000);
@@ -49,10 +46,7 @@ async fn a_replayed_sale_is_one_transaction(ledger: Arc<dyn Ledger>) {
 
 async fn the_same_ref_with_other_content_is_a_conflict(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OP001"]).await;
-    ledger
-        .record_sale(&sale("OP001", "R-1", "CARD0001", 1_000_000))
-        .await
-        .unwrap();
+    sell(&ledger, sale("OP001", "R-1", "CARD0001", 1_000_000)).await;
     let other_amount = ledger
         .record_sale(&sale("OP001", "R-1", "CARD0001", 1_000_100))
         .await;
@@ -67,25 +61,25 @@ async fn the_same_ref_with_other_content_is_a_conflict(ledger: Arc<dyn Ledger>) 
         matches!(&other_card, Err(LedgerError::Conflict { detail, .. }) if detail.contains("card_id")),
         "{other_card:?}"
     );
-    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(1_000_000));
-    assert_eq!(ledger.card_balance(&card("CARD0002")).await.unwrap().balance, cop(0));
+    assert_eq!(balance(&ledger, "CARD0001").await, cop(1_000_000));
+    assert_eq!(balance(&ledger, "CARD0002").await, cop(0));
     assert_sound(&ledger).await;
 }
 
 async fn a_void_reverses_the_sale_once(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OP001"]).await;
-    let s = ledger
-        .record_sale(&sale("OP001", "R-1", "CARD0001", 500_000))
-        .await
-        .unwrap();
+    let s = sell(&ledger, sale("OP001", "R-1", "CARD0001", 500_000)).await;
     let op = op_id("OP001");
     let at = t0() + Duration::minutes(5);
     let v = ledger.void_sale(&op, s.sale.id, at).await.unwrap();
     assert_eq!(v.card_balance, cop(0));
     assert_eq!(v.sale.void.as_ref().unwrap().voided_at, at);
     let twice = ledger.void_sale(&op, s.sale.id, at).await;
-    assert!(matches!(twice, Err(LedgerError::AlreadyVoided(id)) if id == s.sale.id), "{twice:?}");
-    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(0));
+    assert!(
+        matches!(twice, Err(LedgerError::AlreadyVoided(id)) if id == s.sale.id),
+        "{twice:?}"
+    );
+    assert_eq!(balance(&ledger, "CARD0001").await, cop(0));
     let kinds: Vec<EntryKind> = ledger
         .card_entries(&card("CARD0001"))
         .await
@@ -101,32 +95,39 @@ async fn a_void_reverses_the_sale_once(ledger: Arc<dyn Ledger>) {
 
 async fn another_operator_cannot_void_the_sale(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OPA", "OPB"]).await;
-    let s = ledger
-        .record_sale(&sale("OPA", "R-1", "CARD0001", 500_000))
-        .await
-        .unwrap();
+    let s = sell(&ledger, sale("OPA", "R-1", "CARD0001", 500_000)).await;
     let err = ledger
         .void_sale(&op_id("OPB"), s.sale.id, t0())
         .await
         .unwrap_err();
     assert!(matches!(err, LedgerError::SaleNotFound(_)), "{err:?}");
-    assert!(ledger.sale(&op_id("OPB"), s.sale.id).await.unwrap().is_none());
-    let still = ledger.sale(&op_id("OPA"), s.sale.id).await.unwrap().unwrap();
+    assert!(
+        ledger
+            .sale(&op_id("OPB"), s.sale.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let still = ledger
+        .sale(&op_id("OPA"), s.sale.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(still.void.is_none());
-    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(500_000));
+    assert_eq!(balance(&ledger, "CARD0001").await, cop(500_000));
     assert_sound(&ledger).await;
 }
 
 async fn a_void_after_the_window_is_rejected(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OP001"]).await;
-    let s = ledger
-        .record_sale(&sale("OP001", "R-1", "CARD0001", 500_000))
-        .await
-        .unwrap();
+    let s = sell(&ledger, sale("OP001", "R-1", "CARD0001", 500_000)).await;
     let op = op_id("OP001");
     let late = t0() + Duration::minutes(30) + Duration::seconds(1);
     let err = ledger.void_sale(&op, s.sale.id, late).await.unwrap_err();
-    assert!(matches!(err, LedgerError::VoidWindowClosed { .. }), "{err:?}");
+    assert!(
+        matches!(err, LedgerError::VoidWindowClosed { .. }),
+        "{err:?}"
+    );
     // Exactly at the close is still inside.
     ledger
         .void_sale(&op, s.sale.id, t0() + Duration::minutes(30))
@@ -137,10 +138,7 @@ async fn a_void_after_the_window_is_rejected(ledger: Arc<dyn Ledger>) {
 
 async fn a_spent_top_up_cannot_be_voided(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OP001"]).await;
-    let s = ledger
-        .record_sale(&sale("OP001", "R-1", "CARD0001", 500_000))
-        .await
-        .unwrap();
+    let s = sell(&ledger, sale("OP001", "R-1", "CARD0001", 500_000)).await;
     ledger
         .pay_fare(&payment("OP001", "P-1", "CARD0001", 295_000))
         .await
@@ -149,17 +147,17 @@ async fn a_spent_top_up_cannot_be_voided(ledger: Arc<dyn Ledger>) {
         .void_sale(&op_id("OP001"), s.sale.id, t0() + Duration::minutes(6))
         .await
         .unwrap_err();
-    assert!(matches!(err, LedgerError::InsufficientBalance { .. }), "{err:?}");
-    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(205_000));
+    assert!(
+        matches!(err, LedgerError::InsufficientBalance { .. }),
+        "{err:?}"
+    );
+    assert_eq!(balance(&ledger, "CARD0001").await, cop(205_000));
     assert_sound(&ledger).await;
 }
 
 async fn a_payment_never_overdraws_and_replays(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OP001"]).await;
-    ledger
-        .record_sale(&sale("OP001", "R-1", "CARD0001", 300_000))
-        .await
-        .unwrap();
+    sell(&ledger, sale("OP001", "R-1", "CARD0001", 300_000)).await;
     let paid = ledger
         .pay_fare(&payment("OP001", "P-1", "CARD0001", 295_000))
         .await
@@ -184,17 +182,17 @@ async fn a_payment_never_overdraws_and_replays(ledger: Arc<dyn Ledger>) {
     let conflict = ledger
         .pay_fare(&payment("OP001", "P-1", "CARD0001", 1_000))
         .await;
-    assert!(matches!(conflict, Err(LedgerError::Conflict { .. })), "{conflict:?}");
-    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(5_000));
+    assert!(
+        matches!(conflict, Err(LedgerError::Conflict { .. })),
+        "{conflict:?}"
+    );
+    assert_eq!(balance(&ledger, "CARD0001").await, cop(5_000));
     assert_sound(&ledger).await;
 }
 
 async fn validations_post_even_below_zero_and_flag_the_card(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OP001"]).await;
-    ledger
-        .record_sale(&sale("OP001", "R-1", "CARD0001", 300_000))
-        .await
-        .unwrap();
+    sell(&ledger, sale("OP001", "R-1", "CARD0001", 300_000)).await;
     let batch = vec![
         validation("GATE-1", 1, "CARD0001", 295_000),
         validation("GATE-1", 2, "CARD0001", 295_000),
@@ -210,8 +208,11 @@ async fn validations_post_even_below_zero_and_flag_the_card(ledger: Arc<dyn Ledg
     assert_eq!((b.balance, b.flagged), (cop(-290_000), true));
     // The whole batch again is a no-op.
     let again = ledger.post_validations(&batch).await.unwrap();
-    assert_eq!((again.posted, again.duplicates, again.transaction_id), (0, 4, None));
-    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(-290_000));
+    assert_eq!(
+        (again.posted, again.duplicates, again.transaction_id),
+        (0, 4, None)
+    );
+    assert_eq!(balance(&ledger, "CARD0001").await, cop(-290_000));
     let entries = ledger.card_entries(&card("CARD0001")).await.unwrap();
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[2].reference, "GATE-1#2");
@@ -229,7 +230,10 @@ async fn unknown_and_inactive_operators_cannot_sell(ledger: Arc<dyn Ledger>) {
         active: Some(false),
         ..OperatorPatch::default()
     };
-    ledger.update_operator(&op_id("OP001"), &patch).await.unwrap();
+    ledger
+        .update_operator(&op_id("OP001"), &patch)
+        .await
+        .unwrap();
     let err = ledger
         .record_sale(&sale("OP001", "R-1", "CARD0001", 1_000))
         .await
@@ -260,12 +264,18 @@ async fn operators_are_registered_listed_and_changed(ledger: Arc<dyn Ledger>) {
         settlement_lag_days: Some(3),
         ..OperatorPatch::default()
     };
-    let changed = ledger.update_operator(&op_id("OP001"), &patch).await.unwrap();
+    let changed = ledger
+        .update_operator(&op_id("OP001"), &patch)
+        .await
+        .unwrap();
     assert_eq!(changed.void_window.to_string(), "2h");
     let stored = ledger.operator(&op_id("OP001")).await.unwrap().unwrap();
     assert_eq!(stored, changed);
     assert_eq!(stored.commission_rate.to_string(), "0.035");
-    let missing = ledger.update_operator(&op_id("OP404"), &patch).await.unwrap_err();
+    let missing = ledger
+        .update_operator(&op_id("OP404"), &patch)
+        .await
+        .unwrap_err();
     assert!(matches!(missing, LedgerError::UnknownOperator(_)));
 }
 
@@ -279,14 +289,8 @@ async fn sales_are_listed_by_business_date(ledger: Arc<dyn Ledger>) {
         .into();
     let late = ledger.record_sale(&late).await.unwrap();
     assert_eq!(late.sale.business_date, d);
-    ledger
-        .record_sale(&sale("OP001", "R-1", "CARD0001", 100_000))
-        .await
-        .unwrap();
-    ledger
-        .record_sale(&sale("OP002", "R-1", "CARD0001", 100_000))
-        .await
-        .unwrap();
+    sell(&ledger, sale("OP001", "R-1", "CARD0001", 100_000)).await;
+    sell(&ledger, sale("OP002", "R-1", "CARD0001", 100_000)).await;
     let void_at = late.sale.occurred_at + Duration::minutes(20);
     ledger
         .void_sale(&op_id("OP001"), late.sale.id, void_at)
@@ -294,7 +298,10 @@ async fn sales_are_listed_by_business_date(ledger: Arc<dyn Ledger>) {
         .unwrap();
     let on_d = ledger.operator_sales(&op_id("OP001"), d).await.unwrap();
     assert_eq!(on_d.len(), 2);
-    let next = ledger.operator_sales(&op_id("OP001"), d.succ()).await.unwrap();
+    let next = ledger
+        .operator_sales(&op_id("OP001"), d.succ())
+        .await
+        .unwrap();
     assert_eq!(next.len(), 1, "the void's date lists the voided sale");
     assert_eq!(next[0].void.as_ref().unwrap().business_date, d.succ());
     let page = ledger
@@ -307,10 +314,7 @@ async fn sales_are_listed_by_business_date(ledger: Arc<dyn Ledger>) {
 
 async fn concurrent_payments_never_overdraw(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OP001"]).await;
-    ledger
-        .record_sale(&sale("OP001", "R-1", "CARD0001", 10 * 295_000))
-        .await
-        .unwrap();
+    sell(&ledger, sale("OP001", "R-1", "CARD0001", 10 * 295_000)).await;
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let ledger = ledger.clone();
@@ -333,7 +337,7 @@ async fn concurrent_payments_never_overdraw(ledger: Arc<dyn Ledger>) {
         }
     }
     assert_eq!(ok, 10);
-    assert_eq!(ledger.card_balance(&card("CARD0001")).await.unwrap().balance, cop(0));
+    assert_eq!(balance(&ledger, "CARD0001").await, cop(0));
     assert_sound(&ledger).await;
 }
 
@@ -360,9 +364,6 @@ async fn concurrent_identical_sales_make_one_transaction(ledger: Arc<dyn Ledger>
     assert_eq!(fresh, 1);
     let report = ledger.check_invariants().await.unwrap();
     assert_eq!(report.transactions, 1);
-    assert_eq!(
-        ledger.card_balance(&card("CARD0001")).await.unwrap().balance,
-        cop(1_000_000)
-    );
+    assert_eq!(balance(&ledger, "CARD0001").await, cop(1_000_000));
     assert_sound(&ledger).await;
 }

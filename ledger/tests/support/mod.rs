@@ -8,9 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use ledger::journal::{NewPayment, NewSale, Validation};
 use ledger::{
-    CardId, Currency, DeviceId, Ledger, LedgerSettings, Money, Operator, OperatorId,
-    OperatorName, OperatorRef, PaymentRef, PointOfSale, Rate, RouteId, TransportOperatorId,
-    VoidWindow,
+    CardId, Currency, DeviceId, Ledger, LedgerSettings, Money, Operator, OperatorId, OperatorName,
+    OperatorRef, PaymentRef, PointOfSale, Rate, RouteId, TransportOperatorId, VoidWindow,
 };
 
 pub fn settings() -> LedgerSettings {
@@ -57,6 +56,19 @@ pub fn sale(op: &str, reference: &str, card: &str, minor: i64) -> NewSale {
         point_of_sale: PointOfSale::parse("POS-1").unwrap(),
         occurred_at: t0(),
     }
+}
+
+/// Records a sale that must succeed.
+pub async fn sell(ledger: &Arc<dyn Ledger>, sale: NewSale) -> ledger::journal::SaleReceipt {
+    ledger
+        .record_sale(&sale)
+        .await
+        .expect("the sale is recorded")
+}
+
+/// A card's balance now.
+pub async fn balance(ledger: &Arc<dyn Ledger>, card_id: &str) -> Money {
+    ledger.card_balance(&card(card_id)).await.unwrap().balance
 }
 
 pub fn payment(op: &str, reference: &str, card: &str, minor: i64) -> NewPayment {
