@@ -1,0 +1,319 @@
+//! `recaudo bench`: throughput measurements anyone can run. Each prints a table; the
+//! numbers recorded in BENCHMARKS.md come from here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use ledger::config::{Config, redact_url};
+use ledger::journal::{NewSale, Validation};
+use ledger::{
+    CardId, DeviceId, Ledger, LedgerSettings, Money, Operator, OperatorId, OperatorName,
+    OperatorRef, PointOfSale, Rate, RouteId, TransportOperatorId, VoidWindow,
+};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Online sales per second at 1, 8 and 32 concurrent clients and validations per second
+    /// posted in batches, on fresh PostgreSQL and SQLite databases, with pgbench's tpcb-like
+    /// run against the same PostgreSQL server as the yardstick.
+    Ledger(LedgerArgs),
+}
+
+#[derive(Args)]
+pub struct LedgerArgs {
+    /// PostgreSQL server to measure (a fresh database is created on it).
+    #[arg(
+        long,
+        env = "RECAUDO_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// Seconds each online-sales measurement runs.
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// Validations posted per backend.
+    #[arg(long, default_value_t = 400_000)]
+    validations: usize,
+    /// Validations per batch.
+    #[arg(long, default_value_t = 5_000)]
+    batch: usize,
+    /// Skip SQLite (PostgreSQL only).
+    #[arg(long)]
+    no_sqlite: bool,
+}
+
+const OPERATORS: usize = 20;
+const CARDS: u64 = 200_000;
+
+pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Ledger(args) => ledger_bench(args, config).await,
+    }
+}
+
+struct Row {
+    backend: String,
+    workload: String,
+    clients: usize,
+    ops: u64,
+    seconds: f64,
+}
+
+async fn ledger_bench(args: LedgerArgs, config: &Config) -> anyhow::Result<()> {
+    let settings = LedgerSettings {
+        max_connections: 40,
+        ..config.ledger_settings()?
+    };
+    let mut rows = Vec::new();
+    let pg_db = fresh_database(&args.postgres_url).await?;
+    let mut targets = vec![("postgres", pg_db.clone())];
+    let dir = tempfile::tempdir()?;
+    if !args.no_sqlite {
+        targets.push((
+            "sqlite",
+            format!("sqlite://{}", dir.path().join("bench.db").display()),
+        ));
+    }
+    for (backend, url) in &targets {
+        eprintln!("measuring {backend} …");
+        let ledger = ledger::connect(url, settings).await?;
+        register_operators(&ledger).await?;
+        for clients in [1, 8, 32] {
+            let (ops, seconds) = online_sales(&ledger, clients, args.seconds).await?;
+            rows.push(Row {
+                backend: backend.to_string(),
+                workload: "online sales".into(),
+                clients,
+                ops,
+                seconds,
+            });
+        }
+        let (ops, seconds) = validations(&ledger, args.validations, args.batch, 2).await?;
+        rows.push(Row {
+            backend: backend.to_string(),
+            workload: format!("validations, batches of {}", args.batch),
+            clients: 2,
+            ops,
+            seconds,
+        });
+        let report = ledger.check_invariants().await?;
+        anyhow::ensure!(
+            report.is_sound(),
+            "invariants broken after the run: {report:?}"
+        );
+    }
+    eprintln!("measuring pgbench …");
+    let pgbench = pgbench_tps(&pg_db, 32, args.seconds).await?;
+    rows.push(Row {
+        backend: "postgres".into(),
+        workload: "pgbench tpcb-like, scale 32".into(),
+        clients: 32,
+        ops: (pgbench * args.seconds as f64) as u64,
+        seconds: args.seconds as f64,
+    });
+
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.backend.clone(),
+                r.workload.clone(),
+                r.clients.to_string(),
+                r.ops.to_string(),
+                format!("{:.1}", r.seconds),
+                format!("{:.0}", r.ops as f64 / r.seconds),
+            ]
+        })
+        .collect();
+    crate::table::print(
+        &[
+            "backend",
+            "workload",
+            "clients",
+            "operations",
+            "seconds",
+            "per second",
+        ],
+        &table,
+    );
+    let sales32 = rows
+        .iter()
+        .find(|r| r.backend == "postgres" && r.workload == "online sales" && r.clients == 32)
+        .map(|r| r.ops as f64 / r.seconds)
+        .unwrap_or(0.0);
+    println!(
+        "postgres online sales at 32 clients / pgbench tps = {:.2} (target >= 0.60)",
+        sales32 / pgbench
+    );
+    Ok(())
+}
+
+/// A new, empty database on the server the URL names.
+async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
+    // SAFETY of the environment change: the bench sets it before any task runs.
+    unsafe { std::env::set_var(ledger::testing::TEST_DATABASE_URL_VAR, admin_url) };
+    ledger::testing::fresh_postgres_url()
+        .await
+        .with_context(|| format!("PostgreSQL is not reachable at {}", redact_url(admin_url)))
+}
+
+async fn register_operators(ledger: &Arc<dyn Ledger>) -> anyhow::Result<()> {
+    for i in 0..OPERATORS {
+        ledger
+            .add_operator(&Operator {
+                id: OperatorId::parse(&format!("OP{i:03}"))?,
+                name: OperatorName::parse(&format!("Bench operator {i}"))?,
+                commission_rate: Rate::parse("commission_rate", "0.035")?,
+                tax_rate: Rate::parse("tax_rate", "0.19")?,
+                void_window: VoidWindow::parse("30m")?,
+                settlement_lag_days: 1,
+                active: true,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// A cheap, deterministic spread over the card pool.
+fn card_for(n: u64) -> CardId {
+    let k = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) % CARDS;
+    CardId::parse(&format!("CARD{k:010}")).expect("valid card id")
+}
+
+async fn online_sales(
+    ledger: &Arc<dyn Ledger>,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<(u64, f64)> {
+    let currency = ledger.settings().currency;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let i = n * clients as u64 + client as u64;
+                    let sale = NewSale {
+                        operator_id: OperatorId::parse(&format!(
+                            "OP{:03}",
+                            i as usize % OPERATORS
+                        ))?,
+                        operator_ref: OperatorRef::parse(&format!("C{clients}-{client}-{n}"))?,
+                        card_id: card_for(i),
+                        amount: Money::new(2_000_000, currency),
+                        point_of_sale: PointOfSale::parse("POS-1")?,
+                        occurred_at: Utc::now(),
+                    };
+                    ledger.record_sale(&sale).await?;
+                    n += 1;
+                }
+                anyhow::Ok(n)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok((total, start.elapsed().as_secs_f64()))
+}
+
+async fn validations(
+    ledger: &Arc<dyn Ledger>,
+    count: usize,
+    batch: usize,
+    workers: usize,
+) -> anyhow::Result<(u64, f64)> {
+    let currency = ledger.settings().currency;
+    let now = Utc::now();
+    // Build every batch first: only posting is measured.
+    let batches: Vec<Vec<Validation>> = (0..count)
+        .collect::<Vec<_>>()
+        .chunks(batch.max(1))
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|&i| Validation {
+                    event_id: format!("ev-{i}"),
+                    device_id: DeviceId::parse(&format!("BUS-{:04}", i % 1_000)).expect("id"),
+                    device_seq: (i / 1_000) as i64,
+                    card_id: card_for(i as u64 + 7),
+                    fare: Money::new(295_000, currency),
+                    route_id: RouteId::parse(&format!("R{}", i % 40)).expect("id"),
+                    transport_operator_id: TransportOperatorId::parse(&format!("TO{}", i % 6))
+                        .expect("id"),
+                    occurred_at: now,
+                })
+                .collect()
+        })
+        .collect();
+    let queue = Arc::new(tokio::sync::Mutex::new(batches));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let ledger = ledger.clone();
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let mut posted = 0u64;
+                loop {
+                    let Some(b) = queue.lock().await.pop() else {
+                        break;
+                    };
+                    posted += ledger.post_validations(&b).await?.posted as u64;
+                }
+                anyhow::Ok(posted)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok((total, start.elapsed().as_secs_f64()))
+}
+
+/// Runs pgbench's built-in tpcb-like script on its own database of the same server.
+async fn pgbench_tps(db_url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    let init = tokio::process::Command::new("pgbench")
+        .args(["-i", "-q", "-s", "32", db_url])
+        .output()
+        .await
+        .context("running pgbench (install PostgreSQL's client tools)")?;
+    anyhow::ensure!(
+        init.status.success(),
+        "pgbench -i failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let out = tokio::process::Command::new("pgbench")
+        .args([
+            "-b",
+            "tpcb-like",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+        ])
+        .arg(seconds.to_string())
+        .arg(db_url)
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .with_context(|| format!("no tps line in pgbench's output: {text}"))
+}
