@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::business_date::{BusinessCalendar, BusinessDate};
 use crate::error::{InvalidInput, LedgerError};
+use crate::idempotency::KeyClaim;
 use crate::ids::{CardId, OperatorId};
 use crate::journal::{
     CardBalance, CardEntry, InvariantReport, NewPayment, NewSale, Payment, PaymentReceipt, Sale,
@@ -112,6 +113,33 @@ pub trait Ledger: Send + Sync {
         after: Option<SaleId>,
         limit: u32,
     ) -> Result<Vec<Sale>, LedgerError>;
+
+    /// Claims an idempotency key for `request_hash`. An in-flight claim older than
+    /// `stale_after` (its holder crashed) is taken over.
+    async fn claim_idempotency_key(
+        &self,
+        operator: &OperatorId,
+        key: &str,
+        request_hash: &str,
+        now: DateTime<Utc>,
+        stale_after: chrono::Duration,
+    ) -> Result<KeyClaim, LedgerError>;
+    /// Stores the response of a claimed key, so later requests replay it.
+    async fn complete_idempotency_key(
+        &self,
+        operator: &OperatorId,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> Result<(), LedgerError>;
+    /// Forgets an in-flight claim whose work failed in a way worth retrying.
+    async fn release_idempotency_key(
+        &self,
+        operator: &OperatorId,
+        key: &str,
+    ) -> Result<(), LedgerError>;
+    /// Deletes keys first used before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, LedgerError>;
 
     /// Checks every invariant of the journal over the whole database.
     async fn check_invariants(&self) -> Result<InvariantReport, LedgerError>;

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod business_date;
 pub mod config;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod journal;
 pub mod money;

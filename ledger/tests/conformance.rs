@@ -5,6 +5,7 @@ mod support;
 use std::sync::Arc;
 
 use chrono::Duration;
+use ledger::idempotency::KeyClaim;
 use ledger::journal::EntryKind;
 use ledger::{BusinessDate, Ledger, LedgerError, OperatorPatch, VoidWindow};
 use support::*;
@@ -23,6 +24,7 @@ on_both_backends!(
     sales_are_listed_by_business_date,
     concurrent_payments_never_overdraw,
     concurrent_identical_sales_make_one_transaction,
+    idempotency_keys_claim_replay_and_expire,
 );
 
 async fn a_replayed_sale_is_one_transaction(ledger: Arc<dyn Ledger>) {
@@ -366,4 +368,51 @@ async fn concurrent_identical_sales_make_one_transaction(ledger: Arc<dyn Ledger>
     assert_eq!(report.transactions, 1);
     assert_eq!(balance(&ledger, "CARD0001").await, cop(1_000_000));
     assert_sound(&ledger).await;
+}
+
+async fn idempotency_keys_claim_replay_and_expire(ledger: Arc<dyn Ledger>) {
+    let (a, b) = (op_id("OPA"), op_id("OPB"));
+    let stale = Duration::seconds(60);
+    let claim = |op: ledger::OperatorId, hash: &'static str, at| {
+        let ledger = ledger.clone();
+        async move {
+            ledger
+                .claim_idempotency_key(&op, "key-1", hash, at, stale)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim(a.clone(), "h1", t0()).await, KeyClaim::Claimed);
+    assert_eq!(claim(a.clone(), "h1", t0()).await, KeyClaim::InFlight);
+    assert_eq!(claim(a.clone(), "h2", t0()).await, KeyClaim::Mismatch);
+    // Keys are per operator: B's key-1 is another key.
+    assert_eq!(claim(b.clone(), "h9", t0()).await, KeyClaim::Claimed);
+    ledger
+        .complete_idempotency_key(&a, "key-1", 201, b"{\"sale_id\":1}")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(a.clone(), "h1", t0()).await,
+        KeyClaim::Replay {
+            status: 201,
+            body: b"{\"sale_id\":1}".to_vec()
+        }
+    );
+    // B's claim was abandoned by a crashed process: taken over once it is stale.
+    assert_eq!(
+        claim(b.clone(), "h9", t0() + Duration::seconds(30)).await,
+        KeyClaim::InFlight
+    );
+    assert_eq!(
+        claim(b.clone(), "h9", t0() + Duration::seconds(61)).await,
+        KeyClaim::Claimed
+    );
+    ledger.release_idempotency_key(&b, "key-1").await.unwrap();
+    assert_eq!(claim(b.clone(), "h8", t0()).await, KeyClaim::Claimed);
+    let purged = ledger
+        .purge_idempotency_keys(t0() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(purged, 2);
+    assert_eq!(claim(a.clone(), "h2", t0()).await, KeyClaim::Claimed);
 }
