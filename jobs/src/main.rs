@@ -4,7 +4,6 @@
 mod bench;
 mod operators;
 mod table;
-mod telemetry;
 
 use std::process::ExitCode;
 
@@ -50,7 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format.as_deref());
+    ledger::logging::init(config.log_format.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

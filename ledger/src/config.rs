@@ -30,6 +30,16 @@ pub struct Config {
     /// Largest single amount accepted from outside, as a decimal string.
     pub max_amount: String,
     pub api_addr: String,
+    /// Requests per second each operator may make (token bucket refill rate).
+    pub api_rate_limit: u32,
+    /// Requests an operator may make in a burst.
+    pub api_rate_burst: u32,
+    /// Largest request body the API reads, in bytes.
+    pub api_body_limit_bytes: usize,
+    /// Largest page a list endpoint returns.
+    pub api_page_size_max: u32,
+    /// Time a request may take before the API answers 503.
+    pub api_request_timeout_ms: u64,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub jwt_jwks: Option<String>,
@@ -55,6 +65,11 @@ impl Default for Config {
             currency: "COP".into(),
             max_amount: "10000000.00".into(),
             api_addr: "127.0.0.1:8080".into(),
+            api_rate_limit: 100,
+            api_rate_burst: 200,
+            api_body_limit_bytes: 16 * 1024,
+            api_page_size_max: 500,
+            api_request_timeout_ms: 10_000,
             jwt_issuer: None,
             jwt_audience: None,
             jwt_jwks: None,
@@ -116,9 +131,16 @@ impl Config {
                 "config" => {}
                 "database_url" => config.database_url = v,
                 "database_max_connections" => {
-                    config.database_max_connections = v.parse().map_err(|_| {
-                        InvalidInput::new("database_max_connections", "must be a whole number")
-                    })?
+                    config.database_max_connections = whole("database_max_connections", &v)?
+                }
+                "api_rate_limit" => config.api_rate_limit = whole("api_rate_limit", &v)?,
+                "api_rate_burst" => config.api_rate_burst = whole("api_rate_burst", &v)?,
+                "api_body_limit_bytes" => {
+                    config.api_body_limit_bytes = whole("api_body_limit_bytes", &v)?
+                }
+                "api_page_size_max" => config.api_page_size_max = whole("api_page_size_max", &v)?,
+                "api_request_timeout_ms" => {
+                    config.api_request_timeout_ms = whole("api_request_timeout_ms", &v)?
                 }
                 "object_store" => config.object_store = v,
                 "s3_sse_kms_key_id" => config.s3_sse_kms_key_id = Some(v),
@@ -164,6 +186,11 @@ impl Config {
             max_connections: self.database_max_connections.max(1),
         })
     }
+}
+
+fn whole<T: std::str::FromStr>(field: &'static str, text: &str) -> Result<T, InvalidInput> {
+    text.parse()
+        .map_err(|_| InvalidInput::new(field, format!("{text:?} is not a whole number")))
 }
 
 /// The database URL with any password replaced, fit for logs and error messages.

@@ -9,6 +9,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod journal;
+pub mod logging;
 pub mod money;
 pub mod operator;
 pub mod postgres;

@@ -1,5 +1,6 @@
-//! Logging for the `recaudo` command: human-readable on a terminal, JSON lines (for
-//! CloudWatch and friends) with `RECAUDO_LOG_FORMAT=json`. Level from `RUST_LOG`.
+//! Logging set-up shared by the recaudo binaries: human-readable on a terminal, JSON lines
+//! (for CloudWatch and friends) otherwise or with `RECAUDO_LOG_FORMAT=json`. Level from
+//! `RUST_LOG` (default `info`).
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,536 @@
+//! The online API as operators (and attackers) meet it, on PostgreSQL and on SQLite.
+
+mod support;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use support::*;
+
+on_both_backends!(
+    jwt_attacks_are_rejected_with_a_bearer_challenge,
+    a_valid_es256_token_is_accepted_and_jku_is_ignored,
+    a_missing_scope_is_forbidden,
+    unknown_and_inactive_operators_are_forbidden,
+    operators_cannot_see_or_void_each_others_sales,
+    an_idempotency_key_replays_the_first_answer,
+    concurrent_requests_with_one_key_make_one_transaction,
+    a_key_reused_by_another_operator_is_another_key,
+    bad_input_names_the_field,
+    an_insufficient_balance_leaves_the_card_untouched,
+    concurrent_payments_cannot_overdraw,
+    a_sale_can_be_voided_once,
+    sales_are_listed_in_pages,
+);
+
+async fn status_and_body(r: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+fn unsigned(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+async fn jwt_attacks_are_rejected_with_a_bearer_challenge(app: TestApp) {
+    let good = claims("OPA", ALL_SCOPES);
+    let valid = rs256(&good);
+    let [h, p, s]: [&str; 3] = valid.split('.').collect::<Vec<_>>().try_into().unwrap();
+
+    let mut attacks: Vec<(&str, String)> = Vec::new();
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        attacks.push((
+            "alg none",
+            unsigned(&json!({"alg": alg, "typ": "JWT", "kid": "rsa-1"}), &good),
+        ));
+    }
+    // HS256 keyed with the RSA public key: the classic algorithm confusion.
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some("rsa-1".into());
+    attacks.push((
+        "HS256 with the public key",
+        jsonwebtoken::encode(
+            &hs,
+            &good,
+            &EncodingKey::from_secret(keys().rsa_public_pem.as_bytes()),
+        )
+        .unwrap(),
+    ));
+    let mut other = good.clone();
+    other["operator_id"] = json!("OPB");
+    attacks.push((
+        "tampered payload",
+        format!("{h}.{}.{s}", URL_SAFE_NO_PAD.encode(other.to_string())),
+    ));
+    let mut sig = s.to_string();
+    let flipped = if sig.ends_with('A') { 'B' } else { 'A' };
+    sig.pop();
+    sig.push(flipped);
+    attacks.push(("tampered signature", format!("{h}.{p}.{sig}")));
+    let mut c = good.clone();
+    c["exp"] = json!(now() - 120);
+    attacks.push(("expired beyond leeway", rs256(&c)));
+    let mut c = good.clone();
+    c["nbf"] = json!(now() + 300);
+    attacks.push(("nbf in the future", rs256(&c)));
+    let mut c = good.clone();
+    c.as_object_mut().unwrap().remove("exp");
+    attacks.push(("missing exp", rs256(&c)));
+    let mut c = good.clone();
+    c["aud"] = json!("someone-else");
+    attacks.push(("wrong aud", rs256(&c)));
+    let mut c = good.clone();
+    c["iss"] = json!("https://evil.example.test/");
+    attacks.push(("wrong iss", rs256(&c)));
+    let mut unknown = Header::new(Algorithm::RS256);
+    unknown.kid = Some("rsa-404".into());
+    attacks.push((
+        "unknown kid",
+        jsonwebtoken::encode(
+            &unknown,
+            &good,
+            &EncodingKey::from_rsa_pem(keys().rsa_private_pem.as_bytes()).unwrap(),
+        )
+        .unwrap(),
+    ));
+    for malformed in ["not-a-token", "a.b", "a.b.c", "", "...."] {
+        attacks.push(("malformed", malformed.to_string()));
+    }
+
+    for (name, token) in attacks {
+        let r = app
+            .post(
+                "/v1/sales",
+                &token,
+                Some("k"),
+                &sale_body("R1", "CARD0001", "1000"),
+            )
+            .await;
+        let (status, headers, body) = status_and_body(r).await;
+        assert_eq!(status, 401, "{name}: {body}");
+        let challenge = headers
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert!(
+            challenge
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Bearer")),
+            "{name}: {challenge:?}"
+        );
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{name}"
+        );
+    }
+    // No header at all.
+    let r = app
+        .http
+        .get(format!("{}/v1/cards/CARD0001/balance", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_eq!(app.transactions().await, 0, "nothing was posted");
+    // The untouched token works.
+    let r = app
+        .post(
+            "/v1/sales",
+            &valid,
+            Some("k-ok"),
+            &sale_body("R1", "CARD0001", "1000"),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+}
+
+async fn a_valid_es256_token_is_accepted_and_jku_is_ignored(app: TestApp) {
+    let r = app
+        .get(
+            "/v1/cards/CARD0001/balance",
+            &es256(&claims("OPA", "balances:read")),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    // A jku header pointing elsewhere changes nothing: keys come from our JWKS only.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    header.jku = Some("https://evil.example.test/jwks.json".into());
+    let t = jsonwebtoken::encode(
+        &header,
+        &claims("OPA", "balances:read"),
+        &EncodingKey::from_rsa_pem(keys().rsa_private_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        app.get("/v1/cards/CARD0001/balance", &t).await.status(),
+        200
+    );
+}
+
+async fn a_missing_scope_is_forbidden(app: TestApp) {
+    let reader = rs256(&claims("OPA", "sales:read balances:read"));
+    let r = app
+        .post(
+            "/v1/sales",
+            &reader,
+            Some("k1"),
+            &sale_body("R1", "CARD0001", "1000"),
+        )
+        .await;
+    let (status, headers, body) = status_and_body(r).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    let r = app
+        .post(
+            "/v1/payments",
+            &reader,
+            Some("k2"),
+            &payment_body("P1", "CARD0001", "1000"),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let writer = rs256(&claims("OPA", "sales:write"));
+    assert_eq!(
+        app.get("/v1/cards/CARD0001/balance", &writer)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(app.get("/v1/sales/1", &writer).await.status(), 403);
+    assert_eq!(app.transactions().await, 0);
+}
+
+async fn unknown_and_inactive_operators_are_forbidden(app: TestApp) {
+    let r = app
+        .post(
+            "/v1/sales",
+            &token("OPX"),
+            Some("k1"),
+            &sale_body("R1", "CARD0001", "1000"),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    app.ledger
+        .update_operator(
+            &ledger::OperatorId::parse("OPB").unwrap(),
+            &ledger::OperatorPatch {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            "/v1/sales",
+            &token("OPB"),
+            Some("k1"),
+            &sale_body("R1", "CARD0001", "1000"),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(app.transactions().await, 0);
+}
+
+async fn operators_cannot_see_or_void_each_others_sales(app: TestApp) {
+    let sale = app.sell("OPA", "A-1", "CARD0001", "5000").await;
+    let id = sale["sale_id"].as_i64().unwrap();
+    let b = token("OPB");
+    let r = app.get(&format!("/v1/sales/{id}"), &b).await;
+    assert_eq!(r.status(), 404);
+    let r = app
+        .post(&format!("/v1/sales/{id}/void"), &b, Some("kv"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 404);
+    let date = sale["business_date"].as_str().unwrap();
+    let r = app
+        .get(&format!("/v1/sales?business_date={date}"), &b)
+        .await;
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 0);
+    // A's sale is as it was.
+    let r = app.get(&format!("/v1/sales/{id}"), &token("OPA")).await;
+    let own: Value = r.json().await.unwrap();
+    assert_eq!(own["status"], "active");
+    assert_eq!(app.balance("CARD0001").await, "5000.00");
+}
+
+async fn an_idempotency_key_replays_the_first_answer(app: TestApp) {
+    let a = token("OPA");
+    let body = sale_body("A-1", "CARD0001", "5000");
+    let missing = app.post("/v1/sales", &a, None, &body).await;
+    let (status, _, problem) = status_and_body(missing).await;
+    assert_eq!(status, 400);
+    assert_eq!(problem["field"], "Idempotency-Key");
+
+    let first = app.post("/v1/sales", &a, Some("key-1"), &body).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = app.post("/v1/sales", &a, Some("key-1"), &body).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    let other = app
+        .post(
+            "/v1/sales",
+            &a,
+            Some("key-1"),
+            &sale_body("A-1", "CARD0001", "6000"),
+        )
+        .await;
+    let (status, _, problem) = status_and_body(other).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem["type"],
+        "urn:recaudo:problem:idempotency-key-reused"
+    );
+    assert_eq!(app.transactions().await, 1);
+    assert_eq!(app.balance("CARD0001").await, "5000.00");
+}
+
+async fn concurrent_requests_with_one_key_make_one_transaction(app: TestApp) {
+    let app = std::sync::Arc::new(app);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.post(
+                    "/v1/sales",
+                    &token("OPA"),
+                    Some("same-key"),
+                    &sale_body("A-1", "CARD0001", "5000"),
+                )
+                .await
+                .status()
+                .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&201));
+    assert_eq!(app.transactions().await, 1);
+    assert_eq!(app.balance("CARD0001").await, "5000.00");
+}
+
+async fn a_key_reused_by_another_operator_is_another_key(app: TestApp) {
+    let r = app
+        .post(
+            "/v1/sales",
+            &token("OPA"),
+            Some("shared"),
+            &sale_body("A-1", "CARD0001", "5000"),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = app
+        .post(
+            "/v1/sales",
+            &token("OPB"),
+            Some("shared"),
+            &sale_body("B-1", "CARD0002", "7000"),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().get("idempotent-replayed").is_none());
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["operator_ref"], "B-1");
+    assert_eq!(b["card_id"], "CARD0002");
+    assert_eq!(app.transactions().await, 2);
+}
+
+async fn bad_input_names_the_field(app: TestApp) {
+    let a = token("OPA");
+    let mut cases: Vec<(Value, &str)> = Vec::new();
+    let mut unknown = sale_body("A-1", "CARD0001", "5000");
+    unknown["discount"] = json!("1");
+    cases.push((unknown, "discount"));
+    let mut float = sale_body("A-1", "CARD0001", "5000");
+    float["amount"] = json!(5000.5);
+    cases.push((float, "amount"));
+    for amount in ["1.005", "0", "0.00", "-1", "99999999.00", "1e3", "abc"] {
+        cases.push((sale_body("A-1", "CARD0001", amount), "amount"));
+    }
+    let mut currency = sale_body("A-1", "CARD0001", "5000");
+    currency["currency"] = json!("USD");
+    cases.push((currency, "currency"));
+    cases.push((sale_body("A-1", "card-0001", "5000"), "card_id"));
+    cases.push((sale_body("A 1", "CARD0001", "5000"), "operator_ref"));
+    let mut missing = sale_body("A-1", "CARD0001", "5000");
+    missing.as_object_mut().unwrap().remove("point_of_sale");
+    cases.push((missing, "point_of_sale"));
+    for (i, (body, field)) in cases.into_iter().enumerate() {
+        let r = app
+            .post("/v1/sales", &a, Some(&format!("bad-{i}")), &body)
+            .await;
+        let (status, headers, problem) = status_and_body(r).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["field"], field, "{body}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+    }
+    // Oversized body: 413.
+    let mut huge = sale_body("A-1", "CARD0001", "5000");
+    huge["point_of_sale"] = json!("P".repeat(64 * 1024));
+    let r = app.post("/v1/sales", &a, Some("huge"), &huge).await;
+    assert_eq!(r.status(), 413);
+    // Not JSON: 415.
+    let r = app
+        .http
+        .post(format!("{}/v1/sales", app.base))
+        .bearer_auth(&a)
+        .header("Idempotency-Key", "text")
+        .header("Content-Type", "text/plain")
+        .body(sale_body("A-1", "CARD0001", "5000").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // A page over the cap is rejected.
+    let r = app
+        .get("/v1/sales?business_date=2026-11-26&limit=501", &a)
+        .await;
+    let (status, _, problem) = status_and_body(r).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("limit")));
+    let r = app.get("/v1/cards/card%201/balance", &a).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(app.transactions().await, 0);
+}
+
+async fn an_insufficient_balance_leaves_the_card_untouched(app: TestApp) {
+    app.sell("OPA", "A-1", "CARD0001", "2000").await;
+    let r = app
+        .post(
+            "/v1/payments",
+            &token("OPA"),
+            Some("p1"),
+            &payment_body("P-1", "CARD0001", "2950"),
+        )
+        .await;
+    let (status, _, problem) = status_and_body(r).await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["type"], "urn:recaudo:problem:insufficient-balance");
+    assert_eq!(problem["balance"], "2000.00");
+    assert_eq!(app.balance("CARD0001").await, "2000.00");
+    let r = app
+        .post(
+            "/v1/payments",
+            &token("OPA"),
+            Some("p2"),
+            &payment_body("P-2", "CARD0001", "1500"),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["card_balance"], "500.00");
+}
+
+async fn concurrent_payments_cannot_overdraw(app: TestApp) {
+    app.sell("OPA", "A-1", "CARD0001", "29500").await;
+    let app = std::sync::Arc::new(app);
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.post(
+                    "/v1/payments",
+                    &token("OPA"),
+                    Some(&format!("pay-{i}")),
+                    &payment_body(&format!("P-{i}"), "CARD0001", "2950"),
+                )
+                .await
+                .status()
+                .as_u16()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            201 => ok += 1,
+            422 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 10);
+    assert_eq!(app.balance("CARD0001").await, "0.00");
+    app.transactions().await;
+}
+
+async fn a_sale_can_be_voided_once(app: TestApp) {
+    let sale = app.sell("OPA", "A-1", "CARD0001", "5000").await;
+    let id = sale["sale_id"].as_i64().unwrap();
+    let a = token("OPA");
+    let r = app
+        .post(&format!("/v1/sales/{id}/void"), &a, Some("v1"), &json!({}))
+        .await;
+    let (status, _, body) = status_and_body(r).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "voided");
+    assert_eq!(body["card_balance"], "0.00");
+    let r = app
+        .post(&format!("/v1/sales/{id}/void"), &a, Some("v2"), &json!({}))
+        .await;
+    let (status, _, problem) = status_and_body(r).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["type"], "urn:recaudo:problem:already-voided");
+    let r = app
+        .post("/v1/sales/999999/void", &a, Some("v3"), &json!({}))
+        .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.balance("CARD0001").await, "0.00");
+    assert_eq!(app.transactions().await, 2);
+}
+
+async fn sales_are_listed_in_pages(app: TestApp) {
+    let mut date = String::new();
+    for i in 0..5 {
+        date = app.sell("OPA", &format!("A-{i}"), "CARD0001", "1000").await["business_date"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    app.sell("OPB", "B-1", "CARD0001", "1000").await;
+    let a = token("OPA");
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/sales?business_date={date}&limit=2&cursor={c}"),
+            None => format!("/v1/sales?business_date={date}&limit=2"),
+        };
+        let r = app.get(&path, &a).await;
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let page: Value = r.json().await.unwrap();
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["operator_ref"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["A-0", "A-1", "A-2", "A-3", "A-4"]);
+}
