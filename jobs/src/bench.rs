@@ -106,7 +106,7 @@ async fn ledger_bench(args: LedgerArgs, config: &Config) -> anyhow::Result<()> {
         );
     }
     eprintln!("measuring pgbench …");
-    let pgbench = pgbench_tps(&pg_db, 32, args.seconds).await?;
+    let pgbench = ledger::yardstick::pgbench_tps(&pg_db, 32, args.seconds).await?;
     rows.push(Row {
         backend: "postgres".into(),
         workload: "pgbench tpcb-like, scale 32".into(),
@@ -151,11 +151,8 @@ async fn ledger_bench(args: LedgerArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A new, empty database on the server the URL names.
 async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
-    // SAFETY of the environment change: the bench sets it before any task runs.
-    unsafe { std::env::set_var(ledger::testing::TEST_DATABASE_URL_VAR, admin_url) };
-    ledger::testing::fresh_postgres_url()
+    ledger::yardstick::fresh_database(admin_url)
         .await
         .with_context(|| format!("PostgreSQL is not reachable at {}", redact_url(admin_url)))
 }
@@ -275,45 +272,4 @@ async fn validations(
         total += t.await??;
     }
     Ok((total, start.elapsed().as_secs_f64()))
-}
-
-/// Runs pgbench's built-in tpcb-like script on its own database of the same server.
-async fn pgbench_tps(db_url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
-    let init = tokio::process::Command::new("pgbench")
-        .args(["-i", "-q", "-s", "32", db_url])
-        .output()
-        .await
-        .context("running pgbench (install PostgreSQL's client tools)")?;
-    anyhow::ensure!(
-        init.status.success(),
-        "pgbench -i failed: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let out = tokio::process::Command::new("pgbench")
-        .args([
-            "-b",
-            "tpcb-like",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            "2",
-            "-T",
-        ])
-        .arg(seconds.to_string())
-        .arg(db_url)
-        .output()
-        .await?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    anyhow::ensure!(
-        out.status.success(),
-        "pgbench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("tps = ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .with_context(|| format!("no tps line in pgbench's output: {text}"))
 }

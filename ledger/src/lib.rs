@@ -16,6 +16,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 pub mod testing;
+pub mod yardstick;
 
 pub use backend::{Backend, Ledger, LedgerSettings, connect};
 pub use business_date::{BusinessCalendar, BusinessDate};

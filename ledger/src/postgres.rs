@@ -32,6 +32,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PgLedger {
     pool: PgPool,
+    /// Idempotency records are written without waiting for their WAL flush
+    /// (`synchronous_commit = off`): losing the last few on a crash only means a retry is
+    /// answered by the ledger's own idempotency (operator_ref, payment_ref) instead of the
+    /// stored response, and it saves two of the three commits an API sale would wait for.
+    /// A later durable commit (the sale's) flushes them anyway, since WAL is sequential.
+    relaxed_pool: PgPool,
     settings: LedgerSettings,
 }
 
@@ -41,9 +47,25 @@ impl PgLedger {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(PgLedger { pool, settings })
+        let relaxed_pool = PgPoolOptions::new()
+            .max_connections((settings.max_connections / 2).max(2))
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SET synchronous_commit = off")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect_lazy_with(options);
+        Ok(PgLedger {
+            pool,
+            relaxed_pool,
+            settings,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -616,7 +638,7 @@ impl Ledger for PgLedger {
         .bind(key)
         .bind(request_hash)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.relaxed_pool)
         .await?
         .rows_affected();
         if inserted == 1 {
@@ -628,7 +650,7 @@ impl Ledger for PgLedger {
         )
         .bind(operator.as_str())
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.relaxed_pool)
         .await?;
         // Purged between the two statements: claim it afresh.
         let Some((hash, status, body, claimed_at)) = row else {
@@ -655,7 +677,7 @@ impl Ledger for PgLedger {
         .bind(key)
         .bind(now)
         .bind(claimed_at)
-        .execute(&self.pool)
+        .execute(&self.relaxed_pool)
         .await?
         .rows_affected();
         Ok(if taken == 1 {
@@ -680,7 +702,7 @@ impl Ledger for PgLedger {
         .bind(key)
         .bind(i32::from(status))
         .bind(body)
-        .execute(&self.pool)
+        .execute(&self.relaxed_pool)
         .await?;
         Ok(())
     }
@@ -696,7 +718,7 @@ impl Ledger for PgLedger {
         )
         .bind(operator.as_str())
         .bind(key)
-        .execute(&self.pool)
+        .execute(&self.relaxed_pool)
         .await?;
         Ok(())
     }
@@ -705,7 +727,7 @@ impl Ledger for PgLedger {
         Ok(
             sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                 .bind(before)
-                .execute(&self.pool)
+                .execute(&self.relaxed_pool)
                 .await?
                 .rows_affected(),
         )

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod dev_keys;
 pub mod idempotency;
+pub mod load;
 pub mod problem;
 pub mod rate_limit;
 pub mod routes;

@@ -47,6 +47,23 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Load benchmark: the real HTTP server on a fresh PostgreSQL database, driven by
+    /// concurrent connections making sales, beside pgbench's tpcb-like run.
+    Bench {
+        /// PostgreSQL server to measure (a fresh database is created on it).
+        #[arg(
+            long,
+            env = "RECAUDO_TEST_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        postgres_url: String,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Seconds to drive the server (and to run pgbench).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +111,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Openapi => {
             print!("{}", openapi_document());
             Ok(())
+        }
+        Command::Bench {
+            postgres_url,
+            connections,
+            seconds,
+        } => {
+            online_api::load::run(online_api::load::LoadSettings {
+                postgres_url,
+                connections,
+                seconds,
+                settings: config.ledger_settings()?,
+            })
+            .await
         }
     }
 }

@@ -14,7 +14,7 @@ use ledger::{
 
 pub fn settings() -> LedgerSettings {
     LedgerSettings {
-        max_connections: 64,
+        max_connections: 16,
         ..LedgerSettings::default()
     }
 }

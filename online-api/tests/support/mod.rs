@@ -127,7 +127,7 @@ pub fn limits() -> Limits {
 /// PostgreSQL is not reachable outside CI.
 pub async fn spawn_app(backend: Backend, limits: Limits) -> Option<TestApp> {
     let settings = LedgerSettings {
-        max_connections: 32,
+        max_connections: 16,
         ..LedgerSettings::default()
     };
     let db = match backend {
