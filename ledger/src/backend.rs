@@ -32,6 +32,15 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// Direct access to the database under a ledger, for the crates that keep their own tables
+/// beside it (ingest's staging tables, reconciliation results). The ledger's own tables
+/// are written only through the `Ledger` trait.
+#[derive(Clone, Copy)]
+pub enum Database<'a> {
+    Postgres(&'a sqlx::PgPool),
+    Sqlite(&'a sqlx::SqlitePool),
+}
+
 /// What a ledger needs to know besides where its data lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LedgerSettings {
@@ -57,6 +66,8 @@ impl Default for LedgerSettings {
 pub trait Ledger: Send + Sync {
     fn backend(&self) -> Backend;
     fn settings(&self) -> &LedgerSettings;
+    /// The database under the ledger, for crates with tables of their own.
+    fn database(&self) -> Database<'_>;
 
     /// Applies this backend's pending migrations. Safe to run from several processes.
     async fn migrate(&self) -> Result<(), LedgerError>;

@@ -18,7 +18,7 @@ pub mod sqlite;
 pub mod testing;
 pub mod yardstick;
 
-pub use backend::{Backend, Ledger, LedgerSettings, connect};
+pub use backend::{Backend, Database, Ledger, LedgerSettings, connect};
 pub use business_date::{BusinessCalendar, BusinessDate};
 pub use error::{Blame, InvalidInput, LedgerError};
 pub use ids::{

@@ -9,7 +9,7 @@ use sqlx::{PgPool, Row};
 use std::str::FromStr;
 
 use crate::backend::{
-    Backend, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
+    Backend, Database, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
     parse_cards, replay_payment, replay_sale, validation_postings,
 };
 use crate::business_date::BusinessDate;
@@ -148,6 +148,10 @@ impl Ledger for PgLedger {
 
     fn settings(&self) -> &LedgerSettings {
         &self.settings
+    }
+
+    fn database(&self) -> Database<'_> {
+        Database::Postgres(&self.pool)
     }
 
     async fn migrate(&self) -> Result<(), LedgerError> {

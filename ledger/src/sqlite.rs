@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
 use crate::backend::{
-    Backend, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
+    Backend, Database, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
     parse_cards, replay_payment, replay_sale, validation_postings,
 };
 use crate::business_date::BusinessDate;
@@ -180,6 +180,10 @@ impl Ledger for SqliteLedger {
 
     fn settings(&self) -> &LedgerSettings {
         &self.settings
+    }
+
+    fn database(&self) -> Database<'_> {
+        Database::Sqlite(&self.pool)
     }
 
     async fn migrate(&self) -> Result<(), LedgerError> {

@@ -1,0 +1,265 @@
+//! Staging an operator file in the database: the file's row and its records, written in
+//! one transaction so a file is there whole or not at all. PostgreSQL takes the records
+//! through COPY; SQLite through multi-row inserts.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use ledger::Database;
+use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
+
+use crate::operator_file::{FileName, Record, Summary};
+
+pub enum StageTx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// How staging a file ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staged {
+    Accepted {
+        file_id: i64,
+    },
+    /// The same bytes were staged before: nothing was written.
+    Duplicate {
+        file_id: i64,
+    },
+}
+
+const INSERT_FILE: &str = "INSERT INTO operator_files \
+    (object_key, operator_id, business_date, seq, sha256, status, received_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+
+impl StageTx {
+    /// Opens the transaction and the file's row (status `staging`).
+    pub async fn begin(
+        db: Database<'_>,
+        key: &str,
+        name: &FileName,
+        now: DateTime<Utc>,
+    ) -> Result<(StageTx, i64), sqlx::Error> {
+        // Unique until the real hash is known at the end.
+        let pending = format!("pending:{}", uuid::Uuid::new_v4());
+        match db {
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let id: i64 = sqlx::query_scalar(INSERT_FILE)
+                    .bind(key)
+                    .bind(name.operator_id.as_str())
+                    .bind(name.business_date.naive())
+                    .bind(name.seq as i32)
+                    .bind(&pending)
+                    .bind("staging")
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Ok((StageTx::Postgres(tx), id))
+            }
+            Database::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let id: i64 = sqlx::query_scalar(INSERT_FILE)
+                    .bind(key)
+                    .bind(name.operator_id.as_str())
+                    .bind(name.business_date.naive())
+                    .bind(name.seq as i32)
+                    .bind(&pending)
+                    .bind("staging")
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Ok((StageTx::Sqlite(tx), id))
+            }
+        }
+    }
+
+    /// Stages a batch of records of the file.
+    pub async fn records(
+        &mut self,
+        file_id: i64,
+        currency: &str,
+        records: &[Record],
+    ) -> Result<(), sqlx::Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        match self {
+            StageTx::Postgres(tx) => {
+                // Text COPY: every value is a checked identifier, number or timestamp, so
+                // none contains a tab, newline or backslash.
+                let mut data = String::with_capacity(records.len() * 128);
+                for r in records {
+                    use std::fmt::Write;
+                    let _ = writeln!(
+                        data,
+                        "{file_id}\t{}\t{}\t{}\t{}\t{}\t{}\t{currency}\t{}\t{}",
+                        r.line,
+                        r.kind.as_str(),
+                        r.operator_ref,
+                        r.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                        r.card_id,
+                        r.amount_minor,
+                        r.point_of_sale,
+                        r.voided_ref.as_ref().map_or("\\N", |v| v.as_str()),
+                    );
+                }
+                let mut copy = tx
+                    .copy_in_raw(
+                        "COPY operator_file_records (file_id, line, kind, operator_ref, \
+                         occurred_at, card_id, amount, currency, point_of_sale, voided_ref) \
+                         FROM STDIN",
+                    )
+                    .await?;
+                copy.send(data.into_bytes()).await?;
+                copy.finish().await?;
+            }
+            StageTx::Sqlite(tx) => {
+                for chunk in records.chunks(500) {
+                    let mut q = QueryBuilder::new(
+                        "INSERT INTO operator_file_records (file_id, line, kind, operator_ref, \
+                         occurred_at, card_id, amount, currency, point_of_sale, voided_ref) ",
+                    );
+                    q.push_values(chunk, |mut row, r| {
+                        row.push_bind(file_id)
+                            .push_bind(i64::from(r.line))
+                            .push_bind(r.kind.as_str())
+                            .push_bind(r.operator_ref.as_str())
+                            .push_bind(r.occurred_at)
+                            .push_bind(r.card_id.as_str())
+                            .push_bind(r.amount_minor)
+                            .push_bind(currency)
+                            .push_bind(r.point_of_sale.as_str())
+                            .push_bind(r.voided_ref.as_ref().map(|v| v.as_str()));
+                    });
+                    q.build().execute(&mut **tx).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the file as accepted, unless the same bytes were staged before.
+    pub async fn accept(
+        self,
+        file_id: i64,
+        sha256: &str,
+        summary: &Summary,
+    ) -> Result<Staged, sqlx::Error> {
+        const EXISTING: &str = "SELECT id FROM operator_files WHERE sha256 = $1";
+        const ACCEPT: &str = "UPDATE operator_files SET sha256 = $2, status = 'accepted', \
+            record_count = $3, sales_total = $4, voids_total = $5 WHERE id = $1";
+        macro_rules! finish {
+            ($tx:expr) => {{
+                let mut tx = $tx;
+                let existing: Option<i64> = sqlx::query_scalar(EXISTING)
+                    .bind(sha256)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(id) = existing {
+                    tx.rollback().await?;
+                    return Ok(Staged::Duplicate { file_id: id });
+                }
+                let updated = sqlx::query(ACCEPT)
+                    .bind(file_id)
+                    .bind(sha256)
+                    .bind(summary.records as i64)
+                    .bind(summary.sales_total)
+                    .bind(summary.voids_total)
+                    .execute(&mut *tx)
+                    .await;
+                match updated {
+                    Ok(_) => {
+                        tx.commit().await?;
+                        Ok(Staged::Accepted { file_id })
+                    }
+                    // Staged concurrently by another process: theirs stands.
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        tx.rollback().await?;
+                        Ok(Staged::Duplicate { file_id: 0 })
+                    }
+                    Err(e) => Err(e),
+                }
+            }};
+        }
+        match self {
+            StageTx::Postgres(tx) => finish!(tx),
+            StageTx::Sqlite(tx) => finish!(tx),
+        }
+    }
+
+    /// Drops everything staged for the file.
+    pub async fn abandon(self) -> Result<(), sqlx::Error> {
+        match self {
+            StageTx::Postgres(tx) => tx.rollback().await,
+            StageTx::Sqlite(tx) => tx.rollback().await,
+        }
+    }
+}
+
+/// Records a rejected file (no records). The same rejected bytes again change nothing.
+pub async fn record_rejection(
+    db: Database<'_>,
+    key: &str,
+    name: &FileName,
+    sha256: &str,
+    errors: usize,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    const SQL: &str = "INSERT INTO operator_files (object_key, operator_id, business_date, seq, \
+        sha256, status, error_count, received_at) VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7) \
+        ON CONFLICT (sha256) DO NOTHING";
+    macro_rules! run {
+        ($pool:expr) => {
+            sqlx::query(SQL)
+                .bind(key)
+                .bind(name.operator_id.as_str())
+                .bind(name.business_date.naive())
+                .bind(name.seq as i32)
+                .bind(sha256)
+                .bind(errors as i32)
+                .bind(now)
+                .execute($pool)
+                .await
+                .map(|_| ())
+        };
+    }
+    match db {
+        Database::Postgres(pool) => run!(pool),
+        Database::Sqlite(pool) => run!(pool),
+    }
+}
+
+/// Whether these bytes were staged (accepted or rejected) before.
+pub async fn known_sha(db: Database<'_>, sha256: &str) -> Result<bool, sqlx::Error> {
+    const SQL: &str = "SELECT COUNT(*) FROM operator_files WHERE sha256 = $1";
+    let n: i64 = match db {
+        Database::Postgres(pool) => sqlx::query_scalar(SQL).bind(sha256).fetch_one(pool).await?,
+        Database::Sqlite(pool) => sqlx::query_scalar(SQL).bind(sha256).fetch_one(pool).await?,
+    };
+    Ok(n > 0)
+}
+
+/// The file in force for an operator and date: the accepted one with the highest sequence
+/// (a later sequence supersedes; earlier ones are kept).
+pub async fn latest_accepted_file(
+    db: Database<'_>,
+    operator_id: &str,
+    business_date: ledger::BusinessDate,
+) -> Result<Option<(i64, i32)>, sqlx::Error> {
+    const SQL: &str = "SELECT id, seq FROM operator_files WHERE operator_id = $1 \
+        AND business_date = $2 AND status = 'accepted' ORDER BY seq DESC, id DESC LIMIT 1";
+    match db {
+        Database::Postgres(pool) => {
+            sqlx::query_as(SQL)
+                .bind(operator_id)
+                .bind(business_date.naive())
+                .fetch_optional(pool)
+                .await
+        }
+        Database::Sqlite(pool) => {
+            sqlx::query_as(SQL)
+                .bind(operator_id)
+                .bind(business_date.naive())
+                .fetch_optional(pool)
+                .await
+        }
+    }
+}

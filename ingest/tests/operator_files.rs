@@ -1,0 +1,399 @@
+//! Operator files as operators really send them: a corpus of good and bad files, each
+//! accepted or rejected exactly as DESIGN.md says, on SQLite with a local folder and on
+//! PostgreSQL with the S3-compatible server.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ingest::{FileOutcome, ingest_file};
+use ledger::{Currency, Database, Ledger, LedgerSettings, MoneyRules};
+use storage::{LocalStore, ObjectStore, S3Settings, S3Store};
+
+const KEY: &str = "incoming/OP001/2026-11-26/OP001_20261126_001.csv";
+const H: &str = "H,1,OP001,2026-11-26,001,2026-11-27T01:00:00-05:00";
+const SALE: &str =
+    "D,SALE,OP001-000123,2026-11-26T08:15:02-05:00,CARD0000123456,20000.00,COP,POS-17,";
+const VOID: &str =
+    "D,VOID,OP001-000124,2026-11-26T08:20:00-05:00,CARD0000123456,20000.00,COP,POS-17,OP001-000123";
+const T: &str = "T,2,20000.00,20000.00";
+
+fn file(lines: &[&str]) -> Vec<u8> {
+    let mut s = lines.join("\n");
+    s.push('\n');
+    s.into_bytes()
+}
+
+fn with_detail(detail: &str) -> Vec<u8> {
+    file(&[H, detail, "T,1,20000.00,0.00"])
+}
+
+/// (name, bytes, expected: None = accepted, Some((line, field or reason fragment)))
+fn corpus() -> Vec<(&'static str, Vec<u8>, Option<(u64, &'static str)>)> {
+    let mut long = String::from("D,SALE,OP001-1,2026-11-26T08:15:02-05:00,CARD1,1.00,COP,POS-1,");
+    long.push_str(&"x".repeat(10_000));
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend(file(&[H, SALE, VOID, T]));
+    let mut bad_utf8 = file(&[H]);
+    bad_utf8.extend(b"D,SALE,OP001-1,2026-11-26T08:15:02-05:00,CARD\xFF\xFE,1.00,COP,POS-1,\n");
+    bad_utf8.extend(b"T,1,1.00,0.00\n");
+    vec![
+        ("valid", file(&[H, SALE, VOID, T]), None),
+        ("bom", bom, None),
+        (
+            "crlf",
+            file(&[H, SALE, VOID, T])
+                .iter()
+                .flat_map(|b| {
+                    if *b == b'\n' {
+                        vec![b'\r', b'\n']
+                    } else {
+                        vec![*b]
+                    }
+                })
+                .collect(),
+            None,
+        ),
+        (
+            "no final newline",
+            file(&[H, SALE, VOID, T])
+                .strip_suffix(b"\n")
+                .unwrap()
+                .to_vec(),
+            None,
+        ),
+        (
+            "duplicate ref with other content (a reconciliation case, not a bad file)",
+            file(&[
+                H,
+                SALE,
+                &SALE.replace("20000.00", "30000.00"),
+                "T,2,50000.00,0.00",
+            ]),
+            None,
+        ),
+        (
+            "quoted fields",
+            with_detail("D,\"SALE\",OP001-1,2026-11-26T08:15:02-05:00,CARD1,20000.00,COP,POS-1,"),
+            Some((2, "quoted")),
+        ),
+        ("empty", Vec::new(), Some((0, "empty"))),
+        ("header only", file(&[H]), Some((0, "trailer"))),
+        ("missing trailer", file(&[H, SALE]), Some((0, "trailer"))),
+        (
+            "trailer count wrong",
+            file(&[H, SALE, VOID, "T,3,20000.00,20000.00"]),
+            Some((4, "record_count")),
+        ),
+        (
+            "trailer totals wrong",
+            file(&[H, SALE, VOID, "T,2,20000.01,20000.00"]),
+            Some((4, "sales_total")),
+        ),
+        (
+            "operator not matching the key",
+            file(&[&H.replace(",OP001,", ",OP002,"), SALE, VOID, T]),
+            Some((1, "operator_id")),
+        ),
+        (
+            "date not matching the key",
+            file(&[&H.replace("2026-11-26", "2026-11-25"), SALE, VOID, T]),
+            Some((1, "business_date")),
+        ),
+        (
+            "sequence not matching the name",
+            file(&[&H.replace(",001,", ",002,"), SALE, VOID, T]),
+            Some((1, "seq")),
+        ),
+        (
+            "three-decimal amount",
+            with_detail(&SALE.replace("20000.00", "20000.001")),
+            Some((2, "amount")),
+        ),
+        (
+            "negative amount",
+            with_detail(&SALE.replace("20000.00", "-20000.00")),
+            Some((2, "amount")),
+        ),
+        (
+            "zero amount",
+            with_detail(&SALE.replace("20000.00", "0.00")),
+            Some((2, "amount")),
+        ),
+        (
+            "non-numeric amount",
+            with_detail(&SALE.replace("20000.00", "veinte")),
+            Some((2, "amount")),
+        ),
+        (
+            "unknown currency",
+            with_detail(&SALE.replace(",COP,", ",XYZ,")),
+            Some((2, "currency")),
+        ),
+        (
+            "other currency",
+            with_detail(&SALE.replace(",COP,", ",USD,")),
+            Some((2, "currency")),
+        ),
+        (
+            "invalid timestamp",
+            with_detail(&SALE.replace("2026-11-26T08:15:02-05:00", "2026-11-26 08:15")),
+            Some((2, "occurred_at")),
+        ),
+        (
+            "timestamp without offset",
+            with_detail(&SALE.replace("2026-11-26T08:15:02-05:00", "2026-11-26T08:15:02")),
+            Some((2, "occurred_at")),
+        ),
+        ("invalid UTF-8", bad_utf8, Some((2, "UTF-8"))),
+        (
+            "unknown record type",
+            file(&[H, SALE, "X,1,2,3", "T,1,20000.00,0.00"]),
+            Some((3, "record_type")),
+        ),
+        (
+            "VOID without voided ref",
+            with_detail(&VOID.replace(",OP001-000123", ",")),
+            Some((2, "voided_ref")),
+        ),
+        (
+            "SALE naming a voided ref",
+            with_detail(&format!("{SALE}OP001-9")),
+            Some((2, "voided_ref")),
+        ),
+        (
+            "absurdly long line",
+            file(&[H, SALE, &long, "T,1,20000.00,0.00"]),
+            Some((3, "longer than")),
+        ),
+        (
+            "wrong number of fields",
+            with_detail("D,SALE,OP001-1,2026-11-26T08:15:02-05:00,CARD1"),
+            Some((2, "9 fields")),
+        ),
+        (
+            "bad card id",
+            with_detail(&SALE.replace("CARD0000123456", "card-1")),
+            Some((2, "card_id")),
+        ),
+        (
+            "a second header",
+            file(&[H, H, SALE, "T,1,20000.00,0.00"]),
+            Some((2, "record_type")),
+        ),
+        (
+            "records after the trailer",
+            file(&[H, SALE, "T,1,20000.00,0.00", SALE]),
+            Some((4, "trailer")),
+        ),
+        (
+            "blank line inside",
+            file(&[H, "", SALE, "T,1,20000.00,0.00"]),
+            Some((2, "empty line")),
+        ),
+        (
+            "first record not a header",
+            file(&[SALE, "T,1,20000.00,0.00"]),
+            Some((1, "header")),
+        ),
+        (
+            "unsupported format version",
+            file(&[&H.replace("H,1,", "H,2,"), SALE, VOID, T]),
+            Some((1, "format_version")),
+        ),
+    ]
+}
+
+struct Env {
+    ledger: Arc<dyn Ledger>,
+    store: Arc<dyn ObjectStore>,
+    _keep: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+async fn sqlite_env() -> Env {
+    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    Env {
+        ledger: db.ledger.clone(),
+        store: Arc::new(LocalStore::new(dir.path()).unwrap()),
+        _keep: vec![Box::new(db), Box::new(dir)],
+    }
+}
+
+async fn postgres_env() -> Option<Env> {
+    let db = ledger::testing::postgres_ledger(LedgerSettings::default()).await?;
+    let Ok(endpoint) = std::env::var("RECAUDO_TEST_S3_ENDPOINT") else {
+        ledger::testing::service_missing(
+            "the S3-compatible server",
+            "RECAUDO_TEST_S3_ENDPOINT is not set",
+        );
+        return None;
+    };
+    let bucket = format!("recaudo-ingest-{}", uuid::Uuid::new_v4().simple());
+    let store = S3Store::new(S3Settings {
+        bucket: bucket.clone(),
+        prefix: String::new(),
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        sse_kms_key_id: None,
+        static_credentials: Some(("test".into(), "test".into())),
+    })
+    .await;
+    store
+        .client()
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    Some(Env {
+        ledger: db.ledger.clone(),
+        store: Arc::new(store),
+        _keep: vec![Box::new(db)],
+    })
+}
+
+fn rules() -> MoneyRules {
+    MoneyRules::new(Currency::COP)
+}
+
+async fn staged_records(ledger: &dyn Ledger) -> i64 {
+    const SQL: &str = "SELECT COUNT(*) FROM operator_file_records";
+    match ledger.database() {
+        Database::Postgres(p) => sqlx::query_scalar(SQL).fetch_one(p).await.unwrap(),
+        Database::Sqlite(p) => sqlx::query_scalar(SQL).fetch_one(p).await.unwrap(),
+    }
+}
+
+async fn the_corpus_is_accepted_or_rejected_as_designed(env: Env) {
+    let mut expected_records = 0;
+    for (name, bytes, expected) in corpus() {
+        // Each file under its own operator folder name would change the key; instead the
+        // corpus goes one file at a time through the same key.
+        env.store
+            .put(KEY, Bytes::from(bytes.clone()))
+            .await
+            .unwrap();
+        let outcome = ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+            .await
+            .unwrap();
+        assert!(
+            env.store.head(KEY).await.is_err(),
+            "{name}: still in incoming/"
+        );
+        match expected {
+            None => {
+                let FileOutcome::Accepted { records } = outcome else {
+                    let report = env
+                        .store
+                        .get_bytes("rejected/OP001/2026-11-26/OP001_20261126_001.csv.errors.json")
+                        .await;
+                    panic!(
+                        "{name}: {outcome:?} {:?}",
+                        report.map(|b| String::from_utf8_lossy(&b).to_string())
+                    );
+                };
+                // Every accepted variant differs in bytes, so none is a duplicate.
+                expected_records += records as i64;
+                assert!(
+                    env.store
+                        .head("processed/OP001/2026-11-26/OP001_20261126_001.csv")
+                        .await
+                        .is_ok()
+                );
+            }
+            Some((line, what)) => {
+                assert!(
+                    matches!(outcome, FileOutcome::Rejected { .. }),
+                    "{name}: {outcome:?}"
+                );
+                let report: serde_json::Value = serde_json::from_slice(
+                    &env.store
+                        .get_bytes("rejected/OP001/2026-11-26/OP001_20261126_001.csv.errors.json")
+                        .await
+                        .unwrap(),
+                )
+                .unwrap();
+                let errors = report["errors"].as_array().unwrap();
+                assert!(
+                    errors.iter().any(|e| e["line"] == line
+                        && (e["field"].as_str() == Some(what)
+                            || e["reason"].as_str().unwrap().contains(what))),
+                    "{name}: expected line {line} / {what}, got {report}"
+                );
+                assert!(
+                    env.store
+                        .get_bytes("rejected/OP001/2026-11-26/OP001_20261126_001.csv")
+                        .await
+                        .unwrap()
+                        == bytes,
+                    "{name}: the rejected file is kept as sent"
+                );
+            }
+        }
+        assert_eq!(
+            staged_records(&*env.ledger).await,
+            expected_records,
+            "{name}: staged records"
+        );
+    }
+}
+
+async fn a_bad_name_is_rejected_with_a_report(env: Env) {
+    let key = "incoming/OP001/2026-11-26/sales.csv";
+    env.store
+        .put(key, Bytes::from(file(&[H, SALE, VOID, T])))
+        .await
+        .unwrap();
+    let outcome = ingest_file(&*env.store, &*env.ledger, rules(), key)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, FileOutcome::Rejected { .. }));
+    let report = env
+        .store
+        .get_bytes("rejected/OP001/2026-11-26/sales.csv.errors.json")
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&report).contains("object_key"));
+}
+
+async fn the_same_file_twice_is_staged_once_and_a_later_seq_supersedes(env: Env) {
+    let bytes = Bytes::from(file(&[H, SALE, VOID, T]));
+    env.store.put(KEY, bytes.clone()).await.unwrap();
+    let report = ingest::ingest_files(&*env.store, &*env.ledger, rules())
+        .await
+        .unwrap();
+    assert_eq!(report.accepted, [KEY]);
+    env.store.put(KEY, bytes).await.unwrap();
+    let again = ingest::ingest_files(&*env.store, &*env.ledger, rules())
+        .await
+        .unwrap();
+    assert_eq!((again.accepted.len(), again.duplicates.len()), (0, 1));
+    assert_eq!(staged_records(&*env.ledger).await, 2);
+
+    let key2 = "incoming/OP001/2026-11-26/OP001_20261126_002.csv";
+    let second = file(&[&H.replace(",001,", ",002,"), SALE, "T,1,20000.00,0.00"]);
+    env.store.put(key2, Bytes::from(second)).await.unwrap();
+    ingest::ingest_files(&*env.store, &*env.ledger, rules())
+        .await
+        .unwrap();
+    let date = ledger::BusinessDate::parse("2026-11-26").unwrap();
+    let latest = ingest::staging::latest_accepted_file(env.ledger.database(), "OP001", date)
+        .await
+        .unwrap();
+    assert_eq!(latest.map(|(_, seq)| seq), Some(2));
+    // Both files are kept.
+    assert_eq!(staged_records(&*env.ledger).await, 3);
+}
+
+macro_rules! on_both {
+    ($($scenario:ident),*) => {
+        mod sqlite_local { $( #[tokio::test] async fn $scenario() { super::$scenario(super::sqlite_env().await).await } )* }
+        mod postgres_s3 { $( #[tokio::test] async fn $scenario() { if let Some(env) = super::postgres_env().await { super::$scenario(env).await } } )* }
+    };
+}
+
+on_both!(
+    the_corpus_is_accepted_or_rejected_as_designed,
+    a_bad_name_is_rejected_with_a_report,
+    the_same_file_twice_is_staged_once_and_a_later_seq_supersedes
+);
