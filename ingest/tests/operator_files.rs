@@ -27,8 +27,11 @@ fn with_detail(detail: &str) -> Vec<u8> {
     file(&[H, detail, "T,1,20000.00,0.00"])
 }
 
-/// (name, bytes, expected: None = accepted, Some((line, field or reason fragment)))
-fn corpus() -> Vec<(&'static str, Vec<u8>, Option<(u64, &'static str)>)> {
+/// A file of the corpus: its name, its bytes, and `None` when it must be accepted or the
+/// line and the field (or a fragment of the reason) its rejection must name.
+type Case = (&'static str, Vec<u8>, Option<(u64, &'static str)>);
+
+fn corpus() -> Vec<Case> {
     let mut long = String::from("D,SALE,OP001-1,2026-11-26T08:15:02-05:00,CARD1,1.00,COP,POS-1,");
     long.push_str(&"x".repeat(10_000));
     let mut bom = b"\xEF\xBB\xBF".to_vec();
