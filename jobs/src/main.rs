@@ -2,6 +2,7 @@
 //! and manages the operators registry; the scheduled jobs arrive in later versions.
 
 mod bench;
+mod data_in;
 mod operators;
 mod table;
 
@@ -35,6 +36,11 @@ enum Command {
     /// Register, list and change recharge operators.
     #[command(subcommand)]
     Operators(operators::OperatorsCommand),
+    /// Generate a deterministic day of synthetic data (and optionally load and publish it).
+    Fixtures(data_in::FixturesArgs),
+    /// Take operator files and validation events in, once.
+    #[command(subcommand)]
+    Ingest(data_in::IngestCommand),
     /// Measure the ledger's throughput and print a table (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -71,6 +77,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Operators(cmd) => operators::run(cmd, &open_ledger(&config).await?).await,
+        Command::Fixtures(args) => data_in::fixtures(args, &config).await,
+        Command::Ingest(cmd) => data_in::ingest(cmd, &config).await,
         Command::Bench(cmd) => bench::run(cmd, &config).await,
     }
 }
