@@ -20,6 +20,28 @@ pub enum BenchCommand {
     /// posted in batches, on fresh PostgreSQL and SQLite databases, with pgbench's tpcb-like
     /// run against the same PostgreSQL server as the yardstick.
     Ledger(LedgerArgs),
+    /// Operator-file ingest of one large file into PostgreSQL (records/s, MB/s, peak
+    /// memory), and validations from the Kafka broker into PostgreSQL (validations/s).
+    Ingest(IngestArgs),
+}
+
+#[derive(Args)]
+pub struct IngestArgs {
+    #[arg(
+        long,
+        env = "RECAUDO_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// Kafka brokers for the validations part (skipped when unset).
+    #[arg(long, env = "RECAUDO_TEST_KAFKA_BROKERS")]
+    brokers: Option<String>,
+    /// Records in the operator file.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Validations produced to and consumed from the broker.
+    #[arg(long, default_value_t = 300_000)]
+    validations: u64,
 }
 
 #[derive(Args)]
@@ -51,6 +73,7 @@ const CARDS: u64 = 200_000;
 pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ledger(args) => ledger_bench(args, config).await,
+        BenchCommand::Ingest(args) => ingest_bench(args, config).await,
     }
 }
 
@@ -272,4 +295,116 @@ async fn validations(
         total += t.await??;
     }
     Ok((total, start.elapsed().as_secs_f64()))
+}
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        / 1024
+}
+
+async fn ingest_bench(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
+    use fixtures::{Fixture, FixtureConfig};
+    let settings = LedgerSettings {
+        max_connections: 8,
+        ..config.ledger_settings()?
+    };
+    let date = ledger::BusinessDate::parse("2026-11-26")?;
+    let rules = crate::data_in::money_rules(config)?;
+    let mut table = Vec::new();
+
+    // One operator's file of `records` sales.
+    let dir = tempfile::tempdir()?;
+    let mut fc = FixtureConfig::new(7, date, args.records);
+    fc.operators = 1;
+    fc.discrepancy_per_mille = 0;
+    fc.void_per_mille = 0;
+    eprintln!("writing a {}-record operator file …", args.records);
+    let files = Fixture::new(fc).write_operator_files(&dir.path().join("objects"))?;
+    let key = files.accepted[0].clone();
+    let bytes = std::fs::metadata(dir.path().join("objects").join(&key))?.len();
+    let store = storage::LocalStore::new(dir.path().join("objects"))?;
+    let ledger = ledger::connect(&fresh_database(&args.postgres_url).await?, settings).await?;
+    let before = peak_rss_mib();
+    eprintln!("ingesting it into PostgreSQL …");
+    let start = Instant::now();
+    let outcome = ingest::ingest_file(&store, &*ledger, rules, &key).await?;
+    let seconds = start.elapsed().as_secs_f64();
+    let records = files.records;
+    anyhow::ensure!(
+        outcome == ingest::FileOutcome::Accepted { records },
+        "unexpected outcome {outcome:?}"
+    );
+    table.push(vec![
+        "operator file -> PostgreSQL".to_string(),
+        records.to_string(),
+        format!("{:.1}", bytes as f64 / 1_048_576.0),
+        format!("{seconds:.2}"),
+        format!("{:.0}", records as f64 / seconds),
+        format!("{:.1}", bytes as f64 / 1_048_576.0 / seconds),
+        format!(
+            "{} (+{})",
+            peak_rss_mib(),
+            peak_rss_mib().saturating_sub(before)
+        ),
+    ]);
+
+    if let Some(brokers) = args.brokers {
+        let mut fc = FixtureConfig::new(8, date, args.validations / 2);
+        fc.validations = args.validations;
+        fc.duplicate_per_mille = 0;
+        fc.malformed_per_mille = 0;
+        let fixture = Fixture::new(fc);
+        let topic = format!("recaudo.validations.bench-{}", std::process::id());
+        let mut kafka =
+            ingest::validations::KafkaSettings::new(&brokers, &format!("bench-{topic}"));
+        kafka.topic = topic;
+        eprintln!("producing {} validations …", args.validations);
+        let produced = crate::data_in::produce(&fixture, &kafka).await?;
+        let ledger = ledger::connect(&fresh_database(&args.postgres_url).await?, settings).await?;
+        kafka.stop_after_events = Some(produced);
+        kafka.stop_when_idle = Some(Duration::from_secs(30));
+        eprintln!("consuming them into PostgreSQL …");
+        let start = Instant::now();
+        let report = ingest::validations::ingest_from_kafka(&*ledger, &rules, &kafka).await?;
+        // Steady state: from the first event to the last posting; joining the consumer
+        // group is reported apart.
+        let join = report.first_event_after_ms.unwrap_or(0) as f64 / 1000.0;
+        let seconds = start.elapsed().as_secs_f64() - join;
+        eprintln!("joined the consumer group and got the first event after {join:.1} s");
+        anyhow::ensure!(
+            report.posted == produced,
+            "posted {} of {produced}",
+            report.posted
+        );
+        table.push(vec![
+            "Kafka validations -> PostgreSQL".to_string(),
+            report.posted.to_string(),
+            "-".to_string(),
+            format!("{seconds:.2}"),
+            format!("{:.0}", report.posted as f64 / seconds),
+            "-".to_string(),
+            format!("{}", peak_rss_mib()),
+        ]);
+    }
+    crate::table::print(
+        &[
+            "workload",
+            "records",
+            "MiB",
+            "seconds",
+            "records/s",
+            "MiB/s",
+            "peak RSS MiB",
+        ],
+        &table,
+    );
+    Ok(())
 }
