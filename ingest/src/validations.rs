@@ -368,11 +368,7 @@ pub async fn ingest_from_kafka(
         // A member that died without leaving the group (a killed pod) holds its partitions
         // until this expires, and the broker may wait as long for members when the group
         // forms; a batch takes well under a second, so 10 s is ample.
-        .set("max.poll.interval.ms", "10000")
-        // Fewer, larger fetches: the consumer keeps up with a whole city's validators.
-        .set("fetch.min.bytes", "1000000")
-        .set("fetch.wait.max.ms", "100")
-        .set("max.partition.fetch.bytes", "10485760");
+        .set("max.poll.interval.ms", "10000");
     for (k, v) in &settings.client {
         config.set(k, v);
     }
@@ -385,7 +381,6 @@ pub async fn ingest_from_kafka(
     let mut batch_started: Option<Instant> = None;
     let started = Instant::now();
     let mut last_message = Instant::now();
-    let mut committed = None;
     loop {
         let wait = match batch_started {
             Some(t) => settings.linger.saturating_sub(t.elapsed()),
@@ -426,12 +421,7 @@ pub async fn ingest_from_kafka(
                 tpl.add_partition_offset(&settings.topic, *partition, Offset::Offset(*offset))
                     .map_err(kafka_err)?;
             }
-            // Asynchronous: the batch is already durable and idempotent, so a commit lost in
-            // a crash only replays it. The last commit, below, is synchronous.
-            consumer
-                .commit(&tpl, CommitMode::Async)
-                .map_err(kafka_err)?;
-            committed = Some(tpl);
+            consumer.commit(&tpl, CommitMode::Sync).map_err(kafka_err)?;
             tracing::debug!(?next_offsets, events = batch.len(), "batch committed");
             batch.clear();
             batch_started = None;
@@ -450,9 +440,6 @@ pub async fn ingest_from_kafka(
         {
             break;
         }
-    }
-    if let Some(tpl) = committed {
-        consumer.commit(&tpl, CommitMode::Sync).map_err(kafka_err)?;
     }
     Ok(report)
 }

@@ -98,6 +98,9 @@ async fn a_consumer_killed_half_way_posts_each_validation_once() {
     }
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
+    // The killed member never left the group: the broker evicts it after its session and
+    // poll timeouts (6 s, 8 s here). Only then does a new member get all the partitions.
+    tokio::time::sleep(Duration::from_secs(10)).await;
 
     let second = recaudo(&db.url, &brokers, &topic, dir.path())
         .args(["ingest", "validations", "--idle-secs", "15"])
