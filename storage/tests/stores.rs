@@ -24,7 +24,8 @@ on_both_stores!(
     listing_by_prefix,
     missing_keys_are_not_found,
     copy_and_rename,
-    bad_keys_are_refused
+    bad_keys_are_refused,
+    a_failed_write_leaves_the_old_object_whole,
 );
 
 async fn round_trip(store: &dyn ObjectStore) {
@@ -174,4 +175,43 @@ async fn objects_are_written_with_sse_kms_when_configured() {
         head.server_side_encryption().map(|s| s.as_str()),
         Some("aws:kms")
     );
+}
+
+/// A write that fails half-way (here: the source stream breaks after 12 MiB, past the first
+/// multipart part) leaves the previous object whole and nothing half-written to list.
+async fn a_failed_write_leaves_the_old_object_whole(store: &dyn ObjectStore) {
+    store
+        .put("reports/summary.csv", Bytes::from_static(b"old,complete\n"))
+        .await
+        .unwrap();
+    let chunks = (0..13).map(|i| {
+        if i < 12 {
+            Ok(Bytes::from(vec![b'x'; 1024 * 1024]))
+        } else {
+            Err(StorageError::Io {
+                op: "read",
+                key: "source".into(),
+                source: std::io::Error::other("the source broke"),
+            })
+        }
+    });
+    let result = store
+        .put_stream(
+            "reports/summary.csv",
+            Box::pin(futures::stream::iter(chunks)),
+        )
+        .await;
+    assert!(result.is_err());
+    assert_eq!(
+        store.get_bytes("reports/summary.csv").await.unwrap(),
+        Bytes::from_static(b"old,complete\n")
+    );
+    let keys: Vec<String> = store
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(keys, ["reports/summary.csv"]);
 }
