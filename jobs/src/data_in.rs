@@ -11,8 +11,7 @@ use clap::{Args, Subcommand};
 use fixtures::{Fixture, FixtureConfig};
 use ingest::validations::{KafkaSettings, ingest_event_folder, ingest_from_kafka};
 use ledger::config::Config;
-use ledger::journal::NewSale;
-use ledger::{BusinessDate, CardId, Ledger, LedgerError, MoneyRules, OperatorRef, PointOfSale};
+use ledger::{BusinessDate, MoneyRules};
 use storage::ObjectStore;
 
 #[derive(Args)]
@@ -119,9 +118,9 @@ pub async fn fixtures(args: FixturesArgs, config: &Config) -> anyhow::Result<()>
     );
     if args.register || args.post_ledger {
         let ledger = crate::open_ledger(config).await?;
-        register(&fixture, &*ledger).await?;
+        fixture.register_operators(&*ledger).await?;
         if args.post_ledger {
-            let (sales, voids) = post_ledger_side(&fixture, &*ledger).await?;
+            let (sales, voids) = fixture.record_ledger_side(&*ledger).await?;
             println!("recorded {sales} sales and {voids} voids in the ledger");
         }
     }
@@ -129,61 +128,6 @@ pub async fn fixtures(args: FixturesArgs, config: &Config) -> anyhow::Result<()>
         publish(&fixture, &truth, &args.out, config).await?;
     }
     Ok(())
-}
-
-pub async fn register(fixture: &Fixture, ledger: &dyn Ledger) -> anyhow::Result<()> {
-    for op in fixture.operators() {
-        match ledger.add_operator(&op).await {
-            Ok(()) | Err(LedgerError::DuplicateOperator(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Records the day's ledger side: every sale the ledger knows, and its void, through the
-/// same ledger calls the online API makes. Several at a time, as the API would see them.
-pub async fn post_ledger_side(
-    fixture: &Fixture,
-    ledger: &dyn Ledger,
-) -> anyhow::Result<(u64, u64)> {
-    use futures::StreamExt;
-    let currency = ledger.settings().currency;
-    let results: Vec<anyhow::Result<(u64, u64)>> =
-        futures::stream::iter(fixture.sales().filter(|s| s.in_ledger))
-            .map(|s| async move {
-                let sale = NewSale {
-                    operator_id: fixture.operator_id(s.operator),
-                    operator_ref: OperatorRef::parse(&s.operator_ref)?,
-                    card_id: CardId::parse(&s.card_id)?,
-                    amount: ledger::Money::new(s.amount_minor, currency),
-                    point_of_sale: PointOfSale::parse(&s.point_of_sale)?,
-                    occurred_at: s.occurred_at,
-                };
-                let receipt = ledger.record_sale(&sale).await?;
-                let mut voids = 0;
-                if let Some(at) = s.voided_at {
-                    match ledger
-                        .void_sale(&sale.operator_id, receipt.sale.id, at)
-                        .await
-                    {
-                        Ok(_) => voids = 1,
-                        Err(LedgerError::AlreadyVoided(_)) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Ok((1, voids))
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-    let mut totals = (0, 0);
-    for r in results {
-        let (s, v) = r?;
-        totals.0 += s;
-        totals.1 += v;
-    }
-    Ok(totals)
 }
 
 async fn publish(

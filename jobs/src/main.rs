@@ -4,6 +4,7 @@
 mod bench;
 mod data_in;
 mod operators;
+mod reconciliation;
 mod table;
 
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Command {
     /// Take operator files and validation events in, once.
     #[command(subcommand)]
     Ingest(data_in::IngestCommand),
+    /// Reconcile a business date: every operator's file against the ledger, once.
+    Reconcile(reconciliation::ReconcileArgs),
     /// Measure the ledger's throughput and print a table (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -79,6 +82,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Operators(cmd) => operators::run(cmd, &open_ledger(&config).await?).await,
         Command::Fixtures(args) => data_in::fixtures(args, &config).await,
         Command::Ingest(cmd) => data_in::ingest(cmd, &config).await,
+        Command::Reconcile(args) => reconciliation::run(args, &config).await,
         Command::Bench(cmd) => bench::run(cmd, &config).await,
     }
 }

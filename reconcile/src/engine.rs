@@ -1,0 +1,293 @@
+//! The engine, on polars lazy frames.
+//!
+//! Ledger side columns: `operator_id, operator_ref, card_id, amount, occurred_at` (µs since
+//! the epoch), `business_date` (days since the epoch), `voided` (bool, the sale's final
+//! state). File side columns: `operator_id, operator_ref, card_id, amount, occurred_at,
+//! file_date` (days), `kind` (`SALE`/`VOID`), `voided_ref` (the sale a VOID names), `line`.
+//! Both sides hold the date and its two neighbours.
+//!
+//! Rules, in order, for a key on both sides: the file has it twice with different card or
+//! amount → DUPLICATE_IN_FILE; amounts differ → AMOUNT_MISMATCH; cards differ →
+//! CARD_MISMATCH; voided on one side only → STATUS_MISMATCH; else MATCHED. A key on one side
+//! only is TIMING when the other side has it on an adjacent date, else MISSING_IN_FILE or
+//! MISSING_IN_LEDGER. Identical duplicates in a file count once; of differing duplicates
+//! the first line stands for the file. Amounts compared are the sale amounts; the amounts
+//! shown are net (0 when voided on that side, empty when absent).
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::ReconcileError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Case {
+    Matched,
+    AmountMismatch,
+    CardMismatch,
+    StatusMismatch,
+    MissingInLedger,
+    MissingInFile,
+    Timing,
+    DuplicateInFile,
+}
+
+impl Case {
+    pub const ALL: [Case; 8] = [
+        Case::Matched,
+        Case::AmountMismatch,
+        Case::CardMismatch,
+        Case::StatusMismatch,
+        Case::MissingInLedger,
+        Case::MissingInFile,
+        Case::Timing,
+        Case::DuplicateInFile,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Case::Matched => "MATCHED",
+            Case::AmountMismatch => "AMOUNT_MISMATCH",
+            Case::CardMismatch => "CARD_MISMATCH",
+            Case::StatusMismatch => "STATUS_MISMATCH",
+            Case::MissingInLedger => "MISSING_IN_LEDGER",
+            Case::MissingInFile => "MISSING_IN_FILE",
+            Case::Timing => "TIMING",
+            Case::DuplicateInFile => "DUPLICATE_IN_FILE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Case> {
+        Case::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The result for one date: one row per key, and one row per operator.
+pub struct Reconciliation {
+    /// `business_date, operator_id, operator_ref, case, ledger_card_id, file_card_id,
+    /// ledger_amount, file_amount, difference, ledger_occurred_at, file_occurred_at`,
+    /// sorted by operator and ref.
+    pub items: DataFrame,
+    /// `operator_id`, a count and an amount (Σ difference) per case, `ledger_total`,
+    /// `file_total`, `tie_out` (bool), sorted by operator.
+    pub summary: DataFrame,
+}
+
+const KEY: [&str; 2] = ["operator_id", "operator_ref"];
+
+fn key() -> [Expr; 2] {
+    [col("operator_id"), col("operator_ref")]
+}
+
+/// Marks which keys of `frame` exist, as a boolean column `name`, for a left join.
+fn keys_marked(frame: LazyFrame, name: &str) -> LazyFrame {
+    frame
+        .select(key())
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_column(lit(true).alias(name))
+}
+
+fn left_join(left: LazyFrame, right: LazyFrame) -> LazyFrame {
+    left.join(right, key(), key(), JoinArgs::new(JoinType::Left))
+}
+
+fn net(present: &str, voided: &str, amount: &str) -> Expr {
+    when(col(present))
+        .then(when(col(voided)).then(lit(0i64)).otherwise(col(amount)))
+        .otherwise(lit(NULL).cast(DataType::Int64))
+}
+
+/// Reconciles business date `date` (days since the epoch).
+pub fn reconcile(
+    ledger: LazyFrame,
+    file: LazyFrame,
+    date: i32,
+) -> Result<Reconciliation, ReconcileError> {
+    // The file side: sales deduplicated by content, then one row per key and file date.
+    let file_sales = file.clone().filter(col("kind").eq(lit("SALE")));
+    let file_voids = file
+        .filter(col("kind").eq(lit("VOID")))
+        .select([col("operator_id"), col("voided_ref").alias("operator_ref")]);
+    let per_key = file_sales
+        .group_by([
+            col("file_date"),
+            col("operator_id"),
+            col("operator_ref"),
+            col("card_id"),
+            col("amount"),
+        ])
+        .agg([col("occurred_at").min(), col("line").min()])
+        .sort(["line"], SortMultipleOptions::default())
+        .group_by([col("file_date"), col("operator_id"), col("operator_ref")])
+        .agg([
+            len().alias("variants"),
+            col("card_id").first(),
+            col("amount").first(),
+            col("occurred_at").first(),
+        ]);
+    let file_day = left_join(
+        per_key.clone().filter(col("file_date").eq(lit(date))),
+        keys_marked(file_voids, "f_voided"),
+    )
+    .select([
+        col("operator_id"),
+        col("operator_ref"),
+        col("card_id").alias("f_card"),
+        col("amount").alias("f_amount"),
+        col("occurred_at").alias("f_at"),
+        col("f_voided").fill_null(lit(false)),
+        col("variants").gt(lit(1)).alias("f_dup"),
+        lit(true).alias("f_present"),
+    ]);
+    let file_adjacent = keys_marked(per_key.filter(col("file_date").neq(lit(date))), "in_f_adj");
+
+    let ledger_day = ledger
+        .clone()
+        .filter(col("business_date").eq(lit(date)))
+        .select([
+            col("operator_id"),
+            col("operator_ref"),
+            col("card_id").alias("l_card"),
+            col("amount").alias("l_amount"),
+            col("occurred_at").alias("l_at"),
+            col("voided").alias("l_voided"),
+            lit(true).alias("l_present"),
+        ]);
+    let ledger_adjacent = keys_marked(
+        ledger.filter(col("business_date").neq(lit(date))),
+        "in_l_adj",
+    );
+
+    let both = ledger_day.clone().join(
+        file_day.clone(),
+        key(),
+        key(),
+        JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+    );
+    let both = left_join(left_join(both, ledger_adjacent), file_adjacent).with_columns([
+        col("l_present").fill_null(lit(false)),
+        col("f_present").fill_null(lit(false)),
+        col("in_l_adj").fill_null(lit(false)),
+        col("in_f_adj").fill_null(lit(false)),
+    ]);
+    let case = when(col("l_present").and(col("f_present")))
+        .then(
+            when(col("f_dup"))
+                .then(lit(Case::DuplicateInFile.as_str()))
+                .when(col("l_amount").neq(col("f_amount")))
+                .then(lit(Case::AmountMismatch.as_str()))
+                .when(col("l_card").neq(col("f_card")))
+                .then(lit(Case::CardMismatch.as_str()))
+                .when(col("l_voided").neq(col("f_voided")))
+                .then(lit(Case::StatusMismatch.as_str()))
+                .otherwise(lit(Case::Matched.as_str())),
+        )
+        .when(col("l_present"))
+        .then(
+            when(col("in_f_adj"))
+                .then(lit(Case::Timing.as_str()))
+                .otherwise(lit(Case::MissingInFile.as_str())),
+        )
+        .otherwise(
+            when(col("in_l_adj"))
+                .then(lit(Case::Timing.as_str()))
+                .otherwise(lit(Case::MissingInLedger.as_str())),
+        );
+    let items = both
+        .with_columns([
+            case.alias("case"),
+            net("l_present", "l_voided", "l_amount").alias("ledger_amount"),
+            net("f_present", "f_voided", "f_amount").alias("file_amount"),
+        ])
+        .with_column(
+            (col("ledger_amount").fill_null(lit(0i64)) - col("file_amount").fill_null(lit(0i64)))
+                .alias("difference"),
+        )
+        .select([
+            lit(date).alias("business_date"),
+            col("operator_id"),
+            col("operator_ref"),
+            col("case"),
+            col("l_card").alias("ledger_card_id"),
+            col("f_card").alias("file_card_id"),
+            col("ledger_amount"),
+            col("file_amount"),
+            col("difference"),
+            col("l_at").alias("ledger_occurred_at"),
+            col("f_at").alias("file_occurred_at"),
+        ])
+        .sort(KEY, SortMultipleOptions::default())
+        .collect()?;
+
+    // Totals computed from each side on its own, so the tie-out checks the join.
+    let ledger_totals = ledger_day
+        .group_by([col("operator_id")])
+        .agg([when(col("l_voided"))
+            .then(lit(0i64))
+            .otherwise(col("l_amount"))
+            .sum()
+            .alias("ledger_total")]);
+    let file_totals = file_day
+        .group_by([col("operator_id")])
+        .agg([when(col("f_voided"))
+            .then(lit(0i64))
+            .otherwise(col("f_amount"))
+            .sum()
+            .alias("file_total")]);
+    let mut aggs = Vec::new();
+    for c in Case::ALL {
+        let is = col("case").eq(lit(c.as_str()));
+        let name = c.as_str().to_lowercase();
+        aggs.push(
+            is.clone()
+                .cast(DataType::Int64)
+                .sum()
+                .alias(format!("{name}_count")),
+        );
+        aggs.push(
+            when(is)
+                .then(col("difference"))
+                .otherwise(lit(0i64))
+                .sum()
+                .alias(format!("{name}_amount")),
+        );
+    }
+    aggs.push(
+        when(col("case").neq(lit(Case::Matched.as_str())))
+            .then(col("difference"))
+            .otherwise(lit(0i64))
+            .sum()
+            .alias("exceptions_difference"),
+    );
+    let op = || [col("operator_id")];
+    let summary = items
+        .clone()
+        .lazy()
+        .group_by(op())
+        .agg(aggs)
+        .join(ledger_totals, op(), op(), JoinArgs::new(JoinType::Left))
+        .join(file_totals, op(), op(), JoinArgs::new(JoinType::Left))
+        .with_columns([
+            col("ledger_total").fill_null(lit(0i64)),
+            col("file_total").fill_null(lit(0i64)),
+        ])
+        .with_column(
+            (col("ledger_total") - col("file_total"))
+                .eq(col("exceptions_difference"))
+                .alias("tie_out"),
+        )
+        .sort(["operator_id"], SortMultipleOptions::default())
+        .collect()?;
+    let (tie, ops) = (
+        summary.column("tie_out")?.bool()?,
+        summary.column("operator_id")?.str()?,
+    );
+    let broken: Vec<String> = (0..summary.height())
+        .filter(|&k| tie.get(k) != Some(true))
+        .map(|k| ops.get(k).unwrap_or_default().to_string())
+        .collect();
+    if !broken.is_empty() {
+        return Err(ReconcileError::TieOut(broken.join(", ")));
+    }
+    Ok(Reconciliation { items, summary })
+}

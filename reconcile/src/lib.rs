@@ -1,0 +1,26 @@
+//! The reconciliation engine: for one business date, every sale an operator's file claims
+//! and every sale our ledger holds ends in exactly one case of DESIGN.md, with both sides'
+//! values and the signed difference, and a per-operator summary whose totals must tie out.
+//!
+//! The engine is pure (polars, columnar, no row loops): `engine::reconcile` takes the two
+//! sides as data frames. `source` loads them from the database or from Parquet, `store`
+//! persists a run, `output` writes the item files.
+
+pub mod engine;
+pub mod output;
+pub mod source;
+pub mod store;
+
+pub use engine::{Case, Reconciliation, reconcile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("dataframe: {0}")]
+    Frame(#[from] polars::error::PolarsError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the totals do not tie out for {0}")]
+    TieOut(String),
+}

@@ -1,0 +1,215 @@
+//! Persisting a run: its items and summaries under a run id. A re-run of a date becomes
+//! the current run for it in the same transaction that writes it, so readers see either the
+//! old results or the new ones; earlier runs are kept as history.
+
+use chrono::{DateTime, Utc};
+use ledger::{BusinessDate, Database};
+use polars::prelude::*;
+
+use crate::{ReconcileError, Reconciliation};
+
+fn micros_to_time(v: Option<i64>) -> Option<DateTime<Utc>> {
+    v.and_then(DateTime::from_timestamp_micros)
+}
+
+struct ItemRow<'a> {
+    operator_id: &'a str,
+    operator_ref: &'a str,
+    case: &'a str,
+    ledger_card_id: Option<&'a str>,
+    file_card_id: Option<&'a str>,
+    ledger_amount: Option<i64>,
+    file_amount: Option<i64>,
+    difference: i64,
+    ledger_occurred_at: Option<DateTime<Utc>>,
+    file_occurred_at: Option<DateTime<Utc>>,
+}
+
+fn item_rows(items: &DataFrame) -> Result<Vec<ItemRow<'_>>, ReconcileError> {
+    let s =
+        |name: &str| -> Result<&StringChunked, ReconcileError> { Ok(items.column(name)?.str()?) };
+    let i =
+        |name: &str| -> Result<&Int64Chunked, ReconcileError> { Ok(items.column(name)?.i64()?) };
+    let (ops, refs, cases, lcards, fcards) = (
+        s("operator_id")?,
+        s("operator_ref")?,
+        s("case")?,
+        s("ledger_card_id")?,
+        s("file_card_id")?,
+    );
+    let (lamount, famount, diff, lat, fat) = (
+        i("ledger_amount")?,
+        i("file_amount")?,
+        i("difference")?,
+        i("ledger_occurred_at")?,
+        i("file_occurred_at")?,
+    );
+    Ok((0..items.height())
+        .map(|idx| ItemRow {
+            operator_id: ops.get(idx).unwrap_or_default(),
+            operator_ref: refs.get(idx).unwrap_or_default(),
+            case: cases.get(idx).unwrap_or_default(),
+            ledger_card_id: lcards.get(idx),
+            file_card_id: fcards.get(idx),
+            ledger_amount: lamount.get(idx),
+            file_amount: famount.get(idx),
+            difference: diff.get(idx).unwrap_or(0),
+            ledger_occurred_at: micros_to_time(lat.get(idx)),
+            file_occurred_at: micros_to_time(fat.get(idx)),
+        })
+        .collect())
+}
+
+/// Saves a run and makes it the current one for its date; returns the run id.
+pub async fn save_run(
+    db: Database<'_>,
+    date: BusinessDate,
+    result: &Reconciliation,
+) -> Result<String, ReconcileError> {
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let rows = item_rows(&result.items)?;
+    let exceptions = rows.iter().filter(|r| r.case != "MATCHED").count() as i64;
+    let summaries = summary_rows(&result.summary)?;
+    macro_rules! save {
+        ($tx:expr, $chunk:expr) => {{
+            let mut tx = $tx;
+            sqlx::query(
+                "INSERT INTO recon_runs (id, business_date, created_at, items, exceptions, is_current) \
+                 VALUES ($1, $2, $3, $4, $5, false)",
+            )
+            .bind(&run_id)
+            .bind(date.naive())
+            .bind(Utc::now())
+            .bind(rows.len() as i64)
+            .bind(exceptions)
+            .execute(&mut *tx)
+            .await?;
+            for chunk in rows.chunks($chunk) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO recon_items (run_id, operator_id, operator_ref, case_name, \
+                     ledger_card_id, file_card_id, ledger_amount, file_amount, difference, \
+                     ledger_occurred_at, file_occurred_at) ",
+                );
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(&run_id)
+                        .push_bind(r.operator_id)
+                        .push_bind(r.operator_ref)
+                        .push_bind(r.case)
+                        .push_bind(r.ledger_card_id)
+                        .push_bind(r.file_card_id)
+                        .push_bind(r.ledger_amount)
+                        .push_bind(r.file_amount)
+                        .push_bind(r.difference)
+                        .push_bind(r.ledger_occurred_at)
+                        .push_bind(r.file_occurred_at);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            for (op, counts, ledger_total, file_total, exceptions_difference) in &summaries {
+                sqlx::query(
+                    "INSERT INTO recon_summaries (run_id, operator_id, counts, ledger_total, \
+                     file_total, exceptions_difference) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&run_id)
+                .bind(op)
+                .bind(counts)
+                .bind(ledger_total)
+                .bind(file_total)
+                .bind(exceptions_difference)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("UPDATE recon_runs SET is_current = false WHERE business_date = $1 AND is_current")
+                .bind(date.naive())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE recon_runs SET is_current = true WHERE id = $1")
+                .bind(&run_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }};
+    }
+    match db {
+        Database::Postgres(pool) => save!(pool.begin().await?, 5_000),
+        Database::Sqlite(pool) => save!(pool.begin_with("BEGIN IMMEDIATE").await?, 2_500),
+    }
+    Ok(run_id)
+}
+
+type SummaryRow = (String, String, i64, i64, i64);
+
+/// Per operator: id, the case counts as JSON, ledger and file totals, Σ differences.
+fn summary_rows(summary: &DataFrame) -> Result<Vec<SummaryRow>, ReconcileError> {
+    let mut out = Vec::with_capacity(summary.height());
+    for idx in 0..summary.height() {
+        let get = |name: &str| -> Result<i64, ReconcileError> {
+            Ok(summary.column(name)?.i64()?.get(idx).unwrap_or(0))
+        };
+        let mut counts = serde_json::Map::new();
+        for case in crate::Case::ALL {
+            let name = case.as_str().to_lowercase();
+            counts.insert(
+                case.as_str().to_string(),
+                serde_json::json!(get(&format!("{name}_count"))?),
+            );
+        }
+        out.push((
+            summary
+                .column("operator_id")?
+                .str()?
+                .get(idx)
+                .unwrap_or_default()
+                .to_string(),
+            serde_json::Value::Object(counts).to_string(),
+            get("ledger_total")?,
+            get("file_total")?,
+            get("exceptions_difference")?,
+        ));
+    }
+    Ok(out)
+}
+
+/// The current run's non-MATCHED items of a date: `(operator_id, operator_ref, case)`.
+pub async fn current_exceptions(
+    db: Database<'_>,
+    date: BusinessDate,
+) -> Result<Vec<(String, String, String)>, ReconcileError> {
+    const SQL: &str = "SELECT i.operator_id, i.operator_ref, i.case_name FROM recon_items i \
+        JOIN recon_runs r ON r.id = i.run_id \
+        WHERE r.business_date = $1 AND r.is_current AND i.case_name <> 'MATCHED' \
+        ORDER BY i.operator_id, i.operator_ref";
+    Ok(match db {
+        Database::Postgres(pool) => {
+            sqlx::query_as(SQL)
+                .bind(date.naive())
+                .fetch_all(pool)
+                .await?
+        }
+        Database::Sqlite(pool) => {
+            sqlx::query_as(SQL)
+                .bind(date.naive())
+                .fetch_all(pool)
+                .await?
+        }
+    })
+}
+
+/// How many runs a date has had.
+pub async fn runs(db: Database<'_>, date: BusinessDate) -> Result<i64, ReconcileError> {
+    const SQL: &str = "SELECT COUNT(*) FROM recon_runs WHERE business_date = $1";
+    Ok(match db {
+        Database::Postgres(pool) => {
+            sqlx::query_scalar(SQL)
+                .bind(date.naive())
+                .fetch_one(pool)
+                .await?
+        }
+        Database::Sqlite(pool) => {
+            sqlx::query_scalar(SQL)
+                .bind(date.naive())
+                .fetch_one(pool)
+                .await?
+        }
+    })
+}

@@ -1,0 +1,96 @@
+//! A fixtures day through the whole data path (operators, the ledger side, the operators'
+//! files ingested from storage) and then reconciled from the database: the exceptions are
+//! exactly the keys and cases of `truth.json`, on both database backends. A re-run becomes
+//! the current run, keeps the history, and writes byte-identical item files.
+
+use std::sync::Arc;
+
+use fixtures::{Fixture, FixtureConfig};
+use ledger::{BusinessDate, Currency, Ledger, LedgerSettings, MoneyRules};
+use polars::prelude::IntoLazy;
+use storage::{LocalStore, ObjectStore};
+
+async fn reconciles_a_fixtures_day_to_its_truth(ledger: Arc<dyn Ledger>) {
+    let date = BusinessDate::parse("2026-11-26").unwrap();
+    let mut config = FixtureConfig::new(99, date, 4_000);
+    config.whole_file_defect = true;
+    config.discrepancy_per_mille = 60;
+    config.validations = 10;
+    let fixture = Fixture::new(config);
+    let dir = tempfile::tempdir().unwrap();
+    let truth = fixture.write_day(dir.path()).unwrap();
+    fixture.register_operators(&*ledger).await.unwrap();
+    fixture.record_ledger_side(&*ledger).await.unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    let report = ingest::ingest_files(
+        &store as &dyn ObjectStore,
+        &*ledger,
+        MoneyRules::new(Currency::COP),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.rejected.len(), 1);
+
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let (l, f) = reconcile::source::load(ledger.database(), date)
+            .await
+            .unwrap();
+        let result =
+            reconcile::reconcile(l.lazy(), f.lazy(), reconcile::source::days(date)).unwrap();
+        let expected: Vec<(String, String, String)> = truth
+            .discrepancies
+            .iter()
+            .map(|t| {
+                (
+                    t.operator_id.clone(),
+                    t.operator_ref.clone(),
+                    t.case.as_str().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            result.exceptions().unwrap(),
+            expected,
+            "engine exceptions differ from truth.json"
+        );
+        reconcile::store::save_run(ledger.database(), date, &result)
+            .await
+            .unwrap();
+        assert_eq!(
+            reconcile::store::current_exceptions(ledger.database(), date)
+                .await
+                .unwrap(),
+            expected
+        );
+        let out = tempfile::tempdir().unwrap();
+        result.write(out.path()).unwrap();
+        outputs.push((
+            std::fs::read(out.path().join("items.csv")).unwrap(),
+            std::fs::read(out.path().join("items.parquet")).unwrap(),
+        ));
+    }
+    assert_eq!(
+        reconcile::store::runs(ledger.database(), date)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        outputs[0] == outputs[1],
+        "two runs wrote different item files"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite() {
+    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    reconciles_a_fixtures_day_to_its_truth(db.ledger.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    if let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await {
+        reconciles_a_fixtures_day_to_its_truth(db.ledger.clone()).await;
+    }
+}
