@@ -23,6 +23,28 @@ pub enum BenchCommand {
     /// Operator-file ingest of one large file into PostgreSQL (records/s, MB/s, peak
     /// memory), and validations from the Kafka broker into PostgreSQL (validations/s).
     Ingest(IngestArgs),
+    /// The reconciliation engine on N records per side from Parquet (generated with the
+    /// fixtures), timed with its peak memory, beside DuckDB's equivalent SQL on the same
+    /// files. The last line reads `rows=N seconds=S peak_mib=M duckdb_seconds=D ratio=S/D`.
+    Reconcile(ReconcileBenchArgs),
+    /// Runs the engine alone on two Parquet files (the child process of `bench reconcile`).
+    #[command(hide = true)]
+    ReconcileEngine {
+        ledger: String,
+        file: String,
+        out: String,
+        date: i32,
+    },
+}
+
+#[derive(Args)]
+pub struct ReconcileBenchArgs {
+    /// Records per side.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Folder for the Parquet inputs and outputs (default: a temporary folder).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -74,6 +96,13 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ledger(args) => ledger_bench(args, config).await,
         BenchCommand::Ingest(args) => ingest_bench(args, config).await,
+        BenchCommand::Reconcile(args) => crate::reconcile_bench::run(args.rows, args.dir).await,
+        BenchCommand::ReconcileEngine {
+            ledger,
+            file,
+            out,
+            date,
+        } => crate::reconcile_bench::engine(&ledger, &file, &out, date),
     }
 }
 

@@ -4,6 +4,7 @@
 mod bench;
 mod data_in;
 mod operators;
+mod reconcile_bench;
 mod reconciliation;
 mod table;
 

@@ -108,23 +108,24 @@ pub fn reconcile(
     let file_voids = file
         .filter(col("kind").eq(lit("VOID")))
         .select([col("operator_id"), col("voided_ref").alias("operator_ref")]);
+    // One row per key and file date. Two records are the same content when card and amount
+    // agree, so the key has differing duplicates exactly when either takes two values.
     let per_key = file_sales
-        .group_by([
-            col("file_date"),
-            col("operator_id"),
-            col("operator_ref"),
-            col("card_id"),
-            col("amount"),
-        ])
-        .agg([col("occurred_at").min(), col("line").min()])
         .sort(["line"], SortMultipleOptions::default())
         .group_by([col("file_date"), col("operator_id"), col("operator_ref")])
         .agg([
-            len().alias("variants"),
+            (col("card_id")
+                .n_unique()
+                .gt(lit(1))
+                .or(col("amount").n_unique().gt(lit(1))))
+            .alias("f_dup"),
             col("card_id").first(),
             col("amount").first(),
             col("occurred_at").first(),
-        ]);
+        ])
+        // Materialized once: the day's join, the adjacent keys and the totals all read it.
+        .collect()?
+        .lazy();
     let file_day = left_join(
         per_key.clone().filter(col("file_date").eq(lit(date))),
         keys_marked(file_voids, "f_voided"),
@@ -136,7 +137,7 @@ pub fn reconcile(
         col("amount").alias("f_amount"),
         col("occurred_at").alias("f_at"),
         col("f_voided").fill_null(lit(false)),
-        col("variants").gt(lit(1)).alias("f_dup"),
+        col("f_dup"),
         lit(true).alias("f_present"),
     ]);
     let file_adjacent = keys_marked(per_key.filter(col("file_date").neq(lit(date))), "in_f_adj");
@@ -164,7 +165,14 @@ pub fn reconcile(
         key(),
         JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
     );
-    let both = left_join(left_join(both, ledger_adjacent), file_adjacent).with_columns([
+    // The adjacent dates' keys, both sides in one small frame: one probe of the day's keys.
+    let adjacent = ledger_adjacent.join(
+        file_adjacent,
+        key(),
+        key(),
+        JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+    );
+    let both = left_join(both, adjacent).with_columns([
         col("l_present").fill_null(lit(false)),
         col("f_present").fill_null(lit(false)),
         col("in_l_adj").fill_null(lit(false)),
