@@ -101,25 +101,16 @@ type FileRow = (
     i32,
 );
 
-/// Loads both sides for `date` and its neighbours from the database.
+/// Loads both sides for `date` and its neighbours from the database. PostgreSQL streams
+/// them out with COPY as CSV straight into polars; SQLite (the embedded default, one
+/// laptop's volume) goes through rows.
 pub async fn load(
     db: Database<'_>,
     date: BusinessDate,
 ) -> Result<(DataFrame, DataFrame), ReconcileError> {
     let (from, to) = (date.pred().naive(), date.succ().naive());
     let (ledger_rows, file_rows): (Vec<LedgerRow>, Vec<FileRow>) = match db {
-        Database::Postgres(pool) => (
-            sqlx::query_as(LEDGER_SQL)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await?,
-            sqlx::query_as(FILE_SQL)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await?,
-        ),
+        Database::Postgres(pool) => return load_postgres(pool, date).await,
         Database::Sqlite(pool) => (
             sqlx::query_as(LEDGER_SQL)
                 .bind(from)
@@ -156,4 +147,71 @@ pub async fn load(
         f.line.push(i64::from(line));
     }
     Ok((l.into_frame()?, f.into_frame()?))
+}
+
+/// `COPY (query) TO STDOUT` as CSV, read by polars with the given schema.
+async fn copy_csv(
+    conn: &mut sqlx::PgConnection,
+    query: &str,
+    schema: Schema,
+) -> Result<DataFrame, ReconcileError> {
+    use futures::TryStreamExt;
+    let statement = format!("COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)");
+    let chunks: Vec<bytes::Bytes> = conn.copy_out_raw(&statement).await?.try_collect().await?;
+    let csv = chunks.concat();
+    Ok(CsvReadOptions::default()
+        .with_has_header(true)
+        .with_schema(Some(std::sync::Arc::new(schema)))
+        .into_reader_with_file_handle(std::io::Cursor::new(csv))
+        .finish()?)
+}
+
+async fn load_postgres(
+    pool: &sqlx::PgPool,
+    date: BusinessDate,
+) -> Result<(DataFrame, DataFrame), ReconcileError> {
+    // COPY takes no bind parameters; the dates are formatted from a parsed BusinessDate.
+    let (from, to) = (date.pred(), date.succ());
+    let ledger_sql = format!(
+        "SELECT operator_id, operator_ref, card_id, amount, \
+           (EXTRACT(EPOCH FROM occurred_at) * 1000000)::bigint AS occurred_at, \
+           (business_date - DATE '1970-01-01') AS business_date, \
+           CASE WHEN voided_at IS NULL THEN 'false' ELSE 'true' END AS voided \
+         FROM sales WHERE business_date BETWEEN DATE '{from}' AND DATE '{to}'"
+    );
+    let file_sql = format!(
+        "SELECT f.operator_id, r.operator_ref, r.card_id, r.amount, \
+           (EXTRACT(EPOCH FROM r.occurred_at) * 1000000)::bigint AS occurred_at, \
+           (f.business_date - DATE '1970-01-01') AS file_date, r.kind, r.voided_ref, \
+           r.line::bigint AS line \
+         FROM operator_file_records r JOIN operator_files f ON f.id = r.file_id \
+         WHERE f.status = 'accepted' AND f.business_date BETWEEN DATE '{from}' AND DATE '{to}' \
+           AND f.seq = (SELECT MAX(g.seq) FROM operator_files g WHERE g.operator_id = f.operator_id \
+                        AND g.business_date = f.business_date AND g.status = 'accepted')"
+    );
+    let text = || DataType::String;
+    let ledger_schema = Schema::from_iter([
+        Field::new("operator_id".into(), text()),
+        Field::new("operator_ref".into(), text()),
+        Field::new("card_id".into(), text()),
+        Field::new("amount".into(), DataType::Int64),
+        Field::new("occurred_at".into(), DataType::Int64),
+        Field::new("business_date".into(), DataType::Int32),
+        Field::new("voided".into(), DataType::Boolean),
+    ]);
+    let file_schema = Schema::from_iter([
+        Field::new("operator_id".into(), text()),
+        Field::new("operator_ref".into(), text()),
+        Field::new("card_id".into(), text()),
+        Field::new("amount".into(), DataType::Int64),
+        Field::new("occurred_at".into(), DataType::Int64),
+        Field::new("file_date".into(), DataType::Int32),
+        Field::new("kind".into(), text()),
+        Field::new("voided_ref".into(), text()),
+        Field::new("line".into(), DataType::Int64),
+    ]);
+    let mut conn = pool.acquire().await?;
+    let ledger = copy_csv(&mut conn, &ledger_sql, ledger_schema).await?;
+    let file = copy_csv(&mut conn, &file_sql, file_schema).await?;
+    Ok((ledger, file))
 }
