@@ -17,7 +17,7 @@ use crate::backend::{
 };
 use crate::business_date::BusinessDate;
 use crate::error::LedgerError;
-use crate::idempotency::{KeyClaim, decide};
+use crate::idempotency::{KeyClaim, sqlite as key_store};
 use crate::ids::{CardId, OperatorId};
 use crate::journal::{
     CardBalance, CardEntry, InvariantReport, NewPayment, NewSale, Payment, PaymentReceipt, Sale,
@@ -589,61 +589,7 @@ impl Ledger for SqliteLedger {
         now: DateTime<Utc>,
         stale_after: chrono::Duration,
     ) -> Result<KeyClaim, LedgerError> {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (operator_id, key, request_hash, claimed_at, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (operator_id, key) DO NOTHING",
-        )
-        .bind(operator.as_str())
-        .bind(key)
-        .bind(request_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            return Ok(KeyClaim::Claimed);
-        }
-        let row: Option<(String, Option<i32>, Option<Vec<u8>>, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT request_hash, response_status, response_body, claimed_at \
-             FROM idempotency_keys WHERE operator_id = ?1 AND key = ?2",
-        )
-        .bind(operator.as_str())
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        // Purged between the two statements: claim it afresh.
-        let Some((hash, status, body, claimed_at)) = row else {
-            return Box::pin(self.claim_idempotency_key(
-                operator,
-                key,
-                request_hash,
-                now,
-                stale_after,
-            ))
-            .await;
-        };
-        if let Some(decided) = decide(request_hash, &hash, status, body) {
-            return Ok(decided);
-        }
-        if claimed_at + stale_after > now {
-            return Ok(KeyClaim::InFlight);
-        }
-        let taken = sqlx::query(
-            "UPDATE idempotency_keys SET claimed_at = ?3 WHERE operator_id = ?1 AND key = ?2 \
-             AND response_status IS NULL AND claimed_at = ?4",
-        )
-        .bind(operator.as_str())
-        .bind(key)
-        .bind(now)
-        .bind(claimed_at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(if taken == 1 {
-            KeyClaim::Claimed
-        } else {
-            KeyClaim::InFlight
-        })
+        key_store::claim(&self.pool, operator, key, request_hash, now, stale_after).await
     }
 
     async fn complete_idempotency_key(
@@ -653,17 +599,7 @@ impl Ledger for SqliteLedger {
         status: u16,
         body: &[u8],
     ) -> Result<(), LedgerError> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET response_status = ?3, response_body = ?4 \
-             WHERE operator_id = ?1 AND key = ?2",
-        )
-        .bind(operator.as_str())
-        .bind(key)
-        .bind(i32::from(status))
-        .bind(body)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        key_store::complete(&self.pool, operator, key, status, body).await
     }
 
     async fn release_idempotency_key(
@@ -671,25 +607,11 @@ impl Ledger for SqliteLedger {
         operator: &OperatorId,
         key: &str,
     ) -> Result<(), LedgerError> {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE operator_id = ?1 AND key = ?2 \
-             AND response_status IS NULL",
-        )
-        .bind(operator.as_str())
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        key_store::release(&self.pool, operator, key).await
     }
 
     async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, LedgerError> {
-        Ok(
-            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?1")
-                .bind(before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
+        key_store::purge(&self.pool, before).await
     }
 
     async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
