@@ -14,53 +14,10 @@
 //! the first line stands for the file. Amounts compared are the sale amounts; the amounts
 //! shown are net (0 when voided on that side, empty when absent).
 
+pub use ledger::discrepancy::Case;
 use polars::prelude::*;
-use serde::Serialize;
 
 use crate::ReconcileError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Case {
-    Matched,
-    AmountMismatch,
-    CardMismatch,
-    StatusMismatch,
-    MissingInLedger,
-    MissingInFile,
-    Timing,
-    DuplicateInFile,
-}
-
-impl Case {
-    pub const ALL: [Case; 8] = [
-        Case::Matched,
-        Case::AmountMismatch,
-        Case::CardMismatch,
-        Case::StatusMismatch,
-        Case::MissingInLedger,
-        Case::MissingInFile,
-        Case::Timing,
-        Case::DuplicateInFile,
-    ];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Case::Matched => "MATCHED",
-            Case::AmountMismatch => "AMOUNT_MISMATCH",
-            Case::CardMismatch => "CARD_MISMATCH",
-            Case::StatusMismatch => "STATUS_MISMATCH",
-            Case::MissingInLedger => "MISSING_IN_LEDGER",
-            Case::MissingInFile => "MISSING_IN_FILE",
-            Case::Timing => "TIMING",
-            Case::DuplicateInFile => "DUPLICATE_IN_FILE",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Case> {
-        Case::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-}
 
 /// The result for one date: one row per key, and one row per operator.
 pub struct Reconciliation {
