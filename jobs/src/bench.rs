@@ -158,7 +158,9 @@ async fn ledger_bench(args: LedgerArgs, config: &Config) -> anyhow::Result<()> {
         );
     }
     eprintln!("measuring pgbench …");
-    let pgbench = ledger::yardstick::pgbench_tps(&pg_db, 32, args.seconds).await?;
+    let pgbench = ledger::yardstick::pgbench(&pg_db, 32, args.seconds)
+        .await?
+        .tps() as f64;
     rows.push(Row {
         backend: "postgres".into(),
         workload: "pgbench tpcb-like, scale 32".into(),

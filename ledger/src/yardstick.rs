@@ -29,13 +29,27 @@ pub async fn fresh_database(admin_url: &str) -> Result<String, YardstickError> {
     Ok(format!("{base}/{name}"))
 }
 
+/// What pgbench committed in its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgbenchRun {
+    pub transactions: u64,
+    pub seconds: u64,
+}
+
+impl PgbenchRun {
+    /// Transactions per second, whole.
+    pub fn tps(&self) -> u64 {
+        self.transactions / self.seconds.max(1)
+    }
+}
+
 /// Runs `pgbench -i -s 32` and then the built-in tpcb-like script with `clients` clients
-/// for `seconds` on `db_url`; returns the transactions per second pgbench reports.
-pub async fn pgbench_tps(
+/// for `seconds` on `db_url`.
+pub async fn pgbench(
     db_url: &str,
     clients: usize,
     seconds: u64,
-) -> Result<f64, YardstickError> {
+) -> Result<PgbenchRun, YardstickError> {
     let db_url = db_url.to_string();
     tokio::task::spawn_blocking(move || {
         let init = Command::new("pgbench")
@@ -65,13 +79,18 @@ pub async fn pgbench_tps(
                 String::from_utf8_lossy(&out.stderr).into(),
             ));
         }
-        text.lines()
+        let transactions = text
+            .lines()
             .find_map(|l| {
-                l.strip_prefix("tps = ")
+                l.strip_prefix("number of transactions actually processed: ")
                     .and_then(|r| r.split_whitespace().next())
                     .and_then(|v| v.parse().ok())
             })
-            .ok_or_else(|| YardstickError::Failed(format!("no tps line in: {text}")))
+            .ok_or_else(|| YardstickError::Failed(format!("no transaction count in: {text}")))?;
+        Ok(PgbenchRun {
+            transactions,
+            seconds,
+        })
     })
     .await
     .map_err(|e| YardstickError::Failed(e.to_string()))?

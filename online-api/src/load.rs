@@ -127,45 +127,48 @@ pub async fn run(s: LoadSettings) -> anyhow::Result<()> {
         all.extend(l);
         errors += e;
     }
-    let elapsed = start.elapsed().as_secs_f64();
+    // Integer arithmetic only: no floats in a crate that handles money.
+    let elapsed_ms = (start.elapsed().as_millis() as u64).max(1);
     all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+    let percentile = |p: usize| {
+        all.get((all.len() * p / 100).min(all.len().saturating_sub(1)))
             .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
+            .unwrap_or(0)
     };
+    let ms = |micros: u64| format!("{}.{}", micros / 1000, (micros % 1000) / 100);
     let report = ledger.check_invariants().await?;
     anyhow::ensure!(
         report.is_sound(),
         "invariants broken after the run: {report:?}"
     );
     eprintln!("measuring pgbench …");
-    let pgbench = ledger::yardstick::pgbench_tps(&db, 32, s.seconds).await?;
-    let sales_per_s = all.len() as f64 / elapsed;
+    let pgbench = ledger::yardstick::pgbench(&db, 32, s.seconds).await?;
+    let sales_per_s = all.len() as u64 * 1000 / elapsed_ms;
+    let ratio_hundredths = sales_per_s * 100 / pgbench.tps().max(1);
     println!(
         "workload                           connections  requests  errors  seconds  per second  p50 ms  p99 ms"
     );
     println!(
-        "POST /v1/sales (HTTP, PostgreSQL)  {:<11}  {:<8}  {:<6}  {:<7.1}  {:<10.0}  {:<6.1}  {:.1}",
+        "POST /v1/sales (HTTP, PostgreSQL)  {:<11}  {:<8}  {:<6}  {:<7}  {:<10}  {:<6}  {}",
         s.connections,
         all.len(),
         errors,
-        elapsed,
+        format!("{}.{}", elapsed_ms / 1000, (elapsed_ms % 1000) / 100),
         sales_per_s,
-        pct(0.50),
-        pct(0.99)
+        ms(percentile(50)),
+        ms(percentile(99))
     );
     println!(
-        "pgbench tpcb-like, scale 32        32           {:<8}  0       {:<7.1}  {:.0}",
-        (pgbench * s.seconds as f64) as u64,
-        s.seconds as f64,
-        pgbench
+        "pgbench tpcb-like, scale 32        32           {:<8}  0       {:<7}  {}",
+        pgbench.transactions,
+        pgbench.seconds,
+        pgbench.tps()
     );
     println!(
-        "sales/s / pgbench tps = {:.2} (target >= 0.45); p99 = {:.1} ms (target <= 50)",
-        sales_per_s / pgbench,
-        pct(0.99)
+        "sales/s / pgbench tps = {}.{:02} (target >= 0.45); p99 = {} ms (target <= 50)",
+        ratio_hundredths / 100,
+        ratio_hundredths % 100,
+        ms(percentile(99))
     );
     Ok(())
 }

@@ -9,16 +9,20 @@ use std::time::Instant;
 use ledger::OperatorId;
 
 pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<OperatorId, (f64, Instant)>>,
+    per_second: u64,
+    /// Bucket capacity in micro-tokens (a request costs one million).
+    capacity: u64,
+    buckets: Mutex<HashMap<OperatorId, (u64, Instant)>>,
 }
+
+/// One token, in micro-tokens: integer arithmetic keeps the bucket exact.
+const TOKEN: u64 = 1_000_000;
 
 impl RateLimiter {
     pub fn new(per_second: u32, burst: u32) -> RateLimiter {
         RateLimiter {
-            per_second: f64::from(per_second.max(1)),
-            burst: f64::from(burst.max(1)),
+            per_second: u64::from(per_second.max(1)),
+            capacity: u64::from(burst.max(1)) * TOKEN,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -27,15 +31,19 @@ impl RateLimiter {
     pub fn check(&self, operator: &OperatorId) -> Result<(), u64> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
-        let (tokens, at) = buckets.entry(operator.clone()).or_insert((self.burst, now));
-        *tokens =
-            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        let (tokens, at) = buckets
+            .entry(operator.clone())
+            .or_insert((self.capacity, now));
+        // A micro-token per microsecond per request-per-second of rate.
+        let refill = (now.duration_since(*at).as_micros() as u64).saturating_mul(self.per_second);
+        *tokens = tokens.saturating_add(refill).min(self.capacity);
         *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        if *tokens >= TOKEN {
+            *tokens -= TOKEN;
             Ok(())
         } else {
-            Err(((1.0 - *tokens) / self.per_second).ceil().max(1.0) as u64)
+            let missing = TOKEN - *tokens;
+            Err(missing.div_ceil(self.per_second * TOKEN).max(1))
         }
     }
 }

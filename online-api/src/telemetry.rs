@@ -15,16 +15,22 @@ use axum::response::Response;
 use crate::AppState;
 use crate::auth::Caller;
 
-/// Upper bounds of the latency histogram, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+/// Upper bounds of the latency histogram, in microseconds (exported in seconds).
+const BUCKETS: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    10_000_000,
 ];
+
+/// Microseconds as decimal seconds, for the exposition format.
+fn seconds(micros: u64) -> String {
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}
 
 #[derive(Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
-    sum: f64,
+    sum_micros: u64,
 }
 
 #[derive(Default)]
@@ -34,7 +40,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+    fn record(&self, route: &str, method: &'static str, status: u16, micros: u64) {
         *self
             .requests
             .lock()
@@ -44,12 +50,12 @@ impl Metrics {
         let mut latency = self.latency.lock().expect("metrics lock");
         let h = latency.entry(route.to_string()).or_default();
         for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
+            if micros <= *bound {
                 h.counts[i] += 1;
             }
         }
         h.count += 1;
-        h.sum += seconds;
+        h.sum_micros += micros;
     }
 
     /// The Prometheus text exposition.
@@ -71,7 +77,8 @@ impl Metrics {
             for (bound, count) in BUCKETS.iter().zip(h.counts) {
                 let _ = writeln!(
                     out,
-                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
+                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}\"}} {count}",
+                    seconds(*bound)
                 );
             }
             let _ = writeln!(
@@ -79,7 +86,9 @@ impl Metrics {
                 "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\n\
                  http_request_duration_seconds_sum{{route=\"{route}\"}} {}\n\
                  http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count, h.sum, h.count
+                h.count,
+                seconds(h.sum_micros),
+                h.count
             );
         }
         out
@@ -124,9 +133,9 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let mut response = next.run(req).await;
-    let seconds = start.elapsed().as_secs_f64();
+    let micros = start.elapsed().as_micros() as u64;
     let status = response.status().as_u16();
-    state.metrics.record(&route, method, status, seconds);
+    state.metrics.record(&route, method, status, micros);
     let operator = response
         .extensions()
         .get::<Caller>()
@@ -136,7 +145,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         method,
         route = %route,
         status,
-        latency_ms = (seconds * 1000.0).round() as u64,
+        latency_ms = micros / 1000,
         operator = operator.as_deref().unwrap_or("-"),
         "request"
     );
