@@ -14,6 +14,7 @@ pub mod logging;
 pub mod money;
 pub mod operator;
 pub mod postgres;
+mod reads;
 mod rows;
 pub mod sqlite;
 pub mod testing;

@@ -23,9 +23,10 @@ use crate::journal::{
 };
 use crate::money::Money;
 use crate::operator::{Operator, OperatorPatch};
+use crate::reads::pg as reads;
 use crate::rows::{
-    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, card_entries_sql, entry_from_row, invariants,
-    operator_from_row, payment_from_row, sale_from_row,
+    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, invariants, operator_from_row,
+    payment_from_row, sale_from_row,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -219,22 +220,11 @@ impl Ledger for PgLedger {
     }
 
     async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError> {
-        let row = sqlx::query(&format!(
-            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(operator_from_row).transpose()
+        reads::operator(&self.pool, id).await
     }
 
     async fn operators(&self) -> Result<Vec<Operator>, LedgerError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(operator_from_row).collect()
+        reads::operators(&self.pool).await
     }
 
     async fn record_sale(&self, sale: &NewSale) -> Result<SaleReceipt, LedgerError> {
@@ -553,38 +543,15 @@ impl Ledger for PgLedger {
     }
 
     async fn card_balance(&self, card: &CardId) -> Result<CardBalance, LedgerError> {
-        let row: Option<(i64, bool)> =
-            sqlx::query_as("SELECT balance, flagged FROM accounts WHERE id = $1")
-                .bind(card_account(card))
-                .fetch_optional(&self.pool)
-                .await?;
-        let (balance, flagged) = row.unwrap_or((0, false));
-        Ok(CardBalance {
-            card_id: card.clone(),
-            balance: Money::new(balance, self.settings.currency),
-            flagged,
-        })
+        reads::card_balance(&self.pool, self.settings.currency, card).await
     }
 
     async fn card_entries(&self, card: &CardId) -> Result<Vec<CardEntry>, LedgerError> {
-        let rows = sqlx::query(&card_entries_sql("$1"))
-            .bind(card.as_str())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| entry_from_row(r, self.settings.currency))
-            .collect()
+        reads::card_entries(&self.pool, self.settings.currency, card).await
     }
 
     async fn sale(&self, operator: &OperatorId, id: SaleId) -> Result<Option<Sale>, LedgerError> {
-        let row = sqlx::query(&format!(
-            "SELECT {SALE_COLUMNS} FROM sales WHERE id = $1 AND operator_id = $2"
-        ))
-        .bind(id)
-        .bind(operator.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(sale_from_row).transpose()
+        reads::sale(&self.pool, operator, id).await
     }
 
     async fn operator_sales(
@@ -592,18 +559,7 @@ impl Ledger for PgLedger {
         operator: &OperatorId,
         date: BusinessDate,
     ) -> Result<Vec<Sale>, LedgerError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = $1 AND business_date = $2 \
-             UNION \
-             SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = $1 AND void_business_date = $2 \
-               AND voided_at IS NOT NULL \
-             ORDER BY id"
-        ))
-        .bind(operator.as_str())
-        .bind(date.naive())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(sale_from_row).collect()
+        reads::operator_sales(&self.pool, operator, date).await
     }
 
     async fn operator_sales_page(
@@ -613,17 +569,7 @@ impl Ledger for PgLedger {
         after: Option<SaleId>,
         limit: u32,
     ) -> Result<Vec<Sale>, LedgerError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SALE_COLUMNS} FROM sales \
-             WHERE operator_id = $1 AND business_date = $2 AND id > $3 ORDER BY id LIMIT $4"
-        ))
-        .bind(operator.as_str())
-        .bind(date.naive())
-        .bind(after.unwrap_or(0))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(sale_from_row).collect()
+        reads::operator_sales_page(&self.pool, operator, date, after, limit).await
     }
 
     async fn claim_idempotency_key(
