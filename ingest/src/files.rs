@@ -132,11 +132,7 @@ pub async fn ingest_file(
         Piece::Line(line) => batch.extend(parser.push_line(line)),
         Piece::TooLong => parser.too_long(),
     });
-    let sha: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = hex(&hasher.finalize());
     match parser.finish() {
         Err((errors, count)) => {
             tx.abandon().await?;
@@ -170,11 +166,7 @@ async fn sha_of(store: &dyn ObjectStore, key: &str) -> Result<String, IngestErro
     while let Some(chunk) = body.next().await {
         hasher.update(&chunk?);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Writes the error report first, then moves the file: a crash in between leaves the file
@@ -202,4 +194,8 @@ async fn reject(
         .await?;
     store.rename(key, &target).await?;
     Ok(())
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

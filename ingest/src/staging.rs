@@ -206,34 +206,26 @@ pub async fn record_rejection(
     const SQL: &str = "INSERT INTO operator_files (object_key, operator_id, business_date, seq, \
         sha256, status, error_count, received_at) VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7) \
         ON CONFLICT (sha256) DO NOTHING";
-    macro_rules! run {
-        ($pool:expr) => {
-            sqlx::query(SQL)
-                .bind(key)
-                .bind(name.operator_id.as_str())
-                .bind(name.business_date.naive())
-                .bind(name.seq as i32)
-                .bind(sha256)
-                .bind(errors as i32)
-                .bind(now)
-                .execute($pool)
-                .await
-                .map(|_| ())
-        };
-    }
-    match db {
-        Database::Postgres(pool) => run!(pool),
-        Database::Sqlite(pool) => run!(pool),
-    }
+    ledger::on_pool!(db, pool => {
+        sqlx::query(SQL)
+            .bind(key)
+            .bind(name.operator_id.as_str())
+            .bind(name.business_date.naive())
+            .bind(name.seq as i32)
+            .bind(sha256)
+            .bind(errors as i32)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
 }
 
 /// Whether these bytes were staged (accepted or rejected) before.
 pub async fn known_sha(db: Database<'_>, sha256: &str) -> Result<bool, sqlx::Error> {
     const SQL: &str = "SELECT COUNT(*) FROM operator_files WHERE sha256 = $1";
-    let n: i64 = match db {
-        Database::Postgres(pool) => sqlx::query_scalar(SQL).bind(sha256).fetch_one(pool).await?,
-        Database::Sqlite(pool) => sqlx::query_scalar(SQL).bind(sha256).fetch_one(pool).await?,
-    };
+    let n: i64 =
+        ledger::on_pool!(db, pool => sqlx::query_scalar(SQL).bind(sha256).fetch_one(pool).await?);
     Ok(n > 0)
 }
 
@@ -246,20 +238,11 @@ pub async fn latest_accepted_file(
 ) -> Result<Option<(i64, i32)>, sqlx::Error> {
     const SQL: &str = "SELECT id, seq FROM operator_files WHERE operator_id = $1 \
         AND business_date = $2 AND status = 'accepted' ORDER BY seq DESC, id DESC LIMIT 1";
-    match db {
-        Database::Postgres(pool) => {
-            sqlx::query_as(SQL)
-                .bind(operator_id)
-                .bind(business_date.naive())
-                .fetch_optional(pool)
-                .await
-        }
-        Database::Sqlite(pool) => {
-            sqlx::query_as(SQL)
-                .bind(operator_id)
-                .bind(business_date.naive())
-                .fetch_optional(pool)
-                .await
-        }
-    }
+    ledger::on_pool!(db, pool => {
+        sqlx::query_as(SQL)
+            .bind(operator_id)
+            .bind(business_date.naive())
+            .fetch_optional(pool)
+            .await
+    })
 }

@@ -126,26 +126,20 @@ async fn dead_letter(
     const SQL: &str = "INSERT INTO dead_letters (source, position, payload, reason, received_at) \
         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, position) DO NOTHING";
     let now = Utc::now();
-    macro_rules! insert_all {
-        ($pool:expr) => {{
-            let mut tx = $pool.begin().await?;
-            for (event, reason) in bad {
-                sqlx::query(SQL)
-                    .bind(source)
-                    .bind(&event.position)
-                    .bind(&event.payload)
-                    .bind(reason)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await
-        }};
-    }
-    match db {
-        Database::Postgres(pool) => insert_all!(pool),
-        Database::Sqlite(pool) => insert_all!(pool),
-    }
+    ledger::on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for (event, reason) in bad {
+            sqlx::query(SQL)
+                .bind(source)
+                .bind(&event.position)
+                .bind(&event.payload)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    })
 }
 
 /// A dead-lettered event, as kept.
@@ -159,10 +153,8 @@ pub struct DeadLetter {
 
 pub async fn dead_letters(db: Database<'_>) -> Result<Vec<DeadLetter>, sqlx::Error> {
     const SQL: &str = "SELECT source, position, payload, reason FROM dead_letters ORDER BY id";
-    let rows: Vec<(String, String, Vec<u8>, String)> = match db {
-        Database::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
-        Database::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
-    };
+    let rows: Vec<(String, String, Vec<u8>, String)> =
+        ledger::on_pool!(db, pool => sqlx::query_as(SQL).fetch_all(pool).await?);
     Ok(rows
         .into_iter()
         .map(|(source, position, payload, reason)| DeadLetter {
@@ -195,20 +187,12 @@ pub async fn device_gaps(
             FROM validations \
            WHERE device_id IN (SELECT DISTINCT device_id FROM validations WHERE business_date = $1) \
         ) w WHERE next_seq > device_seq + 1 AND next_date = $1 ORDER BY device_id, device_seq";
-    let rows: Vec<(String, i64, i64)> = match db {
-        Database::Postgres(pool) => {
-            sqlx::query_as(SQL)
-                .bind(date.naive())
-                .fetch_all(pool)
-                .await?
-        }
-        Database::Sqlite(pool) => {
-            sqlx::query_as(SQL)
-                .bind(date.naive())
-                .fetch_all(pool)
-                .await?
-        }
-    };
+    let rows: Vec<(String, i64, i64)> = ledger::on_pool!(db, pool => {
+        sqlx::query_as(SQL)
+            .bind(date.naive())
+            .fetch_all(pool)
+            .await?
+    });
     Ok(rows
         .into_iter()
         .map(|(device_id, from_seq, to_seq)| DeviceGap {
@@ -221,34 +205,21 @@ pub async fn device_gaps(
 
 async fn position(db: Database<'_>, source: &str) -> Result<i64, sqlx::Error> {
     const SQL: &str = "SELECT position FROM event_positions WHERE source = $1";
-    let p: Option<i64> = match db {
-        Database::Postgres(pool) => {
-            sqlx::query_scalar(SQL)
-                .bind(source)
-                .fetch_optional(pool)
-                .await?
-        }
-        Database::Sqlite(pool) => {
-            sqlx::query_scalar(SQL)
-                .bind(source)
-                .fetch_optional(pool)
-                .await?
-        }
-    };
+    let p: Option<i64> = ledger::on_pool!(db, pool => {
+        sqlx::query_scalar(SQL)
+            .bind(source)
+            .fetch_optional(pool)
+            .await?
+    });
     Ok(p.unwrap_or(0))
 }
 
 async fn set_position(db: Database<'_>, source: &str, at: i64) -> Result<(), sqlx::Error> {
     const SQL: &str = "INSERT INTO event_positions (source, position) VALUES ($1, $2) \
         ON CONFLICT (source) DO UPDATE SET position = excluded.position";
-    match db {
-        Database::Postgres(pool) => {
-            sqlx::query(SQL).bind(source).bind(at).execute(pool).await?;
-        }
-        Database::Sqlite(pool) => {
-            sqlx::query(SQL).bind(source).bind(at).execute(pool).await?;
-        }
-    }
+    ledger::on_pool!(db, pool => {
+        sqlx::query(SQL).bind(source).bind(at).execute(pool).await?;
+    });
     Ok(())
 }
 

@@ -328,7 +328,8 @@ async fn validations(
     Ok((total, start.elapsed().as_secs_f64()))
 }
 
-fn peak_rss_mib() -> u64 {
+/// The process's peak resident memory so far (VmHWM), in MiB.
+pub(crate) fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -348,7 +349,7 @@ async fn ingest_bench(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
         ..config.ledger_settings()?
     };
     let date = ledger::BusinessDate::parse("2026-11-26")?;
-    let rules = crate::data_in::money_rules(config)?;
+    let rules = config.money_rules()?;
     let mut table = Vec::new();
 
     // One operator's file of `records` sales.

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use fixtures::{Fixture, FixtureConfig};
 use ingest::validations::{KafkaSettings, ingest_event_folder, ingest_from_kafka};
+use ledger::BusinessDate;
 use ledger::config::Config;
-use ledger::{BusinessDate, MoneyRules};
 use storage::ObjectStore;
 
 #[derive(Args)]
@@ -61,13 +61,6 @@ pub enum IngestCommand {
         #[arg(long, default_value_t = 5)]
         idle_secs: u64,
     },
-}
-
-pub fn money_rules(config: &Config) -> anyhow::Result<MoneyRules> {
-    Ok(MoneyRules {
-        currency: config.currency()?,
-        max_minor: config.max_minor()?,
-    })
 }
 
 pub async fn object_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
@@ -229,7 +222,7 @@ async fn ensure_topic(client: &rdkafka::ClientConfig, topic: &str) -> anyhow::Re
 
 pub async fn ingest(cmd: IngestCommand, config: &Config) -> anyhow::Result<()> {
     let ledger = crate::open_ledger(config).await?;
-    let rules = money_rules(config)?;
+    let rules = config.money_rules()?;
     match cmd {
         IngestCommand::Files => {
             let store = object_store(config).await?;

@@ -82,19 +82,6 @@ fn generate(rows: u64, dir: &Path) -> anyhow::Result<i32> {
     Ok(d)
 }
 
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        / 1024
-}
-
 /// The child: reconcile two Parquet files into `out`; prints `seconds peak_mib items`.
 pub fn engine(ledger: &str, file: &str, out: &str, date: i32) -> anyhow::Result<()> {
     let start = Instant::now();
@@ -105,7 +92,7 @@ pub fn engine(ledger: &str, file: &str, out: &str, date: i32) -> anyhow::Result<
     println!(
         "{:.3} {} {}",
         start.elapsed().as_secs_f64(),
-        peak_rss_mib(),
+        crate::bench::peak_rss_mib(),
         result.items.height()
     );
     Ok(())

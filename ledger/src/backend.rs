@@ -41,6 +41,19 @@ pub enum Database<'a> {
     Sqlite(&'a sqlx::SqlitePool),
 }
 
+/// Runs the same code on whichever pool a [`Database`] holds. The body is compiled once per
+/// backend, so a query written with `$N` placeholders serves both (sqlx binds `$N` on
+/// SQLite too).
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::Database::Postgres($pool) => $body,
+            $crate::Database::Sqlite($pool) => $body,
+        }
+    };
+}
+
 /// What a ledger needs to know besides where its data lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LedgerSettings {

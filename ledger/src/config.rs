@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::backend::LedgerSettings;
 use crate::business_date::BusinessCalendar;
 use crate::error::InvalidInput;
-use crate::money::{Currency, DEFAULT_MAX_MINOR, parse_minor};
+use crate::money::{Currency, DEFAULT_MAX_MINOR, MoneyRules, parse_minor};
 
 /// Every setting, by the name it has in the TOML file; the environment variable is the
 /// upper-case name with a `RECAUDO_` prefix (`database_url` ↔ `RECAUDO_DATABASE_URL`).
@@ -177,6 +177,14 @@ impl Config {
             return Ok(DEFAULT_MAX_MINOR);
         }
         parse_minor("max_amount", &self.max_amount, currency.exponent())
+    }
+
+    /// How amounts from outside are accepted: the configured currency and maximum.
+    pub fn money_rules(&self) -> Result<MoneyRules, InvalidInput> {
+        Ok(MoneyRules {
+            currency: self.currency()?,
+            max_minor: self.max_minor()?,
+        })
     }
 
     pub fn ledger_settings(&self) -> Result<LedgerSettings, InvalidInput> {

@@ -25,9 +25,22 @@ use crate::money::Money;
 use crate::operator::{Operator, OperatorPatch};
 use crate::reads::pg as reads;
 use crate::rows::{
-    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, invariants, operator_from_row,
-    payment_from_row, sale_from_row,
+    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, operator_from_row, payment_from_row,
+    sale_from_row,
 };
+
+/// Creates an empty database named `{prefix}_{random}` on the server `admin_url` names and
+/// returns its URL (tests and benchmarks get a database of their own).
+pub async fn create_database(admin_url: &str, prefix: &str) -> Result<String, sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -619,29 +632,8 @@ impl Ledger for PgLedger {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let (transactions, postings): (i64, i64) = sqlx::query_as(invariants::COUNTS)
-            .fetch_one(&mut *tx)
-            .await?;
-        let unbalanced: Vec<(i64, i64)> = sqlx::query_as(invariants::UNBALANCED)
-            .fetch_all(&mut *tx)
-            .await?;
-        let orphans: Vec<i64> = sqlx::query_scalar(invariants::ORPHANS)
-            .fetch_all(&mut *tx)
-            .await?;
-        let total: i64 = sqlx::query_scalar(invariants::TOTAL)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mismatched: Vec<(String, i64, i64)> = sqlx::query_as(invariants::MISMATCHED)
-            .fetch_all(&mut *tx)
-            .await?;
+        let report = reads::check_invariants(&mut tx).await?;
         tx.commit().await?;
-        Ok(InvariantReport {
-            transactions,
-            postings,
-            unbalanced_transactions: unbalanced,
-            orphans,
-            total_balance: total,
-            mismatched_accounts: mismatched,
-        })
+        Ok(report)
     }
 }

@@ -2,16 +2,18 @@
 //! too, so `pg` and `sqlite` are the same functions over each pool type.
 
 macro_rules! reads {
-    ($module:ident, $pool:ty) => {
+    ($module:ident, $pool:ty, $conn:ty) => {
         pub(crate) mod $module {
             use crate::business_date::BusinessDate;
             use crate::error::LedgerError;
             use crate::ids::{CardId, OperatorId};
-            use crate::journal::{CardBalance, CardEntry, Sale, SaleId, card_account};
+            use crate::journal::{
+                CardBalance, CardEntry, InvariantReport, Sale, SaleId, card_account,
+            };
             use crate::money::{Currency, Money};
             use crate::operator::Operator;
             use crate::rows::{
-                OPERATOR_COLUMNS, SALE_COLUMNS, card_entries_sql, entry_from_row,
+                CARD_ENTRIES_SQL, OPERATOR_COLUMNS, SALE_COLUMNS, entry_from_row, invariants,
                 operator_from_row, sale_from_row,
             };
 
@@ -38,7 +40,7 @@ macro_rules! reads {
                 currency: Currency,
                 card: &CardId,
             ) -> Result<Vec<CardEntry>, LedgerError> {
-                let rows = sqlx::query(&card_entries_sql("$1"))
+                let rows = sqlx::query(CARD_ENTRIES_SQL)
                     .bind(card.as_str())
                     .fetch_all(pool)
                     .await?;
@@ -120,9 +122,35 @@ macro_rules! reads {
                 .await?;
                 rows.iter().map(operator_from_row).collect()
             }
+
+            /// Every invariant of the journal, read inside the caller's transaction so the
+            /// checks see one snapshot.
+            pub(crate) async fn check_invariants(
+                conn: &mut $conn,
+            ) -> Result<InvariantReport, LedgerError> {
+                let (transactions, postings): (i64, i64) = sqlx::query_as(invariants::COUNTS)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok(InvariantReport {
+                    transactions,
+                    postings,
+                    unbalanced_transactions: sqlx::query_as(invariants::UNBALANCED)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                    orphans: sqlx::query_scalar(invariants::ORPHANS)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                    total_balance: sqlx::query_scalar(invariants::TOTAL)
+                        .fetch_one(&mut *conn)
+                        .await?,
+                    mismatched_accounts: sqlx::query_as(invariants::MISMATCHED)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                })
+            }
         }
     };
 }
 
-reads!(pg, sqlx::PgPool);
-reads!(sqlite, sqlx::SqlitePool);
+reads!(pg, sqlx::PgPool, sqlx::PgConnection);
+reads!(sqlite, sqlx::SqlitePool, sqlx::SqliteConnection);

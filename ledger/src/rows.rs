@@ -168,24 +168,20 @@ pub(crate) fn entry_from_row<R: LedgerRow>(
     })
 }
 
-/// The card history as one query over the source documents; `$1`/`?1` is the card id.
-pub(crate) fn card_entries_sql(param: &str) -> String {
-    format!(
-        "SELECT transaction_id, 'sale' AS kind, amount, occurred_at, operator_ref AS reference \
-           FROM sales WHERE card_id = {param} \
-         UNION ALL \
-         SELECT void_transaction_id, 'void', -amount, voided_at, operator_ref \
-           FROM sales WHERE card_id = {param} AND voided_at IS NOT NULL \
-         UNION ALL \
-         SELECT transaction_id, 'payment', -amount, occurred_at, payment_ref \
-           FROM payments WHERE card_id = {param} \
-         UNION ALL \
-         SELECT transaction_id, 'validation', -fare, occurred_at, \
-                device_id || '#' || CAST(device_seq AS TEXT) \
-           FROM validations WHERE card_id = {param} \
-         ORDER BY occurred_at, transaction_id"
-    )
-}
+/// The card history as one query over the source documents; `$1` is the card id.
+pub(crate) const CARD_ENTRIES_SQL: &str = "SELECT transaction_id, 'sale' AS kind, amount, \
+       occurred_at, operator_ref AS reference FROM sales WHERE card_id = $1 \
+     UNION ALL \
+     SELECT void_transaction_id, 'void', -amount, voided_at, operator_ref \
+       FROM sales WHERE card_id = $1 AND voided_at IS NOT NULL \
+     UNION ALL \
+     SELECT transaction_id, 'payment', -amount, occurred_at, payment_ref \
+       FROM payments WHERE card_id = $1 \
+     UNION ALL \
+     SELECT transaction_id, 'validation', -fare, occurred_at, \
+            device_id || '#' || CAST(device_seq AS TEXT) \
+       FROM validations WHERE card_id = $1 \
+     ORDER BY occurred_at, transaction_id";
 
 /// The invariant queries, in SQL both backends run unchanged.
 pub(crate) mod invariants {

@@ -28,8 +28,8 @@ use crate::money::Money;
 use crate::operator::{Operator, OperatorPatch};
 use crate::reads::sqlite as reads;
 use crate::rows::{
-    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, invariants, operator_from_row,
-    payment_from_row, sale_from_row,
+    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, operator_from_row, payment_from_row,
+    sale_from_row,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -565,29 +565,8 @@ impl Ledger for SqliteLedger {
     async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
         // A read transaction is one snapshot in WAL mode.
         let mut tx = self.pool.begin().await?;
-        let (transactions, postings): (i64, i64) = sqlx::query_as(invariants::COUNTS)
-            .fetch_one(&mut *tx)
-            .await?;
-        let unbalanced: Vec<(i64, i64)> = sqlx::query_as(invariants::UNBALANCED)
-            .fetch_all(&mut *tx)
-            .await?;
-        let orphans: Vec<i64> = sqlx::query_scalar(invariants::ORPHANS)
-            .fetch_all(&mut *tx)
-            .await?;
-        let total: i64 = sqlx::query_scalar(invariants::TOTAL)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mismatched: Vec<(String, i64, i64)> = sqlx::query_as(invariants::MISMATCHED)
-            .fetch_all(&mut *tx)
-            .await?;
+        let report = reads::check_invariants(&mut tx).await?;
         tx.commit().await?;
-        Ok(InvariantReport {
-            transactions,
-            postings,
-            unbalanced_transactions: unbalanced,
-            orphans,
-            total_balance: total,
-            mismatched_accounts: mismatched,
-        })
+        Ok(report)
     }
 }

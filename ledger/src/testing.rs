@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use sqlx::Connection;
-
 use crate::backend::{Ledger, LedgerSettings, connect};
 
 pub const TEST_DATABASE_URL_VAR: &str = "RECAUDO_TEST_DATABASE_URL";
@@ -49,20 +47,13 @@ pub async fn sqlite_ledger(settings: LedgerSettings) -> TestLedger {
 pub async fn fresh_postgres_url() -> Option<String> {
     let admin =
         std::env::var(TEST_DATABASE_URL_VAR).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string());
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
+    match crate::postgres::create_database(&admin, "recaudo_test").await {
+        Ok(url) => Some(url),
         Err(e) => {
             service_missing("PostgreSQL", &e.to_string());
-            return None;
+            None
         }
-    };
-    let name = format!("recaudo_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create a test database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    Some(format!("{base}/{name}"))
+    }
 }
 
 /// A fresh, migrated PostgreSQL ledger; `None` when the server is not reachable outside CI.

@@ -3,8 +3,6 @@
 
 use std::process::Command;
 
-use sqlx::Connection;
-
 #[derive(Debug, thiserror::Error)]
 pub enum YardstickError {
     #[error("database: {0}")]
@@ -17,16 +15,7 @@ pub enum YardstickError {
 
 /// Creates an empty database on the server `admin_url` names and returns its URL.
 pub async fn fresh_database(admin_url: &str) -> Result<String, YardstickError> {
-    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    let name = format!("recaudo_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(admin_url);
-    Ok(format!("{base}/{name}"))
+    Ok(crate::postgres::create_database(admin_url, "recaudo_bench").await?)
 }
 
 /// What pgbench committed in its run.

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ledger::MoneyRules;
 use ledger::config::{Config, redact_url};
 use online_api::auth::{JwksSource, Verifier, VerifierSettings, parse_algorithms};
 use online_api::dev_keys::{DEV_AUDIENCE, DEV_ISSUER, DevKeys};
@@ -165,10 +164,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let ledger = ledger::connect(&config.database_url, config.ledger_settings()?)
         .await
         .with_context(|| format!("opening the ledger at {}", redact_url(&config.database_url)))?;
-    let money = MoneyRules {
-        currency: config.currency()?,
-        max_minor: config.max_minor()?,
-    };
+    let money = config.money_rules()?;
     let router = app(
         ledger.clone(),
         verifier(&config).await?,

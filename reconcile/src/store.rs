@@ -179,37 +179,21 @@ pub async fn current_exceptions(
         JOIN recon_runs r ON r.id = i.run_id \
         WHERE r.business_date = $1 AND r.is_current AND i.case_name <> 'MATCHED' \
         ORDER BY i.operator_id, i.operator_ref";
-    Ok(match db {
-        Database::Postgres(pool) => {
-            sqlx::query_as(SQL)
-                .bind(date.naive())
-                .fetch_all(pool)
-                .await?
-        }
-        Database::Sqlite(pool) => {
-            sqlx::query_as(SQL)
-                .bind(date.naive())
-                .fetch_all(pool)
-                .await?
-        }
-    })
+    Ok(ledger::on_pool!(db, pool => {
+        sqlx::query_as(SQL)
+            .bind(date.naive())
+            .fetch_all(pool)
+            .await?
+    }))
 }
 
 /// How many runs a date has had.
 pub async fn runs(db: Database<'_>, date: BusinessDate) -> Result<i64, ReconcileError> {
     const SQL: &str = "SELECT COUNT(*) FROM recon_runs WHERE business_date = $1";
-    Ok(match db {
-        Database::Postgres(pool) => {
-            sqlx::query_scalar(SQL)
-                .bind(date.naive())
-                .fetch_one(pool)
-                .await?
-        }
-        Database::Sqlite(pool) => {
-            sqlx::query_scalar(SQL)
-                .bind(date.naive())
-                .fetch_one(pool)
-                .await?
-        }
-    })
+    Ok(ledger::on_pool!(db, pool => {
+        sqlx::query_scalar(SQL)
+            .bind(date.naive())
+            .fetch_one(pool)
+            .await?
+    }))
 }

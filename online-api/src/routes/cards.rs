@@ -7,7 +7,6 @@ use ledger::CardId;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::invalid;
 use crate::AppState;
 use crate::auth::{Caller, Scope};
 use crate::problem::Problem;
@@ -43,7 +42,7 @@ pub async fn card_balance(
     Path(card_id): Path<String>,
 ) -> Result<Json<BalanceResponse>, Problem> {
     caller.require(Scope::BalancesRead)?;
-    let card = CardId::parse(&card_id).map_err(invalid)?;
+    let card = CardId::parse(&card_id).map_err(Problem::invalid)?;
     let b = state
         .ledger
         .card_balance(&card)

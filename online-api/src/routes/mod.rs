@@ -8,7 +8,6 @@ pub mod payments;
 pub mod sales;
 
 use axum::http::StatusCode;
-use ledger::InvalidInput;
 
 use crate::problem::Problem;
 
@@ -18,10 +17,6 @@ pub(crate) fn parse_id(text: &str, what: &str) -> Result<i64, Problem> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| Problem::not_found(what))
-}
-
-pub(crate) fn invalid(e: InvalidInput) -> Problem {
-    Problem::invalid(e)
 }
 
 pub(crate) fn ok_json<T: serde::Serialize>(

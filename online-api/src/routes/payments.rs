@@ -10,7 +10,7 @@ use ledger::{BusinessDate, CardId, PaymentRef, RouteId, TransportOperatorId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{invalid, ok_json};
+use super::ok_json;
 use crate::AppState;
 use crate::auth::{Caller, Scope};
 use crate::body::StrictJson;
@@ -75,18 +75,18 @@ impl PaymentRequest {
         state
             .money
             .parse_currency("currency", &self.currency)
-            .map_err(invalid)?;
+            .map_err(Problem::invalid)?;
         Ok(NewPayment {
             operator_id: caller.operator.clone(),
-            payment_ref: PaymentRef::parse(&self.payment_ref).map_err(invalid)?,
-            card_id: CardId::parse(&self.card_id).map_err(invalid)?,
+            payment_ref: PaymentRef::parse(&self.payment_ref).map_err(Problem::invalid)?,
+            card_id: CardId::parse(&self.card_id).map_err(Problem::invalid)?,
             amount: state
                 .money
                 .parse_amount("amount", &self.amount)
-                .map_err(invalid)?,
-            route_id: RouteId::parse(&self.route_id).map_err(invalid)?,
+                .map_err(Problem::invalid)?,
+            route_id: RouteId::parse(&self.route_id).map_err(Problem::invalid)?,
             transport_operator_id: TransportOperatorId::parse(&self.transport_operator_id)
-                .map_err(invalid)?,
+                .map_err(Problem::invalid)?,
             occurred_at: Utc::now(),
         })
     }

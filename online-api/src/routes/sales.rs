@@ -11,7 +11,7 @@ use ledger::{BusinessDate, CardId, OperatorRef, PointOfSale};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{invalid, ok_json, parse_id};
+use super::{ok_json, parse_id};
 use crate::AppState;
 use crate::auth::{Caller, Scope};
 use crate::body::StrictJson;
@@ -98,16 +98,16 @@ impl SaleRequest {
         state
             .money
             .parse_currency("currency", &self.currency)
-            .map_err(invalid)?;
+            .map_err(Problem::invalid)?;
         Ok(NewSale {
             operator_id: caller.operator.clone(),
-            operator_ref: OperatorRef::parse(&self.operator_ref).map_err(invalid)?,
-            card_id: CardId::parse(&self.card_id).map_err(invalid)?,
+            operator_ref: OperatorRef::parse(&self.operator_ref).map_err(Problem::invalid)?,
+            card_id: CardId::parse(&self.card_id).map_err(Problem::invalid)?,
             amount: state
                 .money
                 .parse_amount("amount", &self.amount)
-                .map_err(invalid)?,
-            point_of_sale: PointOfSale::parse(&self.point_of_sale).map_err(invalid)?,
+                .map_err(Problem::invalid)?,
+            point_of_sale: PointOfSale::parse(&self.point_of_sale).map_err(Problem::invalid)?,
             occurred_at: Utc::now(),
         })
     }
@@ -294,7 +294,7 @@ pub async fn list_sales(
         )
         .detail(e.body_text())
     })?;
-    let date = BusinessDate::parse(&q.business_date).map_err(invalid)?;
+    let date = BusinessDate::parse(&q.business_date).map_err(Problem::invalid)?;
     let max = state.limits.page_size_max;
     let limit = match q.limit {
         None => 100.min(max),
