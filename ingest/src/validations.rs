@@ -166,42 +166,7 @@ pub async fn dead_letters(db: Database<'_>) -> Result<Vec<DeadLetter>, sqlx::Err
         .collect())
 }
 
-/// Missing device sequence numbers (lost taps) revealed by the taps of a business date.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeviceGap {
-    pub device_id: String,
-    pub from_seq: i64,
-    pub to_seq: i64,
-}
-
-/// The gaps whose later neighbour was tapped on `date`. Derived from the validations
-/// themselves, so taps arriving out of order close a gap instead of leaving a stale one.
-pub async fn device_gaps(
-    db: Database<'_>,
-    date: ledger::BusinessDate,
-) -> Result<Vec<DeviceGap>, sqlx::Error> {
-    const SQL: &str = "SELECT device_id, device_seq + 1, next_seq - 1 FROM ( \
-          SELECT device_id, device_seq, \
-                 LEAD(device_seq) OVER (PARTITION BY device_id ORDER BY device_seq) AS next_seq, \
-                 LEAD(business_date) OVER (PARTITION BY device_id ORDER BY device_seq) AS next_date \
-            FROM validations \
-           WHERE device_id IN (SELECT DISTINCT device_id FROM validations WHERE business_date = $1) \
-        ) w WHERE next_seq > device_seq + 1 AND next_date = $1 ORDER BY device_id, device_seq";
-    let rows: Vec<(String, i64, i64)> = ledger::on_pool!(db, pool => {
-        sqlx::query_as(SQL)
-            .bind(date.naive())
-            .fetch_all(pool)
-            .await?
-    });
-    Ok(rows
-        .into_iter()
-        .map(|(device_id, from_seq, to_seq)| DeviceGap {
-            device_id,
-            from_seq,
-            to_seq,
-        })
-        .collect())
-}
+pub use ledger::device_gap::{DeviceGap, device_gaps};
 
 async fn position(db: Database<'_>, source: &str) -> Result<i64, sqlx::Error> {
     const SQL: &str = "SELECT position FROM event_positions WHERE source = $1";

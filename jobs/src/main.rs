@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    ledger::logging::init(config.log_format.as_deref());
+    ledger::logging::init(config.log_format.as_deref(), "info,sqlx=warn");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -99,6 +99,26 @@ pub trait Ledger: Send + Sync {
     /// Records a top-up: debit the operator's receivable, credit the card. Idempotent by
     /// (operator, operator_ref); the same ref with other content is a `Conflict`.
     async fn record_sale(&self, sale: &NewSale) -> Result<SaleReceipt, LedgerError>;
+    /// Records many sales at once (a bulk load: fixtures, the demo, a migration), each as
+    /// its own journal transaction as `record_sale` would. A key already recorded is left
+    /// as it is and reported as `None` (a recorded key with other content is a `Conflict`,
+    /// and the sales before it may be recorded: re-running a fixed import is safe);
+    /// otherwise the new sale's id, in input order. The default runs `record_sale` a few at
+    /// a time; SQLite overrides it with multi-row writes.
+    async fn import_sales(&self, sales: &[NewSale]) -> Result<Vec<Option<SaleId>>, LedgerError> {
+        let mut ids = Vec::with_capacity(sales.len());
+        for chunk in sales.chunks(16) {
+            let mut pending = Vec::with_capacity(chunk.len());
+            for sale in chunk {
+                pending.push(self.record_sale(sale));
+            }
+            for receipt in futures::future::join_all(pending).await {
+                let receipt: SaleReceipt = receipt?;
+                ids.push((!receipt.replayed).then_some(receipt.sale.id));
+            }
+        }
+        Ok(ids)
+    }
     /// Voids the operator's own sale inside its void window, once. The card must still hold
     /// the amount: a top-up that was already spent cannot be voided.
     async fn void_sale(

@@ -45,6 +45,23 @@ pub struct Config {
     pub jwt_jwks: Option<String>,
     pub jwt_algorithms: Option<String>,
     pub log_format: Option<String>,
+    /// Dates (`YYYY-MM-DD`) that are not business days for settlement due dates, besides
+    /// weekends. In the environment: comma-separated.
+    pub holidays: Vec<String>,
+    /// Further attempts a job makes after an error an external system caused.
+    pub job_retries: u32,
+    /// Wait before the first retry; doubled before each next one.
+    pub job_retry_backoff_ms: u64,
+    /// How long a job's single-flight lock outlives its holder's last renewal.
+    pub job_lease_secs: u64,
+    /// Cron expression (5 fields, business time zone) for `ingest-files` and
+    /// `ingest-validations` in `recaudo schedule`.
+    pub schedule_ingest: String,
+    /// Cron expression for `settle` of the previous business date.
+    pub schedule_settle: String,
+    /// Whether `recaudo schedule` settles, on start, a previous date whose settle never
+    /// succeeded.
+    pub schedule_catch_up: bool,
     /// Anything else a subsystem reads by name (`RECAUDO_KAFKA_*` client settings, say).
     #[serde(skip)]
     pub extra: BTreeMap<String, String>,
@@ -75,6 +92,13 @@ impl Default for Config {
             jwt_jwks: None,
             jwt_algorithms: None,
             log_format: None,
+            holidays: Vec::new(),
+            job_retries: 3,
+            job_retry_backoff_ms: 2_000,
+            job_lease_secs: 30,
+            schedule_ingest: "*/5 * * * *".into(),
+            schedule_settle: "0 2 * * *".into(),
+            schedule_catch_up: true,
             extra: BTreeMap::new(),
         }
     }
@@ -157,12 +181,41 @@ impl Config {
                 "jwt_jwks" => config.jwt_jwks = Some(v),
                 "jwt_algorithms" => config.jwt_algorithms = Some(v),
                 "log_format" => config.log_format = Some(v),
+                "job_retries" => config.job_retries = whole("job_retries", &v)?,
+                "job_retry_backoff_ms" => {
+                    config.job_retry_backoff_ms = whole("job_retry_backoff_ms", &v)?
+                }
+                "job_lease_secs" => config.job_lease_secs = whole("job_lease_secs", &v)?,
+                "schedule_ingest" => config.schedule_ingest = v,
+                "schedule_settle" => config.schedule_settle = v,
+                "schedule_catch_up" => {
+                    config.schedule_catch_up = match v.as_str() {
+                        "true" | "1" | "yes" => true,
+                        "false" | "0" | "no" => false,
+                        _ => {
+                            return Err(InvalidInput::new(
+                                "schedule_catch_up",
+                                format!("{v:?} is not true or false"),
+                            )
+                            .into());
+                        }
+                    }
+                }
+                "holidays" => {
+                    config.holidays = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|d| !d.is_empty())
+                        .map(String::from)
+                        .collect()
+                }
                 _ => {
                     config.extra.insert(name, v);
                 }
             }
         }
         config.ledger_settings()?;
+        config.holidays()?;
         Ok(config)
     }
 
@@ -185,6 +238,14 @@ impl Config {
             currency: self.currency()?,
             max_minor: self.max_minor()?,
         })
+    }
+
+    /// The configured holidays, parsed.
+    pub fn holidays(&self) -> Result<Vec<crate::BusinessDate>, InvalidInput> {
+        self.holidays
+            .iter()
+            .map(|d| crate::BusinessDate::parse_as("holidays", d))
+            .collect()
     }
 
     pub fn ledger_settings(&self) -> Result<LedgerSettings, InvalidInput> {

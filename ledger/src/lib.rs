@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod business_date;
 pub mod config;
+pub mod device_gap;
 pub mod discrepancy;
 pub mod error;
 pub mod idempotency;

@@ -25,6 +25,7 @@ on_both_backends!(
     concurrent_payments_never_overdraw,
     concurrent_identical_sales_make_one_transaction,
     idempotency_keys_claim_replay_and_expire,
+    a_bulk_import_is_one_transaction_per_new_sale,
 );
 
 async fn a_replayed_sale_is_one_transaction(ledger: Arc<dyn Ledger>) {
@@ -415,4 +416,58 @@ async fn idempotency_keys_claim_replay_and_expire(ledger: Arc<dyn Ledger>) {
         .unwrap();
     assert_eq!(purged, 2);
     assert_eq!(claim(a.clone(), "h2", t0()).await, KeyClaim::Claimed);
+}
+
+async fn a_bulk_import_is_one_transaction_per_new_sale(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001", "OP002"]).await;
+    let already = sell(&ledger, sale("OP001", "R-0", "CARD0001", 500_000)).await;
+    let mut batch: Vec<_> = (0..1_200)
+        .map(|i| {
+            sale(
+                if i % 2 == 0 { "OP001" } else { "OP002" },
+                &format!("R-{i}"),
+                &format!("CARD{:04}", i % 7),
+                100_000 + i,
+            )
+        })
+        .collect();
+    // A repeat within the call: only the first counts.
+    batch.push(sale("OP002", "R-1", "CARD0001", 100_001));
+    // R-0 of OP001 was recorded before the import: a replay.
+    batch[0] = sale("OP001", "R-0", "CARD0001", 500_000);
+    let ids = ledger.import_sales(&batch).await.unwrap();
+    assert_eq!(ids.len(), batch.len());
+    assert_eq!(ids[0], None, "an existing key is left as it is");
+    assert_eq!(ids[1_200], None, "the repeat is not recorded twice");
+    let new: Vec<_> = ids.iter().flatten().collect();
+    assert_eq!(new.len(), 1_199);
+    let distinct: std::collections::HashSet<_> = new.iter().collect();
+    assert_eq!(distinct.len(), 1_199, "ids are unique");
+    assert!(!new.contains(&&already.sale.id));
+    // Balances: each card holds exactly what was sold to it.
+    for c in 0..7i64 {
+        let mut expected: i64 = (1..1_200).filter(|i| i % 7 == c).map(|i| 100_000 + i).sum();
+        if c == 1 {
+            expected += 500_000;
+        }
+        let balance = ledger
+            .card_balance(&card(&format!("CARD{c:04}")))
+            .await
+            .unwrap();
+        assert_eq!(balance.balance, cop(expected), "CARD{c:04}");
+    }
+    // Other content under a recorded ref is a conflict.
+    let conflicting = [sale("OP001", "R-2", "CARD0001", 1)];
+    let err = ledger.import_sales(&conflicting).await;
+    assert!(matches!(err, Err(LedgerError::Conflict { .. })), "{err:?}");
+    // An imported sale is a sale like any other: it can be voided.
+    let id = ids[2].unwrap();
+    let void = ledger
+        .void_sale(&op_id("OP001"), id, t0() + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(void.sale.id, id);
+    let report = ledger.check_invariants().await.unwrap();
+    assert_eq!(report.transactions, 1 + 1_199 + 1);
+    assert_sound(&ledger).await;
 }

@@ -21,6 +21,8 @@ pub enum ReconcileError {
     Database(#[from] sqlx::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("a stored run cannot be read: {0}")]
+    Stored(String),
     #[error("the totals do not tie out for {0}")]
     TieOut(String),
 }

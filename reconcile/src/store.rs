@@ -2,11 +2,13 @@
 //! the current run for it in the same transaction that writes it, so readers see either the
 //! old results or the new ones; earlier runs are kept as history.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use ledger::{BusinessDate, Database};
 use polars::prelude::*;
 
-use crate::{ReconcileError, Reconciliation};
+use crate::{Case, ReconcileError, Reconciliation};
 
 fn micros_to_time(v: Option<i64>) -> Option<DateTime<Utc>> {
     v.and_then(DateTime::from_timestamp_micros)
@@ -69,7 +71,7 @@ pub async fn save_run(
     let run_id = uuid::Uuid::new_v4().to_string();
     let rows = item_rows(&result.items)?;
     let exceptions = rows.iter().filter(|r| r.case != "MATCHED").count() as i64;
-    let summaries = summary_rows(&result.summary)?;
+    let summaries = result.operator_summaries()?;
     macro_rules! save {
         ($tx:expr, $chunk:expr) => {{
             let mut tx = $tx;
@@ -105,17 +107,17 @@ pub async fn save_run(
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            for (op, counts, ledger_total, file_total, exceptions_difference) in &summaries {
+            for summary in &summaries {
                 sqlx::query(
                     "INSERT INTO recon_summaries (run_id, operator_id, counts, ledger_total, \
                      file_total, exceptions_difference) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&run_id)
-                .bind(op)
-                .bind(counts)
-                .bind(ledger_total)
-                .bind(file_total)
-                .bind(exceptions_difference)
+                .bind(&summary.operator_id)
+                .bind(serde_json::to_string(&summary.counts).expect("counts serialize"))
+                .bind(summary.ledger_total)
+                .bind(summary.file_total)
+                .bind(summary.exceptions_difference)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -137,37 +139,153 @@ pub async fn save_run(
     Ok(run_id)
 }
 
-type SummaryRow = (String, String, i64, i64, i64);
+/// One operator's line of a run's summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorSummary {
+    pub operator_id: String,
+    /// Items per case name (`MATCHED`, `AMOUNT_MISMATCH`, ...); every case is present.
+    pub counts: BTreeMap<String, i64>,
+    /// Net sales of the date on each side.
+    pub ledger_total: i64,
+    pub file_total: i64,
+    /// Σ differences of the non-MATCHED items (= ledger_total − file_total).
+    pub exceptions_difference: i64,
+}
 
-/// Per operator: id, the case counts as JSON, ledger and file totals, Σ differences.
-fn summary_rows(summary: &DataFrame) -> Result<Vec<SummaryRow>, ReconcileError> {
-    let mut out = Vec::with_capacity(summary.height());
-    for idx in 0..summary.height() {
-        let get = |name: &str| -> Result<i64, ReconcileError> {
-            Ok(summary.column(name)?.i64()?.get(idx).unwrap_or(0))
-        };
-        let mut counts = serde_json::Map::new();
-        for case in crate::Case::ALL {
-            let name = case.as_str().to_lowercase();
-            counts.insert(
-                case.as_str().to_string(),
-                serde_json::json!(get(&format!("{name}_count"))?),
-            );
-        }
-        out.push((
-            summary
-                .column("operator_id")?
-                .str()?
-                .get(idx)
-                .unwrap_or_default()
-                .to_string(),
-            serde_json::Value::Object(counts).to_string(),
-            get("ledger_total")?,
-            get("file_total")?,
-            get("exceptions_difference")?,
-        ));
+impl OperatorSummary {
+    pub fn matched(&self) -> i64 {
+        self.counts
+            .get(Case::Matched.as_str())
+            .copied()
+            .unwrap_or(0)
     }
-    Ok(out)
+
+    pub fn exceptions(&self) -> i64 {
+        self.counts.values().sum::<i64>() - self.matched()
+    }
+}
+
+impl Reconciliation {
+    /// The summary frame as one typed line per operator.
+    pub fn operator_summaries(&self) -> Result<Vec<OperatorSummary>, ReconcileError> {
+        let summary = &self.summary;
+        let ops = summary.column("operator_id")?.str()?;
+        let mut out = Vec::with_capacity(summary.height());
+        for idx in 0..summary.height() {
+            let get = |name: &str| -> Result<i64, ReconcileError> {
+                Ok(summary.column(name)?.i64()?.get(idx).unwrap_or(0))
+            };
+            let mut counts = BTreeMap::new();
+            for case in Case::ALL {
+                let name = case.as_str().to_lowercase();
+                counts.insert(case.as_str().to_string(), get(&format!("{name}_count"))?);
+            }
+            out.push(OperatorSummary {
+                operator_id: ops.get(idx).unwrap_or_default().to_string(),
+                counts,
+                ledger_total: get("ledger_total")?,
+                file_total: get("file_total")?,
+                exceptions_difference: get("exceptions_difference")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The non-MATCHED items, columns as in `items`.
+    pub fn exception_items(&self) -> Result<DataFrame, ReconcileError> {
+        Ok(self
+            .items
+            .clone()
+            .lazy()
+            .filter(col("case").neq(lit(Case::Matched.as_str())))
+            .collect()?)
+    }
+}
+
+/// The current run of a date, as the reports read it.
+pub struct CurrentRun {
+    pub run_id: String,
+    pub summaries: Vec<OperatorSummary>,
+    /// The non-MATCHED items, columns as in `Reconciliation::items`.
+    pub exceptions: DataFrame,
+}
+
+type StoredSummary = (String, String, i64, i64, i64);
+
+type StoredItem = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+/// The current run of `date`, or `None` when the date was never reconciled.
+pub async fn current_run(
+    db: Database<'_>,
+    date: BusinessDate,
+) -> Result<Option<CurrentRun>, ReconcileError> {
+    const RUN: &str = "SELECT id FROM recon_runs WHERE business_date = $1 AND is_current";
+    const SUMMARIES: &str = "SELECT operator_id, counts, ledger_total, file_total, \
+        exceptions_difference FROM recon_summaries WHERE run_id = $1 ORDER BY operator_id";
+    const ITEMS: &str = "SELECT operator_id, operator_ref, case_name, ledger_card_id, \
+        file_card_id, ledger_amount, file_amount, difference, ledger_occurred_at, \
+        file_occurred_at FROM recon_items WHERE run_id = $1 AND case_name <> 'MATCHED' \
+        ORDER BY operator_id, operator_ref";
+    let (run_id, summaries, items): (String, Vec<StoredSummary>, Vec<StoredItem>) = ledger::on_pool!(db, pool => {
+        let Some(run_id): Option<String> = sqlx::query_scalar(RUN)
+            .bind(date.naive())
+            .fetch_optional(pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let summaries = sqlx::query_as(SUMMARIES).bind(&run_id).fetch_all(pool).await?;
+        let items = sqlx::query_as(ITEMS).bind(&run_id).fetch_all(pool).await?;
+        (run_id, summaries, items)
+    });
+    let summaries = summaries
+        .into_iter()
+        .map(
+            |(operator_id, counts, ledger_total, file_total, exceptions_difference)| {
+                let counts: BTreeMap<String, i64> = serde_json::from_str(&counts).map_err(|e| {
+                    ReconcileError::Stored(format!("counts of {operator_id} in run {run_id}: {e}"))
+                })?;
+                Ok(OperatorSummary {
+                    operator_id,
+                    counts,
+                    ledger_total,
+                    file_total,
+                    exceptions_difference,
+                })
+            },
+        )
+        .collect::<Result<Vec<_>, ReconcileError>>()?;
+    let micros = |t: &Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
+    let n = items.len();
+    let exceptions = df!(
+        "business_date" => vec![crate::source::days(date); n],
+        "operator_id" => items.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
+        "operator_ref" => items.iter().map(|i| i.1.as_str()).collect::<Vec<_>>(),
+        "case" => items.iter().map(|i| i.2.as_str()).collect::<Vec<_>>(),
+        "ledger_card_id" => items.iter().map(|i| i.3.as_deref()).collect::<Vec<_>>(),
+        "file_card_id" => items.iter().map(|i| i.4.as_deref()).collect::<Vec<_>>(),
+        "ledger_amount" => items.iter().map(|i| i.5).collect::<Vec<_>>(),
+        "file_amount" => items.iter().map(|i| i.6).collect::<Vec<_>>(),
+        "difference" => items.iter().map(|i| i.7).collect::<Vec<_>>(),
+        "ledger_occurred_at" => items.iter().map(|i| micros(&i.8)).collect::<Vec<_>>(),
+        "file_occurred_at" => items.iter().map(|i| micros(&i.9)).collect::<Vec<_>>(),
+    )?;
+    Ok(Some(CurrentRun {
+        run_id,
+        summaries,
+        exceptions,
+    }))
 }
 
 /// The current run's non-MATCHED items of a date: `(operator_id, operator_ref, case)`.

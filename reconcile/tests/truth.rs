@@ -38,17 +38,7 @@ async fn reconciles_a_fixtures_day_to_its_truth(ledger: Arc<dyn Ledger>) {
             .unwrap();
         let result =
             reconcile::reconcile(l.lazy(), f.lazy(), reconcile::source::days(date)).unwrap();
-        let expected: Vec<(String, String, String)> = truth
-            .discrepancies
-            .iter()
-            .map(|t| {
-                (
-                    t.operator_id.clone(),
-                    t.operator_ref.clone(),
-                    t.case.as_str().to_string(),
-                )
-            })
-            .collect();
+        let expected = truth.exception_keys();
         assert_eq!(
             result.exceptions().unwrap(),
             expected,

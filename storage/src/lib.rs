@@ -6,6 +6,7 @@
 
 mod local;
 mod s3;
+pub mod testing;
 
 use std::pin::Pin;
 use std::sync::Arc;

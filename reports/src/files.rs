@@ -1,0 +1,292 @@
+//! The report's files, rendered in memory from a statement. CSV amounts are decimal strings
+//! with the currency's minor digits; Parquet carries minor units as integers beside a
+//! currency column. Nothing here reads a clock, so the same statement gives the same bytes.
+
+use chrono::{DateTime, Utc};
+use ledger::money::format_minor;
+use polars::prelude::*;
+
+use crate::ReportError;
+use crate::csv::{Cell, CsvTable};
+use crate::statement::Statement;
+
+/// One file of a report, relative to its version's prefix.
+pub struct ReportFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+    /// Data rows (header excluded); `None` for the page.
+    pub rows: Option<u64>,
+}
+
+pub const SETTLEMENT_COLUMNS: [&str; 18] = [
+    "business_date",
+    "operator_id",
+    "operator_name",
+    "currency",
+    "sales_count",
+    "sales_amount",
+    "voids_count",
+    "voids_amount",
+    "net_sales",
+    "commission_rate",
+    "commission",
+    "commission_tax",
+    "net_due",
+    "due_date",
+    "matched_count",
+    "exception_count",
+    "exception_amount",
+    "status",
+];
+
+pub const DISCREPANCY_COLUMNS: [&str; 11] = [
+    "business_date",
+    "operator_id",
+    "case",
+    "operator_ref",
+    "ledger_card_id",
+    "file_card_id",
+    "ledger_amount",
+    "file_amount",
+    "difference",
+    "ledger_occurred_at",
+    "file_occurred_at",
+];
+
+pub const FARE_COLUMNS: [&str; 8] = [
+    "business_date",
+    "transport_operator_id",
+    "currency",
+    "validations_count",
+    "validations_amount",
+    "online_payments_count",
+    "online_payments_amount",
+    "revenue",
+];
+
+fn number(n: i64) -> Cell<'static> {
+    Cell::Number(n.to_string())
+}
+
+/// Every file of the report but the manifest, in a fixed order.
+pub fn render(statement: &Statement) -> Result<Vec<ReportFile>, ReportError> {
+    let mut files = Vec::new();
+    settlement(statement, &mut files)?;
+    discrepancies(statement, &mut files)?;
+    fares(statement, &mut files)?;
+    files.push(device_gaps(statement));
+    files.push(ReportFile {
+        path: "index.html".into(),
+        bytes: crate::page::render(statement)?.into_bytes(),
+        rows: None,
+    });
+    Ok(files)
+}
+
+fn csv_file(path: String, table: CsvTable) -> ReportFile {
+    let rows = table.rows();
+    ReportFile {
+        path,
+        bytes: table.into_bytes(),
+        rows: Some(rows),
+    }
+}
+
+fn parquet_file(path: &str, mut frame: DataFrame) -> Result<ReportFile, ReportError> {
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).finish(&mut frame)?;
+    Ok(ReportFile {
+        path: path.into(),
+        bytes,
+        rows: Some(frame.height() as u64),
+    })
+}
+
+/// Days since the epoch, as polars stores dates.
+fn epoch_days(date: ledger::BusinessDate) -> i32 {
+    reconcile::source::days(date)
+}
+
+fn settlement(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportError> {
+    let exp = s.currency.exponent();
+    let money = |n: i64| Cell::Number(format_minor(n, exp));
+    let date = s.date.to_string();
+    let mut summary = CsvTable::new(&SETTLEMENT_COLUMNS);
+    for l in &s.lines {
+        let cells = || {
+            [
+                Cell::Number(date.clone()),
+                Cell::Text(&l.operator_id),
+                Cell::Text(&l.operator_name),
+                Cell::Text(s.currency.code()),
+                number(l.sales.sales_count),
+                money(l.sales.sales_amount),
+                number(l.sales.voids_count),
+                money(l.sales.voids_amount),
+                money(l.sales.net()),
+                Cell::Number(l.commission_rate.to_string()),
+                money(l.settlement.commission),
+                money(l.settlement.commission_tax),
+                money(l.settlement.net_due),
+                Cell::Number(l.due_date.to_string()),
+                number(l.matched_count),
+                number(l.exception_count),
+                money(l.exception_amount),
+                Cell::Text(l.status()),
+            ]
+        };
+        summary.row(cells());
+        let mut one = CsvTable::new(&SETTLEMENT_COLUMNS);
+        one.row(cells());
+        files.push(csv_file(format!("settlement/{}.csv", l.operator_id), one));
+    }
+    // The summary first: it is what finance opens.
+    files.insert(0, csv_file("settlement_summary.csv".into(), summary));
+    let ls = &s.lines;
+    let ints =
+        |f: fn(&crate::statement::SettlementLine) -> i64| ls.iter().map(f).collect::<Vec<_>>();
+    let frame = df!(
+        "business_date" => vec![epoch_days(s.date); ls.len()],
+        "operator_id" => ls.iter().map(|l| l.operator_id.as_str()).collect::<Vec<_>>(),
+        "operator_name" => ls.iter().map(|l| l.operator_name.as_str()).collect::<Vec<_>>(),
+        "currency" => vec![s.currency.code(); ls.len()],
+        "sales_count" => ints(|l| l.sales.sales_count),
+        "sales_amount" => ints(|l| l.sales.sales_amount),
+        "voids_count" => ints(|l| l.sales.voids_count),
+        "voids_amount" => ints(|l| l.sales.voids_amount),
+        "net_sales" => ints(|l| l.sales.net()),
+        "commission_rate" => ls.iter().map(|l| l.commission_rate.to_string()).collect::<Vec<_>>(),
+        "commission" => ints(|l| l.settlement.commission),
+        "commission_tax" => ints(|l| l.settlement.commission_tax),
+        "net_due" => ints(|l| l.settlement.net_due),
+        "due_date" => ls.iter().map(|l| epoch_days(l.due_date)).collect::<Vec<_>>(),
+        "matched_count" => ints(|l| l.matched_count),
+        "exception_count" => ints(|l| l.exception_count),
+        "exception_amount" => ints(|l| l.exception_amount),
+        "status" => ls.iter().map(|l| l.status()).collect::<Vec<_>>(),
+    )?
+    .lazy()
+    .with_columns([
+        col("business_date").cast(DataType::Date),
+        col("due_date").cast(DataType::Date),
+    ])
+    .collect()?;
+    files.insert(1, parquet_file("settlement_summary.parquet", frame)?);
+    Ok(())
+}
+
+fn instant(micros: Option<i64>) -> Cell<'static> {
+    match micros.and_then(DateTime::<Utc>::from_timestamp_micros) {
+        Some(t) => Cell::Number(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        None => Cell::Empty,
+    }
+}
+
+fn opt_text(v: Option<&str>) -> Cell<'_> {
+    v.map_or(Cell::Empty, Cell::Text)
+}
+
+fn discrepancies(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportError> {
+    let exp = s.currency.exponent();
+    let money = |n: Option<i64>| n.map_or(Cell::Empty, |n| Cell::Number(format_minor(n, exp)));
+    let d = &s.discrepancies;
+    let c = s.discrepancy_columns()?;
+    let date = s.date.to_string();
+    let mut table = CsvTable::new(&DISCREPANCY_COLUMNS);
+    for i in 0..d.height() {
+        table.row([
+            Cell::Number(date.clone()),
+            opt_text(c.operator_id.get(i)),
+            opt_text(c.case.get(i)),
+            opt_text(c.operator_ref.get(i)),
+            opt_text(c.ledger_card_id.get(i)),
+            opt_text(c.file_card_id.get(i)),
+            money(c.ledger_amount.get(i)),
+            money(c.file_amount.get(i)),
+            money(Some(c.difference.get(i).unwrap_or(0))),
+            instant(c.ledger_occurred_at.get(i)),
+            instant(c.file_occurred_at.get(i)),
+        ]);
+    }
+    files.push(csv_file("discrepancies.csv".into(), table));
+    let utc = || DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
+    let frame = d
+        .clone()
+        .lazy()
+        .select([
+            lit(epoch_days(s.date))
+                .cast(DataType::Date)
+                .alias("business_date"),
+            col("operator_id"),
+            col("case"),
+            col("operator_ref"),
+            col("ledger_card_id"),
+            col("file_card_id"),
+            lit(s.currency.code()).alias("currency"),
+            col("ledger_amount"),
+            col("file_amount"),
+            col("difference"),
+            col("ledger_occurred_at").cast(utc()),
+            col("file_occurred_at").cast(utc()),
+        ])
+        .collect()?;
+    files.push(parquet_file("discrepancies.parquet", frame)?);
+    Ok(())
+}
+
+fn fares(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportError> {
+    let exp = s.currency.exponent();
+    let money = |n: i64| Cell::Number(format_minor(n, exp));
+    let date = s.date.to_string();
+    let mut table = CsvTable::new(&FARE_COLUMNS);
+    for (op, f) in &s.fares {
+        table.row([
+            Cell::Number(date.clone()),
+            Cell::Text(op),
+            Cell::Text(s.currency.code()),
+            number(f.validations_count),
+            money(f.validations_amount),
+            number(f.online_payments_count),
+            money(f.online_payments_amount),
+            money(f.revenue()),
+        ]);
+    }
+    files.push(csv_file("fare_distribution.csv".into(), table));
+    let fs: Vec<_> = s.fares.values().collect();
+    let ints = |f: fn(&crate::inputs::Fares) -> i64| fs.iter().map(|x| f(x)).collect::<Vec<_>>();
+    let frame = df!(
+        "business_date" => vec![epoch_days(s.date); fs.len()],
+        "transport_operator_id" => s.fares.keys().map(String::as_str).collect::<Vec<_>>(),
+        "currency" => vec![s.currency.code(); fs.len()],
+        "validations_count" => ints(|f| f.validations_count),
+        "validations_amount" => ints(|f| f.validations_amount),
+        "online_payments_count" => ints(|f| f.online_payments_count),
+        "online_payments_amount" => ints(|f| f.online_payments_amount),
+        "revenue" => ints(|f| f.revenue()),
+    )?
+    .lazy()
+    .with_column(col("business_date").cast(DataType::Date))
+    .collect()?;
+    files.push(parquet_file("fare_distribution.parquet", frame)?);
+    Ok(())
+}
+
+fn device_gaps(s: &Statement) -> ReportFile {
+    let mut table = CsvTable::new(&[
+        "business_date",
+        "device_id",
+        "from_seq",
+        "to_seq",
+        "missing",
+    ]);
+    for g in &s.gaps {
+        table.row([
+            Cell::Number(s.date.to_string()),
+            Cell::Text(&g.device_id),
+            number(g.from_seq),
+            number(g.to_seq),
+            number(g.to_seq - g.from_seq + 1),
+        ]);
+    }
+    csv_file("device_gaps.csv".into(), table)
+}

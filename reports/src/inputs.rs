@@ -1,0 +1,167 @@
+//! What a report is made from, read from the database for one business date: the operators
+//! registry, the ledger's sales per operator, the current reconciliation run, fares per
+//! transport operator, lost taps, and the operator files the reconciliation used.
+//!
+//! The ledger is aggregated in the database (one GROUP BY over the date's sales), so a city's
+//! millions of sales never cross the wire one by one.
+
+use std::collections::BTreeMap;
+
+use ledger::device_gap::{DeviceGap, device_gaps};
+use ledger::{BusinessDate, Currency, Ledger, Operator};
+use reconcile::store::CurrentRun;
+use serde::Serialize;
+
+use crate::ReportError;
+
+/// The ledger's sales of one operator on the date. A voided sale counts in both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OperatorSales {
+    pub sales_count: i64,
+    pub sales_amount: i64,
+    pub voids_count: i64,
+    pub voids_amount: i64,
+}
+
+impl OperatorSales {
+    pub fn net(&self) -> i64 {
+        self.sales_amount - self.voids_amount
+    }
+}
+
+/// Fare revenue one transport operator earned on the date.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Fares {
+    pub validations_count: i64,
+    pub validations_amount: i64,
+    pub online_payments_count: i64,
+    pub online_payments_amount: i64,
+}
+
+impl Fares {
+    pub fn revenue(&self) -> i64 {
+        self.validations_amount + self.online_payments_amount
+    }
+}
+
+/// An operator file the reconciliation used, as the manifest fingerprints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InputFile {
+    pub object_key: String,
+    pub operator_id: String,
+    pub business_date: String,
+    pub seq: i32,
+    pub sha256: String,
+    pub records: i64,
+}
+
+/// Everything one report is made from.
+pub struct ReportInputs {
+    pub date: BusinessDate,
+    pub currency: Currency,
+    pub holidays: Vec<BusinessDate>,
+    pub operators: Vec<Operator>,
+    /// By operator id; an operator without sales on the date is absent.
+    pub sales: BTreeMap<String, OperatorSales>,
+    pub reconciliation: CurrentRun,
+    /// By transport operator id.
+    pub fares: BTreeMap<String, Fares>,
+    pub gaps: Vec<DeviceGap>,
+    pub files: Vec<InputFile>,
+}
+
+// CAST(SUM …): PostgreSQL sums bigints into numeric.
+const SALES_SQL: &str = "SELECT operator_id, COUNT(*), CAST(SUM(amount) AS BIGINT), \
+    CAST(SUM(CASE WHEN voided_at IS NULL THEN 0 ELSE 1 END) AS BIGINT), \
+    CAST(SUM(CASE WHEN voided_at IS NULL THEN 0 ELSE amount END) AS BIGINT) \
+    FROM sales WHERE business_date = $1 GROUP BY operator_id";
+const VALIDATIONS_SQL: &str = "SELECT transport_operator_id, COUNT(*), CAST(SUM(fare) AS BIGINT) \
+    FROM validations WHERE business_date = $1 GROUP BY transport_operator_id";
+const PAYMENTS_SQL: &str = "SELECT transport_operator_id, COUNT(*), CAST(SUM(amount) AS BIGINT) \
+    FROM payments WHERE business_date = $1 GROUP BY transport_operator_id";
+/// The file in force per operator for the date and its neighbours, as reconciliation reads them.
+const FILES_SQL: &str = "SELECT f.object_key, f.operator_id, f.business_date, f.seq, f.sha256, \
+    f.record_count FROM operator_files f \
+    WHERE f.status = 'accepted' AND f.business_date BETWEEN $1 AND $2 \
+      AND f.seq = (SELECT MAX(g.seq) FROM operator_files g WHERE g.operator_id = f.operator_id \
+                   AND g.business_date = f.business_date AND g.status = 'accepted') \
+    ORDER BY f.business_date, f.operator_id";
+
+type Sums = Vec<(String, i64, i64)>;
+type SalesRow = (String, i64, i64, i64, i64);
+type FileRow = (String, String, chrono::NaiveDate, i32, String, i64);
+
+/// Reads the inputs of `date`. Fails with `NotReconciled` when the date has no current
+/// reconciliation run: a report without one would show no exceptions it should.
+pub async fn load(
+    ledger: &dyn Ledger,
+    date: BusinessDate,
+    currency: Currency,
+    holidays: Vec<BusinessDate>,
+) -> Result<ReportInputs, ReportError> {
+    let db = ledger.database();
+    let reconciliation = reconcile::store::current_run(db, date)
+        .await?
+        .ok_or(ReportError::NotReconciled(date))?;
+    let operators = ledger.operators().await?;
+    let d = date.naive();
+    let (sales, validations, payments, files): (Vec<SalesRow>, Sums, Sums, Vec<FileRow>) = ledger::on_pool!(db, pool => (
+        sqlx::query_as(SALES_SQL).bind(d).fetch_all(pool).await?,
+        sqlx::query_as(VALIDATIONS_SQL).bind(d).fetch_all(pool).await?,
+        sqlx::query_as(PAYMENTS_SQL).bind(d).fetch_all(pool).await?,
+        sqlx::query_as(FILES_SQL)
+            .bind(date.pred().naive())
+            .bind(date.succ().naive())
+            .fetch_all(pool)
+            .await?,
+    ));
+    let sales = sales
+        .into_iter()
+        .map(
+            |(op, sales_count, sales_amount, voids_count, voids_amount)| {
+                let s = OperatorSales {
+                    sales_count,
+                    sales_amount,
+                    voids_count,
+                    voids_amount,
+                };
+                (op, s)
+            },
+        )
+        .collect();
+    let mut fares: BTreeMap<String, Fares> = BTreeMap::new();
+    for (op, count, amount) in validations {
+        let f = fares.entry(op).or_default();
+        f.validations_count = count;
+        f.validations_amount = amount;
+    }
+    for (op, count, amount) in payments {
+        let f = fares.entry(op).or_default();
+        f.online_payments_count = count;
+        f.online_payments_amount = amount;
+    }
+    let files = files
+        .into_iter()
+        .map(
+            |(object_key, operator_id, day, seq, sha256, records)| InputFile {
+                object_key,
+                operator_id,
+                business_date: day.format("%Y-%m-%d").to_string(),
+                seq,
+                sha256,
+                records,
+            },
+        )
+        .collect();
+    Ok(ReportInputs {
+        date,
+        currency,
+        holidays,
+        operators,
+        sales,
+        reconciliation,
+        fares,
+        gaps: device_gaps(db, date).await?,
+        files,
+    })
+}

@@ -1,0 +1,88 @@
+//! Settlement reports for finance, published to object storage for one business date:
+//! per operator what it sold, its commission and what it owes (`settlement_summary`,
+//! `settlement/{operator}.csv`), every discrepancy of the reconciliation
+//! (`discrepancies`), fare revenue per transport operator (`fare_distribution`), lost taps
+//! (`device_gaps.csv`), a page for people (`index.html`) and a `manifest.json`.
+//!
+//! `inputs` reads the database, `statement` computes the figures, `files` and `page` render
+//! them, `publish` writes a new version. Only the manifest carries a run id and a time, so
+//! the same inputs give byte-identical files.
+
+pub mod csv;
+pub mod files;
+pub mod inputs;
+pub mod page;
+pub mod publish;
+pub mod settlement;
+pub mod statement;
+
+use ledger::{BusinessDate, Currency, Ledger};
+use storage::ObjectStore;
+
+pub use inputs::ReportInputs;
+pub use publish::Published;
+pub use statement::Statement;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "{0} has not been reconciled yet: run `recaudo reconcile --date {0}` (or `settle`) first"
+    )]
+    NotReconciled(BusinessDate),
+    #[error(
+        "the reconciliation of {date} is out of date for {operator}: the ledger's net sales are \
+         {ledger} but the current run reconciled {reconciled} (minor units); reconcile {date} again"
+    )]
+    StaleReconciliation {
+        date: BusinessDate,
+        operator: String,
+        ledger: i64,
+        reconciled: i64,
+    },
+    #[error("object storage: {0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("ledger: {0}")]
+    Ledger(#[from] ledger::LedgerError),
+    #[error("reconciliation: {0}")]
+    Reconcile(#[from] reconcile::ReconcileError),
+    #[error("dataframe: {0}")]
+    Frame(#[from] polars::error::PolarsError),
+}
+
+impl ReportError {
+    /// True when the same run may succeed later (the store or the database is down).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ReportError::Storage(e) => e.is_retryable(),
+            ReportError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => true,
+            ReportError::Ledger(e) => e.is_retryable(),
+            ReportError::Reconcile(reconcile::ReconcileError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut,
+            )) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Reads the inputs of `date`, renders every file and publishes them as a new version.
+pub async fn report(
+    ledger: &dyn Ledger,
+    store: &dyn ObjectStore,
+    date: BusinessDate,
+    currency: Currency,
+    holidays: Vec<BusinessDate>,
+) -> Result<(Statement, Published), ReportError> {
+    let inputs = inputs::load(ledger, date, currency, holidays).await?;
+    let statement = statement::build(&inputs)?;
+    let files = files::render(&statement)?;
+    let published = publish::publish(store, &inputs, files).await?;
+    tracing::info!(
+        business_date = %date,
+        version = published.version,
+        prefix = %published.prefix,
+        "report published"
+    );
+    Ok((statement, published))
+}

@@ -1,0 +1,281 @@
+//! `index.html`: the day at a glance for people. One self-contained file (inline CSS, bars
+//! drawn with CSS, no script, no font or image fetched), so it opens the same from S3, a
+//! local folder or an e-mail attachment, and reads on a phone.
+
+use std::fmt::Write;
+
+use ledger::money::format_minor;
+
+use crate::ReportError;
+use crate::statement::Statement;
+
+/// Rows of the exceptions table on the page; the CSV has them all.
+const EXCEPTION_ROWS: usize = 200;
+/// Bars per chart; the rest are summed into one "others" bar.
+const BARS: usize = 15;
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `1234567.89` as `1,234,567.89`: grouping for the eye only, the digits are the CSV's.
+fn grouped(minor: i64, exponent: u8) -> String {
+    let plain = format_minor(minor, exponent);
+    let (sign, rest) = match plain.strip_prefix('-') {
+        Some(r) => ("-", r),
+        None => ("", plain.as_str()),
+    };
+    let (int, frac) = match rest.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (rest, None),
+    };
+    let mut out = String::from(sign);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if let Some(f) = frac {
+        out.push('.');
+        out.push_str(f);
+    }
+    out
+}
+
+/// Largest values first, ties by label; beyond `BARS`, one "others" bar.
+fn top(mut bars: Vec<(String, i64)>) -> Vec<(String, i64)> {
+    bars.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    if bars.len() > BARS {
+        let rest = bars.split_off(BARS - 1);
+        let sum = rest.iter().map(|b| b.1).sum();
+        bars.push((format!("{} others", rest.len()), sum));
+    }
+    bars
+}
+
+fn chart(
+    out: &mut String,
+    id: &str,
+    title: &str,
+    bars: &[(String, i64)],
+    label: impl Fn(i64) -> String,
+) {
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
+    let _ = write!(out, "<section id=\"{id}\"><h2>{}</h2>", escape(title));
+    if bars.is_empty() {
+        out.push_str("<p class=\"empty\">Nothing on this date.</p></section>");
+        return;
+    }
+    out.push_str("<div class=\"chart\">");
+    for (name, value) in bars {
+        // Integer per-mille widths: no floating point anywhere near amounts.
+        let permille = (value.max(&0) * 1000 / max).clamp(0, 1000);
+        let _ = write!(
+            out,
+            "<div class=\"bar-row\"><span class=\"bar-label\">{}</span>\
+             <span class=\"bar\"><span style=\"width:{}.{}%\"></span></span>\
+             <span class=\"bar-value\">{}</span></div>",
+            escape(name),
+            permille / 10,
+            permille % 10,
+            escape(&label(*value)),
+        );
+    }
+    out.push_str("</div></section>");
+}
+
+const STYLE: &str = "
+:root{--ink:#1b1f24;--muted:#5b6570;--line:#d9dee3;--accent:#0b6e4f;--warn:#b3261e;--bg:#f7f8fa}
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:var(--ink);background:var(--bg)}
+header,main{max-width:1100px;margin:0 auto;padding:12px 16px}
+header h1{font-size:1.35rem;margin:.4rem 0}
+header p{margin:0;color:var(--muted)}
+h2{font-size:1.05rem;margin:1.4rem 0 .5rem}
+.totals{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:8px;margin:0}
+.totals div{background:#fff;border:1px solid var(--line);border-radius:8px;padding:8px 10px}
+.totals dt{color:var(--muted);font-size:.8rem}
+.totals dd{margin:0;font-weight:600;font-variant-numeric:tabular-nums;word-break:break-all}
+.totals .warn dd{color:var(--warn)}
+.chart{background:#fff;border:1px solid var(--line);border-radius:8px;padding:8px 10px}
+.bar-row{display:grid;grid-template-columns:minmax(70px,9rem) 1fr minmax(80px,auto);gap:8px;align-items:center;margin:3px 0}
+.bar-label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-size:.85rem}
+.bar{background:#eef1f4;border-radius:4px;height:14px;display:block}
+.bar span{display:block;height:100%;background:var(--accent);border-radius:4px}
+#exceptions-by-case .bar span{background:var(--warn)}
+.bar-value{font-variant-numeric:tabular-nums;font-size:.85rem;text-align:right}
+.table-wrap{overflow-x:auto;background:#fff;border:1px solid var(--line);border-radius:8px}
+table{border-collapse:collapse;width:100%;font-size:.85rem}
+th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.empty,.note{color:var(--muted)}
+";
+
+pub fn render(s: &Statement) -> Result<String, ReportError> {
+    let exp = s.currency.exponent();
+    let money = |n: i64| grouped(n, exp);
+    let t = s.totals();
+    let mut out = String::with_capacity(64 * 1024);
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <link rel=\"icon\" href=\"data:,\">\
+         <title>Settlement {date}</title><style>{STYLE}</style></head><body>\
+         <header><h1>Settlement of {date}</h1><p>Amounts in {cur}. \
+         Data: settlement_summary.csv, discrepancies.csv, fare_distribution.csv, device_gaps.csv.</p></header><main>",
+        date = s.date,
+        cur = escape(s.currency.code()),
+    );
+    out.push_str("<section><h2>Totals</h2><dl class=\"totals\">");
+    let mut total = |id: &str, label: &str, value: String, warn: bool| {
+        let _ = write!(
+            out,
+            "<div{}><dt>{label}</dt><dd id=\"total-{id}\">{}</dd></div>",
+            if warn { " class=\"warn\"" } else { "" },
+            escape(&value)
+        );
+    };
+    total("operators", "Operators", s.lines.len().to_string(), false);
+    total("sales-count", "Sales", t.sales_count.to_string(), false);
+    total("sales-amount", "Sales amount", money(t.sales_amount), false);
+    total("voids-amount", "Voids amount", money(t.voids_amount), false);
+    total("net-sales", "Net sales", money(t.net_sales), false);
+    total("commission", "Commission", money(t.commission), false);
+    total(
+        "commission-tax",
+        "Tax on commission",
+        money(t.commission_tax),
+        false,
+    );
+    total("net-due", "Net due from operators", money(t.net_due), false);
+    let warn = t.exception_count > 0;
+    total(
+        "exception-count",
+        "Exceptions",
+        t.exception_count.to_string(),
+        warn,
+    );
+    total(
+        "exception-amount",
+        "Exception difference",
+        money(t.exception_amount),
+        warn,
+    );
+    total("fare-revenue", "Fare revenue", money(t.fare_revenue), false);
+    out.push_str("</dl></section>");
+
+    let sales: Vec<(String, i64)> = s
+        .lines
+        .iter()
+        .filter(|l| l.sales.sales_count > 0)
+        .map(|l| (l.operator_id.clone(), l.sales.net()))
+        .collect();
+    chart(
+        &mut out,
+        "sales-by-operator",
+        "Net sales by operator",
+        &top(sales),
+        money,
+    );
+    let cases: Vec<(String, i64)> = s
+        .exceptions_by_case()?
+        .into_iter()
+        .filter(|c| c.1 > 0)
+        .map(|(c, n)| (c.to_string(), n))
+        .collect();
+    chart(
+        &mut out,
+        "exceptions-by-case",
+        "Exceptions by case",
+        &cases,
+        |n| n.to_string(),
+    );
+    let fares: Vec<(String, i64)> = s
+        .fares
+        .iter()
+        .map(|(op, f)| (op.clone(), f.revenue()))
+        .collect();
+    chart(
+        &mut out,
+        "fare-revenue",
+        "Fare revenue by transport operator",
+        &top(fares),
+        money,
+    );
+
+    let d = &s.discrepancies;
+    let _ = write!(
+        out,
+        "<section id=\"exceptions\"><h2>Exceptions ({})</h2>",
+        d.height()
+    );
+    if d.height() == 0 {
+        out.push_str("<p class=\"empty\">Every sale matched.</p></section>");
+    } else {
+        if d.height() > EXCEPTION_ROWS {
+            let _ = write!(
+                out,
+                "<p class=\"note\">The first {EXCEPTION_ROWS} by operator, case and ref; \
+                 discrepancies.csv has all {}.</p>",
+                d.height()
+            );
+        }
+        out.push_str(
+            "<div class=\"table-wrap\"><table><thead><tr><th>Operator</th><th>Case</th>\
+             <th>Ref</th><th>Ledger card</th><th>File card</th><th>Ledger</th><th>File</th>\
+             <th>Difference</th></tr></thead><tbody>",
+        );
+        let c = s.discrepancy_columns()?;
+        let cell = |v: Option<&str>| escape(v.unwrap_or(""));
+        let amount = |v: Option<i64>| v.map(money).unwrap_or_default();
+        for i in 0..d.height().min(EXCEPTION_ROWS) {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                cell(c.operator_id.get(i)),
+                cell(c.case.get(i)),
+                cell(c.operator_ref.get(i)),
+                cell(c.ledger_card_id.get(i)),
+                cell(c.file_card_id.get(i)),
+                amount(c.ledger_amount.get(i)),
+                amount(c.file_amount.get(i)),
+                amount(c.difference.get(i)),
+            );
+        }
+        out.push_str("</tbody></table></div></section>");
+    }
+    out.push_str("</main></body></html>\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_grouped_for_the_eye() {
+        assert_eq!(grouped(123_456_789, 2), "1,234,567.89");
+        assert_eq!(grouped(-100_000, 2), "-1,000.00");
+        assert_eq!(grouped(5, 2), "0.05");
+        assert_eq!(grouped(1_000, 0), "1,000");
+    }
+
+    #[test]
+    fn markup_in_names_is_escaped() {
+        assert_eq!(escape("<script>&\"'"), "&lt;script&gt;&amp;&quot;&#39;");
+    }
+}

@@ -1,0 +1,194 @@
+//! The day's figures, computed once from the inputs: one settlement line per operator, the
+//! discrepancies, fare revenue per transport operator and the lost taps. Every file of the
+//! report is rendered from this, so the CSV, the Parquet and the page cannot disagree.
+
+use std::collections::BTreeMap;
+
+use ledger::{BusinessDate, Currency, Rate};
+use polars::prelude::*;
+
+use crate::ReportError;
+use crate::inputs::{Fares, OperatorSales, ReportInputs};
+use crate::settlement::{Settlement, due_date, settle};
+
+/// One operator's statement line. Amounts in minor units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementLine {
+    pub operator_id: String,
+    pub operator_name: String,
+    pub sales: OperatorSales,
+    pub commission_rate: Rate,
+    pub settlement: Settlement,
+    pub due_date: BusinessDate,
+    pub matched_count: i64,
+    pub exception_count: i64,
+    /// Σ differences (ledger − file) of the operator's non-MATCHED items.
+    pub exception_amount: i64,
+}
+
+impl SettlementLine {
+    pub fn status(&self) -> &'static str {
+        if self.exception_count == 0 {
+            "BALANCED"
+        } else {
+            "EXCEPTIONS"
+        }
+    }
+}
+
+/// The whole day.
+pub struct Statement {
+    pub date: BusinessDate,
+    pub currency: Currency,
+    /// Sorted by operator id.
+    pub lines: Vec<SettlementLine>,
+    /// Non-MATCHED items sorted by operator, case, ref; columns as in reconciliation items.
+    pub discrepancies: DataFrame,
+    pub fares: BTreeMap<String, Fares>,
+    pub gaps: Vec<ledger::device_gap::DeviceGap>,
+}
+
+/// Computes the statement. An operator appears when it is active or has anything on the
+/// date. Fails when the reconciliation run no longer matches the ledger (sales arrived or
+/// were voided after it ran): the statement and its exceptions would disagree.
+pub fn build(inputs: &ReportInputs) -> Result<Statement, ReportError> {
+    let run = &inputs.reconciliation;
+    let summaries: BTreeMap<&str, &reconcile::store::OperatorSummary> = run
+        .summaries
+        .iter()
+        .map(|s| (s.operator_id.as_str(), s))
+        .collect();
+    let mut lines = Vec::new();
+    let mut operators: Vec<_> = inputs.operators.iter().collect();
+    operators.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    for op in operators {
+        let id = op.id.as_str();
+        let sales = inputs.sales.get(id).cloned().unwrap_or_default();
+        let summary = summaries.get(id);
+        if !op.active && sales.sales_count == 0 && summary.is_none() {
+            continue;
+        }
+        let reconciled_net = summary.map_or(0, |s| s.ledger_total);
+        if reconciled_net != sales.net() {
+            return Err(ReportError::StaleReconciliation {
+                date: inputs.date,
+                operator: id.to_string(),
+                ledger: sales.net(),
+                reconciled: reconciled_net,
+            });
+        }
+        lines.push(SettlementLine {
+            operator_id: id.to_string(),
+            operator_name: op.name.as_str().to_string(),
+            commission_rate: op.commission_rate,
+            settlement: settle(sales.net(), op.commission_rate, op.tax_rate),
+            due_date: due_date(inputs.date, op.settlement_lag_days, &inputs.holidays),
+            matched_count: summary.map_or(0, |s| s.matched()),
+            exception_count: summary.map_or(0, |s| s.exceptions()),
+            exception_amount: summary.map_or(0, |s| s.exceptions_difference),
+            sales,
+        });
+    }
+    let discrepancies = run
+        .exceptions
+        .clone()
+        .lazy()
+        .sort(
+            ["operator_id", "case", "operator_ref"],
+            SortMultipleOptions::default(),
+        )
+        .collect()?;
+    Ok(Statement {
+        date: inputs.date,
+        currency: inputs.currency,
+        lines,
+        discrepancies,
+        fares: inputs.fares.clone(),
+        gaps: inputs.gaps.clone(),
+    })
+}
+
+/// Day totals, as the page shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub sales_count: i64,
+    pub sales_amount: i64,
+    pub voids_count: i64,
+    pub voids_amount: i64,
+    pub net_sales: i64,
+    pub commission: i64,
+    pub commission_tax: i64,
+    pub net_due: i64,
+    pub exception_count: i64,
+    pub exception_amount: i64,
+    pub fare_revenue: i64,
+}
+
+impl Statement {
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for l in &self.lines {
+            t.sales_count += l.sales.sales_count;
+            t.sales_amount += l.sales.sales_amount;
+            t.voids_count += l.sales.voids_count;
+            t.voids_amount += l.sales.voids_amount;
+            t.net_sales += l.sales.net();
+            t.commission += l.settlement.commission;
+            t.commission_tax += l.settlement.commission_tax;
+            t.net_due += l.settlement.net_due;
+            t.exception_count += l.exception_count;
+            t.exception_amount += l.exception_amount;
+        }
+        t.fare_revenue = self.fares.values().map(Fares::revenue).sum();
+        t
+    }
+
+    /// Exceptions per case, over all operators, in the order of DESIGN.md's table.
+    pub fn exceptions_by_case(&self) -> Result<Vec<(&'static str, i64)>, ReportError> {
+        let cases = self.discrepancies.column("case")?.str()?;
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        for case in cases.iter().flatten() {
+            *counts.entry(case).or_default() += 1;
+        }
+        Ok(reconcile::Case::ALL
+            .iter()
+            .filter(|c| **c != reconcile::Case::Matched)
+            .map(|c| (c.as_str(), counts.get(c.as_str()).copied().unwrap_or(0)))
+            .collect())
+    }
+}
+
+/// The discrepancy columns, typed, for the renderers that walk them row by row.
+pub struct DiscrepancyColumns<'a> {
+    pub operator_id: &'a StringChunked,
+    pub case: &'a StringChunked,
+    pub operator_ref: &'a StringChunked,
+    pub ledger_card_id: &'a StringChunked,
+    pub file_card_id: &'a StringChunked,
+    pub ledger_amount: &'a Int64Chunked,
+    pub file_amount: &'a Int64Chunked,
+    pub difference: &'a Int64Chunked,
+    pub ledger_occurred_at: &'a Int64Chunked,
+    pub file_occurred_at: &'a Int64Chunked,
+}
+
+impl Statement {
+    pub fn discrepancy_columns(&self) -> Result<DiscrepancyColumns<'_>, ReportError> {
+        let d = &self.discrepancies;
+        let text =
+            |name: &str| -> Result<&StringChunked, ReportError> { Ok(d.column(name)?.str()?) };
+        let int = |name: &str| -> Result<&Int64Chunked, ReportError> { Ok(d.column(name)?.i64()?) };
+        Ok(DiscrepancyColumns {
+            operator_id: text("operator_id")?,
+            case: text("case")?,
+            operator_ref: text("operator_ref")?,
+            ledger_card_id: text("ledger_card_id")?,
+            file_card_id: text("file_card_id")?,
+            ledger_amount: int("ledger_amount")?,
+            file_amount: int("file_amount")?,
+            difference: int("difference")?,
+            ledger_occurred_at: int("ledger_occurred_at")?,
+            file_occurred_at: int("file_occurred_at")?,
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! Text from outside that starts with `=`, `+`, `-` or `@` is escaped in every CSV of a
+//! report, whatever column it lands in; numbers we format (a negative difference) are not.
+//! The inputs are built by hand: the parsers upstream refuse most such ids today, and the
+//! reports must not rely on that.
+
+use std::collections::BTreeMap;
+
+use ledger::device_gap::DeviceGap;
+use ledger::{BusinessDate, Currency, Operator, OperatorId, OperatorName, Rate, VoidWindow};
+use polars::prelude::*;
+use reconcile::store::{CurrentRun, OperatorSummary};
+use reports::inputs::{Fares, OperatorSales, ReportInputs};
+
+const HOSTILE: [&str; 4] = ["=HYPERLINK(\"http://x\")", "+57300", "-2+3", "@SUM(A1)"];
+
+fn inputs() -> ReportInputs {
+    let date = BusinessDate::parse("2026-11-26").unwrap();
+    let operator = Operator {
+        id: OperatorId::parse("OP001").unwrap(),
+        name: OperatorName::parse("=cmd|' /C calc'!A0").unwrap(),
+        commission_rate: Rate::parse("commission_rate", "0.035").unwrap(),
+        tax_rate: Rate::parse("tax_rate", "0.19").unwrap(),
+        void_window: VoidWindow::parse("30m").unwrap(),
+        settlement_lag_days: 1,
+        active: true,
+    };
+    let n = HOSTILE.len();
+    let exceptions = df!(
+        "business_date" => vec![reconcile::source::days(date); n],
+        "operator_id" => vec!["OP001"; n],
+        "operator_ref" => HOSTILE.to_vec(),
+        "case" => vec!["CARD_MISMATCH"; n],
+        "ledger_card_id" => HOSTILE.iter().map(|h| Some(*h)).collect::<Vec<_>>(),
+        "file_card_id" => HOSTILE.iter().rev().map(|h| Some(*h)).collect::<Vec<_>>(),
+        "ledger_amount" => vec![Some(1_000i64); n],
+        "file_amount" => vec![Some(3_000i64); n],
+        "difference" => vec![-2_000i64; n],
+        "ledger_occurred_at" => vec![Some(1_764_000_000_000_000i64); n],
+        "file_occurred_at" => vec![None::<i64>; n],
+    )
+    .unwrap();
+    let mut counts: BTreeMap<String, i64> = reconcile::Case::ALL
+        .iter()
+        .map(|c| (c.as_str().to_string(), 0))
+        .collect();
+    counts.insert("CARD_MISMATCH".into(), n as i64);
+    let sales = OperatorSales {
+        sales_count: n as i64,
+        sales_amount: 4_000,
+        voids_count: 0,
+        voids_amount: 0,
+    };
+    ReportInputs {
+        date,
+        currency: Currency::COP,
+        holidays: vec![],
+        operators: vec![operator],
+        sales: BTreeMap::from([("OP001".to_string(), sales)]),
+        reconciliation: CurrentRun {
+            run_id: "run".into(),
+            summaries: vec![OperatorSummary {
+                operator_id: "OP001".into(),
+                counts,
+                ledger_total: 4_000,
+                file_total: 12_000,
+                exceptions_difference: -8_000,
+            }],
+            exceptions,
+        },
+        fares: BTreeMap::from([("@TO1".to_string(), Fares::default())]),
+        gaps: vec![DeviceGap {
+            device_id: "-DEV".into(),
+            from_seq: 3,
+            to_seq: 4,
+        }],
+        files: vec![],
+    }
+}
+
+#[test]
+fn text_starting_a_formula_is_escaped_in_every_csv() {
+    let statement = reports::statement::build(&inputs()).unwrap();
+    let files = reports::files::render(&statement).unwrap();
+    let csvs: Vec<_> = files.iter().filter(|f| f.path.ends_with(".csv")).collect();
+    assert_eq!(
+        csvs.len(),
+        5,
+        "summary, one operator, discrepancies, fares, gaps"
+    );
+    for f in csvs {
+        let text = String::from_utf8(f.bytes.clone()).unwrap();
+        for line in text.lines() {
+            // Split on commas outside quotes.
+            let mut cells = Vec::new();
+            let (mut cell, mut quoted) = (String::new(), false);
+            for c in line.chars() {
+                match c {
+                    '"' => {
+                        quoted = !quoted;
+                        cell.push(c);
+                    }
+                    ',' if !quoted => cells.push(std::mem::take(&mut cell)),
+                    c => cell.push(c),
+                }
+            }
+            cells.push(cell);
+            for cell in cells {
+                let bare = cell.trim_start_matches('"');
+                let is_number =
+                    bare.parse::<i64>().is_ok() || bare.replace('.', "").parse::<i64>().is_ok();
+                if bare.starts_with(['=', '+', '-', '@', '\t']) {
+                    assert!(is_number, "{}: unescaped cell {cell:?}", f.path);
+                }
+            }
+        }
+    }
+    let discrepancies = files
+        .iter()
+        .find(|f| f.path == "discrepancies.csv")
+        .unwrap();
+    let text = String::from_utf8(discrepancies.bytes.clone()).unwrap();
+    assert!(text.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "{text}");
+    assert!(text.contains("\"'+57300\""));
+    assert!(text.contains("\"'@SUM(A1)\""));
+    assert!(
+        text.contains(",-20.00,"),
+        "a negative difference stays a number: {text}"
+    );
+    let summary = files
+        .iter()
+        .find(|f| f.path == "settlement_summary.csv")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&summary.bytes).contains("\"'=cmd|' /C calc'!A0\""));
+}

@@ -1,0 +1,63 @@
+//! A reconciled fixtures day in a ledger, and CSV reading for the assertions.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use fixtures::{Fixture, FixtureConfig, Truth};
+use ledger::{BusinessDate, Currency, Ledger, MoneyRules};
+use polars::prelude::IntoLazy;
+use storage::{LocalStore, ObjectStore};
+
+pub fn csv_rows(bytes: &[u8]) -> Vec<BTreeMap<String, String>> {
+    let text = std::str::from_utf8(bytes).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|l| {
+            // The fixtures' texts hold no commas or quotes, so a plain split reads them.
+            let cells: Vec<&str> = l.split(',').collect();
+            assert_eq!(cells.len(), header.len(), "{l}");
+            header
+                .iter()
+                .zip(cells)
+                .map(|(h, c)| (h.to_string(), c.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn minor(decimal: &str) -> i64 {
+    ledger::money::parse_minor("amount", decimal.trim_start_matches('-'), 2).unwrap()
+        * if decimal.starts_with('-') { -1 } else { 1 }
+}
+
+/// Ingests, posts and reconciles a fixtures day with injected discrepancies and lost taps.
+pub async fn prepare_day(ledger: &dyn Ledger) -> (BusinessDate, Truth) {
+    let date = BusinessDate::parse("2026-11-26").unwrap();
+    let mut config = FixtureConfig::new(7, date, 3_000);
+    config.discrepancy_per_mille = 60;
+    config.validations = 2_000;
+    config.devices = 20;
+    let fixture = Fixture::new(config);
+    let dir = tempfile::tempdir().unwrap();
+    let truth = fixture.write_day(dir.path()).unwrap();
+    fixture.register_operators(ledger).await.unwrap();
+    fixture.record_ledger_side(ledger).await.unwrap();
+    let rules = MoneyRules::new(Currency::COP);
+    let store = LocalStore::new(dir.path()).unwrap();
+    ingest::ingest_files(&store as &dyn ObjectStore, ledger, rules)
+        .await
+        .unwrap();
+    ingest::validations::ingest_event_folder(ledger, &rules, &dir.path().join("events"), 500)
+        .await
+        .unwrap();
+    let (l, f) = reconcile::source::load(ledger.database(), date)
+        .await
+        .unwrap();
+    let result = reconcile::reconcile(l.lazy(), f.lazy(), reconcile::source::days(date)).unwrap();
+    reconcile::store::save_run(ledger.database(), date, &result)
+        .await
+        .unwrap();
+    (date, truth)
+}
