@@ -27,6 +27,10 @@ pub enum BenchCommand {
     /// fixtures), timed with its peak memory, beside DuckDB's equivalent SQL on the same
     /// files. The last line reads `rows=N seconds=S peak_mib=M duckdb_seconds=D ratio=S/D`.
     Reconcile(ReconcileBenchArgs),
+    /// The settlement reports of one date with N sales over M operators, read from a fresh
+    /// PostgreSQL database and written to a local folder, step by step. The last line reads
+    /// `sales=N operators=M seconds=S peak_mib=P`.
+    Report(ReportBenchArgs),
     /// Runs the engine alone on two Parquet files (the child process of `bench reconcile`).
     #[command(hide = true)]
     ReconcileEngine {
@@ -45,6 +49,23 @@ pub struct ReconcileBenchArgs {
     /// Folder for the Parquet inputs and outputs (default: a temporary folder).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ReportBenchArgs {
+    /// PostgreSQL server to measure (a fresh database is created on it).
+    #[arg(
+        long,
+        env = "RECAUDO_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    #[arg(long, default_value_t = 10_000_000)]
+    sales: u64,
+    #[arg(long, default_value_t = 500)]
+    operators: usize,
+    #[arg(long, default_value_t = 2_000_000)]
+    validations: u64,
 }
 
 #[derive(Args)]
@@ -97,6 +118,16 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
         BenchCommand::Ledger(args) => ledger_bench(args, config).await,
         BenchCommand::Ingest(args) => ingest_bench(args, config).await,
         BenchCommand::Reconcile(args) => crate::reconcile_bench::run(args.rows, args.dir).await,
+        BenchCommand::Report(args) => {
+            crate::report_bench::run(
+                &args.postgres_url,
+                args.sales,
+                args.operators,
+                args.validations,
+                config,
+            )
+            .await
+        }
         BenchCommand::ReconcileEngine {
             ledger,
             file,

@@ -123,7 +123,7 @@ pub async fn fixtures(args: FixturesArgs, config: &Config) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn publish(
+pub(crate) async fn publish(
     fixture: &Fixture,
     truth: &fixtures::Truth,
     out: &std::path::Path,

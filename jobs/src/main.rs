@@ -1,11 +1,22 @@
-//! `recaudo`: the command ops and developers run. This first version migrates the database
-//! and manages the operators registry; the scheduled jobs arrive in later versions.
+//! `recaudo`: the command ops and developers run. The jobs (`ingest-files`,
+//! `ingest-validations`, `reconcile`, `report`, `settle`) run once with `run`, over a range
+//! of dates with `backfill`, or on their cron schedule with `schedule`; every run is
+//! recorded (`status`) and single-flight per job and date across processes. `demo` shows it
+//! all on one laptop.
 
 mod bench;
 mod data_in;
+mod demo;
+mod job;
+mod job_lock;
+mod job_run;
 mod operators;
+mod ops;
 mod reconcile_bench;
 mod reconciliation;
+mod report_bench;
+mod runner;
+mod schedule;
 mod table;
 
 use std::process::ExitCode;
@@ -45,6 +56,25 @@ enum Command {
     Ingest(data_in::IngestCommand),
     /// Reconcile a business date: every operator's file against the ledger, once.
     Reconcile(reconciliation::ReconcileArgs),
+    /// Publish the settlement reports of a business date (the `report` job, once).
+    Report {
+        /// The business date (YYYY-MM-DD); it must have been reconciled.
+        #[arg(long)]
+        date: String,
+    },
+    /// Run one job once: recorded, retried when an external system fails, and refused
+    /// (exit code 3) while another process runs the same job for the same date.
+    Run(ops::RunArgs),
+    /// Run a dated job for every date of a range, in order; dates that already succeeded
+    /// are skipped, so repeating a backfill is safe.
+    Backfill(ops::BackfillArgs),
+    /// The most recent job runs: status, timings, counts, errors.
+    Status(ops::StatusArgs),
+    /// Run the jobs on their cron schedules until SIGTERM (see the schedule_* settings).
+    Schedule,
+    /// The whole back office on this machine, from scratch, on the embedded defaults: a
+    /// synthetic day ingested, reconciled and reported, and a summary.
+    Demo(demo::DemoArgs),
     /// Measure the ledger's throughput and print a table (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -59,13 +89,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    ledger::logging::init(config.log_format.as_deref(), "info,sqlx=warn");
+    // The demo speaks through its own output; its logs only say what went wrong.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn,sqlx=error",
+        _ => "info,sqlx=warn",
+    };
+    ledger::logging::init(config.log_format.as_deref(), default_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     match runtime.block_on(run(cli, config)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -73,18 +108,31 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
+        Command::Report { date } => {
+            let args = ops::RunArgs {
+                job: job::Job::Report,
+                date: Some(date),
+            };
+            ops::run(args, &config).await
+        }
+        Command::Run(args) => ops::run(args, &config).await,
+        Command::Backfill(args) => ops::backfill(args, &config).await,
+        Command::Status(args) => ops::status(args, &config).await,
+        Command::Schedule => done(schedule::run(job::JobContext::open(&config).await?).await),
+        Command::Demo(args) => done(demo::run(args, &config).await),
         Command::Migrate => {
             let ledger = open_ledger(&config).await?;
             println!("database is up to date ({})", ledger.backend());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Operators(cmd) => operators::run(cmd, &open_ledger(&config).await?).await,
-        Command::Fixtures(args) => data_in::fixtures(args, &config).await,
-        Command::Ingest(cmd) => data_in::ingest(cmd, &config).await,
-        Command::Reconcile(args) => reconciliation::run(args, &config).await,
-        Command::Bench(cmd) => bench::run(cmd, &config).await,
+        Command::Operators(cmd) => done(operators::run(cmd, &open_ledger(&config).await?).await),
+        Command::Fixtures(args) => done(data_in::fixtures(args, &config).await),
+        Command::Ingest(cmd) => done(data_in::ingest(cmd, &config).await),
+        Command::Reconcile(args) => done(reconciliation::run(args, &config).await),
+        Command::Bench(cmd) => done(bench::run(cmd, &config).await),
     }
 }
 

@@ -1,0 +1,230 @@
+//! `recaudo demo`: the whole back office on one laptop, on the embedded defaults (SQLite,
+//! `var/objects`, `var/events`). It starts from a clean slate each time (its own database,
+//! objects and events), makes one synthetic business date (20 operators, 100,000 sales,
+//! 200,000 validations, injected discrepancies, one operator file to be rejected), drops the
+//! files and events where ingest finds them, runs `settle` and prints the day per operator
+//! from the published summary, with the path of the page to open.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use fixtures::{Fixture, FixtureConfig};
+use ledger::config::Config;
+
+use crate::job::{Job, JobContext};
+use crate::runner;
+
+#[derive(Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub sales: u64,
+    #[arg(long, default_value_t = 200_000)]
+    pub validations: u64,
+    #[arg(long, default_value_t = 20)]
+    pub operators: usize,
+}
+
+/// A step with a spinner on a terminal (nothing when output is not a terminal).
+async fn step<T>(
+    label: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let bar = indicatif::ProgressBar::new_spinner().with_message(label.to_string());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let started = Instant::now();
+    let result = work.await;
+    bar.finish_and_clear();
+    if result.is_ok() {
+        println!("✓ {label} ({:.1} s)", started.elapsed().as_secs_f64());
+    }
+    result
+}
+
+/// The demo's own files: refuses anything but the embedded SQLite and local folders, so it
+/// can never wipe a real database or bucket.
+fn embedded_paths(config: &Config) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let db = config
+        .database_url
+        .strip_prefix("sqlite://")
+        .map(PathBuf::from);
+    let objects = config
+        .object_store
+        .strip_prefix("file://")
+        .map(PathBuf::from);
+    match (db, objects, &config.kafka_brokers) {
+        (Some(db), Some(objects), None) => Ok((db, objects)),
+        _ => anyhow::bail!(
+            "recaudo demo runs on the embedded defaults only (SQLite, a local object folder, \
+             the event folder) and starts them from scratch; unset RECAUDO_DATABASE_URL, \
+             RECAUDO_OBJECT_STORE and RECAUDO_KAFKA_BROKERS (or the config file's values)"
+        ),
+    }
+}
+
+fn remove(path: &Path) -> anyhow::Result<()> {
+    let r = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (db_path, objects) = embedded_paths(config)?;
+    for suffix in ["", "-wal", "-shm"] {
+        remove(Path::new(&format!("{}{suffix}", db_path.display())))?;
+    }
+    let fixtures_dir = PathBuf::from("var/fixtures");
+    for dir in [&objects, &config.events_dir, &fixtures_dir] {
+        remove(dir)?;
+    }
+    println!(
+        "recaudo demo: a clean {} , {} and {}",
+        db_path.display(),
+        objects.display(),
+        config.events_dir.display()
+    );
+
+    let ctx = step("database created and migrated", JobContext::open(config)).await?;
+    let date = ctx
+        .ledger
+        .settings()
+        .calendar
+        .business_date(chrono::Utc::now())
+        .pred();
+    let mut fc = FixtureConfig::new(2026, date, args.sales);
+    fc.calendar = ctx.ledger.settings().calendar;
+    fc.operators = args.operators.max(1);
+    fc.validations = args.validations;
+    fc.whole_file_defect = true;
+    let fixture = Fixture::new(fc);
+    let truth = step(
+        &format!(
+            "{} operators registered, a day of fixtures written for {date}",
+            args.operators
+        ),
+        async {
+            fixture.register_operators(&*ctx.ledger).await?;
+            Ok(fixture.write_day(&fixtures_dir)?)
+        },
+    )
+    .await?;
+    step(
+        "operator files put under incoming/, events in the event folder",
+        crate::data_in::publish(&fixture, &truth, &fixtures_dir, config),
+    )
+    .await?;
+    let (sales, voids) = step(
+        &format!(
+            "{} sales recorded in the ledger (as the online API would)",
+            truth.ledger_sales
+        ),
+        async { Ok(fixture.record_ledger_side(&*ctx.ledger).await?) },
+    )
+    .await?;
+    anyhow::ensure!(
+        sales == truth.ledger_sales,
+        "recorded {sales} sales, expected {}",
+        truth.ledger_sales
+    );
+    let holder = runner::holder_id();
+    let report = step(
+        &format!("settle {date}: ingest, reconcile, report"),
+        async {
+            Ok(runner::run(
+                &ctx,
+                Job::Settle,
+                Some(date),
+                &holder,
+                runner::shutdown_signal(),
+            )
+            .await?)
+        },
+    )
+    .await?;
+    println!(
+        "  {} voids; {} validations posted; {} operator file(s) rejected and kept with their errors",
+        voids,
+        report
+            .outcome
+            .counts
+            .get("validations.posted")
+            .copied()
+            .unwrap_or(0),
+        report
+            .outcome
+            .counts
+            .get("files.rejected")
+            .copied()
+            .unwrap_or(0),
+    );
+    summary(&ctx, date, &objects).await?;
+    println!(
+        "demo finished in {:.1} s; `recaudo status` shows the runs, `recaudo demo` again starts over",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Prints the published summary of `date` (read back from the store, so what is printed is
+/// what finance gets) and where the page is.
+async fn summary(
+    ctx: &JobContext,
+    date: ledger::BusinessDate,
+    objects: &Path,
+) -> anyhow::Result<()> {
+    let latest: serde_json::Value = serde_json::from_slice(
+        &ctx.store
+            .get_bytes(&format!("reports/{date}/latest.json"))
+            .await?,
+    )?;
+    let prefix = latest["prefix"]
+        .as_str()
+        .context("latest.json has a prefix")?;
+    let csv = ctx
+        .store
+        .get_bytes(&format!("{prefix}settlement_summary.csv"))
+        .await?;
+    let text = String::from_utf8(csv.to_vec())?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (id, net, due, exc, status) = (
+        col("operator_id").context("operator_id column")?,
+        col("net_sales").context("net_sales column")?,
+        col("net_due").context("net_due column")?,
+        col("exception_count").context("exception_count column")?,
+        col("status").context("status column")?,
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| {
+            // Our operator ids and amounts hold no commas; names are not printed here.
+            let cells: Vec<&str> = l.split(',').collect();
+            [id, net, due, exc, status]
+                .iter()
+                .map(|i| cells.get(*i).copied().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect();
+    println!();
+    crate::table::print(
+        &["operator", "net sales", "net due", "exceptions", "status"],
+        &rows,
+    );
+    let page = std::path::absolute(objects.join(prefix).join("index.html"))?;
+    println!("\nsettlement of {date} (COP): {}", page.display());
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! The jobs ops runs, and what each does for one business date: `ingest-files`,
+//! `ingest-validations`, `reconcile`, `report`, and `settle` (the three in a row). Each
+//! returns what it counted; an error says whether trying again may help (an external
+//! system was down) or not (the data or the request is wrong, or a bug of ours).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger::config::Config;
+use ledger::{BusinessDate, Ledger};
+use polars::prelude::IntoLazy;
+use storage::ObjectStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Job {
+    IngestFiles,
+    IngestValidations,
+    Reconcile,
+    Report,
+    Settle,
+}
+
+impl Job {
+    pub const ALL: [Job; 5] = [
+        Job::IngestFiles,
+        Job::IngestValidations,
+        Job::Reconcile,
+        Job::Report,
+        Job::Settle,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Job::IngestFiles => "ingest-files",
+            Job::IngestValidations => "ingest-validations",
+            Job::Reconcile => "reconcile",
+            Job::Report => "report",
+            Job::Settle => "settle",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Job, String> {
+        Job::ALL
+            .into_iter()
+            .find(|j| j.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Job::ALL.iter().map(Job::as_str).collect();
+                format!("unknown job {text:?}; jobs are {}", names.join(", "))
+            })
+    }
+
+    /// Ingest takes whatever has arrived, whatever its date; the others work on one date.
+    pub fn is_dated(&self) -> bool {
+        !matches!(self, Job::IngestFiles | Job::IngestValidations)
+    }
+}
+
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a run counted, by name (`files_accepted`, `exceptions`, ...).
+pub type Counts = BTreeMap<String, i64>;
+
+/// What a successful run did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub counts: Counts,
+    /// One line for people: the run id made current, the report version published.
+    pub note: String,
+}
+
+/// A failed step: the whole error chain, and whether the same run may succeed later.
+#[derive(Debug)]
+pub struct StepError {
+    pub error: anyhow::Error,
+    pub retryable: bool,
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+/// Walks the chain for a typed error that knows whether it is worth retrying.
+fn is_retryable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<ingest::IngestError>() {
+            e.is_retryable()
+        } else if let Some(e) = cause.downcast_ref::<reports::ReportError>() {
+            e.is_retryable()
+        } else if let Some(e) = cause.downcast_ref::<storage::StorageError>() {
+            e.is_retryable()
+        } else if let Some(e) = cause.downcast_ref::<ledger::LedgerError>() {
+            e.is_retryable()
+        } else if let Some(reconcile::ReconcileError::Database(e)) =
+            cause.downcast_ref::<reconcile::ReconcileError>()
+        {
+            matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+        } else {
+            false
+        }
+    })
+}
+
+impl From<anyhow::Error> for StepError {
+    fn from(error: anyhow::Error) -> StepError {
+        let retryable = is_retryable(&error);
+        StepError { error, retryable }
+    }
+}
+
+/// What every job needs, opened once per process.
+#[derive(Clone)]
+pub struct JobContext {
+    pub config: Config,
+    pub ledger: Arc<dyn Ledger>,
+    pub store: Arc<dyn ObjectStore>,
+}
+
+impl JobContext {
+    pub async fn open(config: &Config) -> anyhow::Result<JobContext> {
+        Ok(JobContext {
+            config: config.clone(),
+            ledger: crate::open_ledger(config).await?,
+            store: crate::data_in::object_store(config).await?,
+        })
+    }
+}
+
+/// Runs one job once (no lock, no retry: see `runner`).
+pub async fn execute(
+    ctx: &JobContext,
+    job: Job,
+    date: Option<BusinessDate>,
+) -> Result<Outcome, StepError> {
+    let dated = || date.ok_or_else(|| anyhow::anyhow!("{job} needs a business date (--date)"));
+    let outcome = match job {
+        Job::IngestFiles => ingest_files(ctx).await?,
+        Job::IngestValidations => ingest_validations(ctx).await?,
+        Job::Reconcile => reconcile_date(ctx, dated()?).await?,
+        Job::Report => report_date(ctx, dated()?).await?,
+        Job::Settle => {
+            let date = dated()?;
+            let mut all = Outcome::default();
+            let mut notes = Vec::new();
+            for (step, outcome) in [
+                ("files", ingest_files(ctx).await?),
+                ("validations", ingest_validations(ctx).await?),
+                ("reconcile", reconcile_date(ctx, date).await?),
+                ("report", report_date(ctx, date).await?),
+            ] {
+                for (k, v) in outcome.counts {
+                    all.counts.insert(format!("{step}.{k}"), v);
+                }
+                if !outcome.note.is_empty() {
+                    notes.push(outcome.note);
+                }
+            }
+            all.note = notes.join("; ");
+            all
+        }
+    };
+    Ok(outcome)
+}
+
+fn counts<const N: usize>(pairs: [(&str, i64); N]) -> Counts {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+async fn ingest_files(ctx: &JobContext) -> anyhow::Result<Outcome> {
+    let rules = ctx.config.money_rules()?;
+    let report = ingest::ingest_files(&*ctx.store, &*ctx.ledger, rules).await?;
+    // A rejected file is the operator's to fix: it is kept with its error report, counted
+    // here, and does not fail the run (the other operators' files still go in).
+    let note = if report.rejected.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "rejected (see rejected/*.errors.json): {}",
+            report.rejected.join(", ")
+        )
+    };
+    Ok(Outcome {
+        counts: counts([
+            ("accepted", report.accepted.len() as i64),
+            ("rejected", report.rejected.len() as i64),
+            ("already_ingested", report.duplicates.len() as i64),
+            ("records", report.records as i64),
+        ]),
+        note,
+    })
+}
+
+async fn ingest_validations(ctx: &JobContext) -> anyhow::Result<Outcome> {
+    let rules = ctx.config.money_rules()?;
+    let report = match crate::data_in::kafka_settings(&ctx.config) {
+        Some(mut settings) => {
+            settings.stop_when_idle = Some(Duration::from_secs(5));
+            ingest::validations::ingest_from_kafka(&*ctx.ledger, &rules, &settings).await?
+        }
+        None => {
+            ingest::validations::ingest_event_folder(
+                &*ctx.ledger,
+                &rules,
+                &ctx.config.events_dir,
+                5_000,
+            )
+            .await?
+        }
+    };
+    Ok(Outcome {
+        counts: counts([
+            ("events", report.events as i64),
+            ("posted", report.posted as i64),
+            ("already_posted", report.duplicates as i64),
+            ("dead_lettered", report.dead_lettered as i64),
+        ]),
+        note: String::new(),
+    })
+}
+
+async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> anyhow::Result<Outcome> {
+    let db = ctx.ledger.database();
+    let (ledger_side, file_side) = reconcile::source::load(db, date).await?;
+    let result = reconcile::reconcile(
+        ledger_side.lazy(),
+        file_side.lazy(),
+        reconcile::source::days(date),
+    )?;
+    let run_id = reconcile::store::save_run(db, date, &result).await?;
+    let summaries = result.operator_summaries()?;
+    Ok(Outcome {
+        counts: counts([
+            ("items", result.items.height() as i64),
+            ("exceptions", summaries.iter().map(|s| s.exceptions()).sum()),
+            ("operators", summaries.len() as i64),
+        ]),
+        note: format!("reconciliation run {run_id} is current for {date}"),
+    })
+}
+
+async fn report_date(ctx: &JobContext, date: BusinessDate) -> anyhow::Result<Outcome> {
+    let (statement, published) = reports::report(
+        &*ctx.ledger,
+        &*ctx.store,
+        date,
+        ctx.config.currency()?,
+        ctx.config.holidays()?,
+    )
+    .await?;
+    Ok(Outcome {
+        counts: counts([
+            ("operators", statement.lines.len() as i64),
+            ("discrepancies", statement.discrepancies.height() as i64),
+            ("version", i64::from(published.version)),
+        ]),
+        note: format!("reports published under {}", published.prefix),
+    })
+}

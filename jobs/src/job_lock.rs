@@ -1,0 +1,107 @@
+//! Single flight across processes: a job for a scope (a business date, or `*` for ingest)
+//! runs in at most one process at a time. The lock is a row with a lease the holder renews
+//! while it works; a holder that dies (SIGKILL, a lost pod) stops renewing and the next
+//! process takes the lock once the lease has run out. The same SQL serves PostgreSQL and
+//! SQLite.
+
+use chrono::{DateTime, Duration, Utc};
+use ledger::Database;
+
+/// Who holds a lock, for the message the loser prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub holder: String,
+    pub run_id: String,
+    pub acquired_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Takes the lock for `(job, scope)` unless a live holder has it; returns that holder then.
+pub async fn acquire(
+    db: Database<'_>,
+    job: &str,
+    scope: &str,
+    holder: &str,
+    run_id: &str,
+    lease: Duration,
+) -> Result<Result<(), Holder>, sqlx::Error> {
+    let now = Utc::now();
+    // Insert, or take over a row whose lease has run out; a live row is left alone and
+    // nothing is returned.
+    const TAKE: &str = "INSERT INTO job_locks (job, scope, holder, run_id, acquired_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6) \
+        ON CONFLICT (job, scope) DO UPDATE SET holder = excluded.holder, run_id = excluded.run_id, \
+          acquired_at = excluded.acquired_at, expires_at = excluded.expires_at \
+        WHERE job_locks.expires_at < excluded.acquired_at \
+        RETURNING run_id";
+    const WHO: &str = "SELECT holder, run_id, acquired_at, expires_at FROM job_locks WHERE job = $1 AND scope = $2";
+    let taken: Option<String> = ledger::on_pool!(db, pool => {
+        sqlx::query_scalar(TAKE)
+            .bind(job)
+            .bind(scope)
+            .bind(holder)
+            .bind(run_id)
+            .bind(now)
+            .bind(now + lease)
+            .fetch_optional(pool)
+            .await?
+    });
+    if taken.is_some() {
+        return Ok(Ok(()));
+    }
+    let who: Option<(String, String, DateTime<Utc>, DateTime<Utc>)> = ledger::on_pool!(db, pool => {
+        sqlx::query_as(WHO).bind(job).bind(scope).fetch_optional(pool).await?
+    });
+    Ok(Err(match who {
+        Some((holder, run_id, acquired_at, expires_at)) => Holder {
+            holder,
+            run_id,
+            acquired_at,
+            expires_at,
+        },
+        // Released between the two statements: report it as busy all the same; a retry
+        // of the command will get it.
+        None => Holder {
+            holder: "another process".into(),
+            run_id: String::new(),
+            acquired_at: now,
+            expires_at: now,
+        },
+    }))
+}
+
+/// Extends the lease; false when the lock is no longer ours (it expired and was taken).
+pub async fn renew(
+    db: Database<'_>,
+    job: &str,
+    scope: &str,
+    run_id: &str,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
+    const SQL: &str =
+        "UPDATE job_locks SET expires_at = $1 WHERE job = $2 AND scope = $3 AND run_id = $4";
+    let done = ledger::on_pool!(db, pool => {
+        sqlx::query(SQL)
+            .bind(Utc::now() + lease)
+            .bind(job)
+            .bind(scope)
+            .bind(run_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+pub async fn release(
+    db: Database<'_>,
+    job: &str,
+    scope: &str,
+    run_id: &str,
+) -> Result<(), sqlx::Error> {
+    const SQL: &str = "DELETE FROM job_locks WHERE job = $1 AND scope = $2 AND run_id = $3";
+    ledger::on_pool!(db, pool => {
+        sqlx::query(SQL).bind(job).bind(scope).bind(run_id).execute(pool).await?;
+    });
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Running a job the way ops needs it: single-flight per (job, date) across processes, each
+//! attempt recorded, retries with doubling backoff for errors an external system caused
+//! (none for bad data), and a clean end when the process is asked to stop.
+
+use std::future::Future;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use ledger::BusinessDate;
+
+use crate::job::{Job, JobContext, Outcome, StepError, execute};
+use crate::job_lock::{self, Holder};
+use crate::job_run::{self, scope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "{job} for {scope} is already running (held by {} since {}, run {}); nothing was done",
+        holder.holder, holder.acquired_at.format("%Y-%m-%d %H:%M:%S UTC"), holder.run_id
+    )]
+    Busy {
+        job: Job,
+        scope: String,
+        holder: Holder,
+    },
+    #[error("{job} for {scope} failed after {attempts} attempt(s): {error}")]
+    Failed {
+        job: Job,
+        scope: String,
+        attempts: i32,
+        error: StepError,
+    },
+    #[error("{job} for {scope} was stopped by a signal; attempt {attempt} is recorded as failed")]
+    Stopped {
+        job: Job,
+        scope: String,
+        attempt: i32,
+    },
+    #[error("recording the run: {0}")]
+    History(#[from] sqlx::Error),
+}
+
+impl RunError {
+    /// The process exit code: 3 when another process holds the job, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Busy { .. } => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct RunReport {
+    pub job: Job,
+    pub date: Option<BusinessDate>,
+    pub attempts: i32,
+    pub outcome: Outcome,
+}
+
+/// Who this process is in locks and run history: host, pid and a random part.
+pub fn holder_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &nonce[..8])
+}
+
+/// Runs `job` for `date` once, under its lock, with retries. `stop` resolves when the run
+/// must end now (a signal): the current attempt is then recorded as failed.
+pub async fn run(
+    ctx: &JobContext,
+    job: Job,
+    date: Option<BusinessDate>,
+    holder: &str,
+    stop: impl Future<Output = ()>,
+) -> Result<RunReport, RunError> {
+    let db = ctx.ledger.database();
+    let scope = scope(date);
+    let lock_id = uuid::Uuid::new_v4().to_string();
+    let lease_secs = ctx.config.job_lease_secs.max(3);
+    let lease = Duration::seconds(lease_secs as i64);
+    if let Err(holder) =
+        job_lock::acquire(db, job.as_str(), &scope, holder, &lock_id, lease).await?
+    {
+        return Err(RunError::Busy { job, scope, holder });
+    }
+    let abandoned = job_run::abandon_stale(
+        db,
+        job.as_str(),
+        date,
+        holder,
+        "abandoned: the process running it stopped without finishing (its lock expired)",
+    )
+    .await?;
+    if abandoned > 0 {
+        tracing::warn!(%job, %scope, abandoned, "took over from a run whose process stopped");
+    }
+
+    // Renew the lease while working; a holder that dies stops renewing.
+    let heartbeat = {
+        let (ledger, job, scope, lock_id) =
+            (ctx.ledger.clone(), job, scope.clone(), lock_id.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(StdDuration::from_secs(lease_secs / 3)).await;
+                match job_lock::renew(ledger.database(), job.as_str(), &scope, &lock_id, lease)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(%job, %scope, "lost the job lock"),
+                    Err(e) => tracing::warn!(%job, %scope, error = %e, "renewing the job lock"),
+                }
+            }
+        })
+    };
+    let result = attempts(ctx, job, date, holder, &scope, stop).await;
+    heartbeat.abort();
+    job_lock::release(db, job.as_str(), &scope, &lock_id).await?;
+    result
+}
+
+async fn attempts(
+    ctx: &JobContext,
+    job: Job,
+    date: Option<BusinessDate>,
+    holder: &str,
+    scope: &str,
+    stop: impl Future<Output = ()>,
+) -> Result<RunReport, RunError> {
+    let db = ctx.ledger.database();
+    let max = ctx.config.job_retries as i32 + 1;
+    let mut backoff = StdDuration::from_millis(ctx.config.job_retry_backoff_ms);
+    tokio::pin!(stop);
+    for attempt in 1..=max {
+        let id = uuid::Uuid::new_v4().to_string();
+        job_run::start(db, &id, job.as_str(), date, attempt, holder).await?;
+        tracing::info!(%job, %scope, attempt, "job started");
+        let result = tokio::select! {
+            r = execute(ctx, job, date) => r,
+            () = &mut stop => {
+                job_run::finish(db, &id, None, Some("stopped by a signal before it finished")).await?;
+                return Err(RunError::Stopped { job, scope: scope.to_string(), attempt });
+            }
+        };
+        match result {
+            Ok(outcome) => {
+                job_run::finish(db, &id, Some(&outcome.counts), None).await?;
+                tracing::info!(%job, %scope, attempt, note = %outcome.note, "job succeeded");
+                return Ok(RunReport {
+                    job,
+                    date,
+                    attempts: attempt,
+                    outcome,
+                });
+            }
+            Err(error) => {
+                let message = format!("{error}");
+                job_run::finish(db, &id, None, Some(&message)).await?;
+                let retry = error.retryable && attempt < max;
+                tracing::error!(%job, %scope, attempt, retryable = error.retryable, error = %message, "job failed");
+                if !retry {
+                    return Err(RunError::Failed {
+                        job,
+                        scope: scope.to_string(),
+                        attempts: attempt,
+                        error,
+                    });
+                }
+                tracing::info!(%job, %scope, wait_ms = backoff.as_millis() as u64, "retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = &mut stop => {
+                        return Err(RunError::Stopped { job, scope: scope.to_string(), attempt });
+                    }
+                }
+                backoff *= 2;
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,328 @@
+//! The jobs as ops run them: two `settle`s of one date at once (one wins, the other touches
+//! nothing), a `settle` killed with SIGKILL (its lock runs out, the next run takes over),
+//! an S3 server that stops (the run fails after its retries, `status` says why, a later run
+//! succeeds), and `backfill` (each date once, in order; repeating it does nothing).
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ledger::LedgerSettings;
+use support::{Env, text};
+
+const DATE: &str = "2026-11-26";
+
+async fn count(db: &ledger::testing::TestLedger, sql: &str) -> i64 {
+    ledger::on_pool!(db.ledger.database(), pool => {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_settle_per_date_at_a_time_and_a_killed_one_does_not_block() {
+    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+        return;
+    };
+    let env = Env::new(&db.url);
+    env.fixtures_day(DATE, "20000");
+
+    // Two at the same moment: exactly one settles, the other says so and does nothing.
+    let spawn = || {
+        env.recaudo(&["run", "settle", "--date", DATE])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    assert!(
+        codes == [Some(0), Some(3)] || codes == [Some(3), Some(0)],
+        "{codes:?}\n{}\n{}",
+        text(&a.stderr),
+        text(&b.stderr)
+    );
+    let loser = if a.status.code() == Some(3) { &a } else { &b };
+    let said = text(&loser.stderr);
+    assert!(
+        said.contains("settle for 2026-11-26 is already running")
+            && said.contains("nothing was done"),
+        "{said}"
+    );
+    assert_eq!(env.versions(DATE), ["v1"], "one report version");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM recon_runs").await, 1);
+    let runs = env.status();
+    assert_eq!(runs.len(), 1, "the loser recorded no run: {runs:?}");
+    assert_eq!(runs[0]["status"], "succeeded");
+
+    // A run killed mid-way holds the date only until its lease runs out.
+    let lease = [("RECAUDO_JOB_LEASE_SECS", "3")];
+    let mut killed = env
+        .recaudo(&["run", "settle", "--date", DATE])
+        .envs(lease)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(
+        &db,
+        "SELECT COUNT(*) FROM job_runs WHERE status = 'running'",
+    )
+    .await
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the run never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    killed.kill().unwrap(); // SIGKILL: no clean-up of any kind
+    killed.wait().unwrap();
+    let blocked = env
+        .recaudo(&["run", "settle", "--date", DATE])
+        .envs(lease)
+        .output()
+        .unwrap();
+    assert_eq!(blocked.status.code(), Some(3), "{}", text(&blocked.stderr));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let next = env
+        .recaudo(&["run", "settle", "--date", DATE])
+        .envs(lease)
+        .output()
+        .unwrap();
+    assert!(next.status.success(), "{}", text(&next.stderr));
+    let runs = env.status();
+    let abandoned: Vec<_> = runs.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!(abandoned.len(), 1, "{runs:?}");
+    assert!(
+        abandoned[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("stopped without finishing")
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM job_locks").await, 0);
+}
+
+/// A moto S3 server of the test's own, so the test can stop and restart it.
+struct OwnS3 {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnS3 {
+    fn start(port: u16) -> Option<OwnS3> {
+        let Ok(bin) = std::env::var("RECAUDO_TEST_MOTO_SERVER") else {
+            ledger::testing::service_missing(
+                "moto's S3 server",
+                "RECAUDO_TEST_MOTO_SERVER is not set (scripts/services exports it)",
+            );
+            return None;
+        };
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(OwnS3 { child, port })
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The bucket and the day's operator files, as an operator would have put them.
+async fn bucket_with_files(endpoint: &str, env: &Env) {
+    let settings = storage::S3Settings {
+        bucket: "recaudo".into(),
+        prefix: String::new(),
+        endpoint: Some(endpoint.into()),
+        region: Some("us-east-1".into()),
+        sse_kms_key_id: None,
+        static_credentials: Some(("test".into(), "test".into())),
+    };
+    let store = storage::S3Store::new(settings).await;
+    store
+        .client()
+        .create_bucket()
+        .bucket("recaudo")
+        .send()
+        .await
+        .unwrap();
+    let local = storage::LocalStore::new(env.objects()).unwrap();
+    use storage::ObjectStore;
+    for o in local.list("incoming/").await.unwrap() {
+        store
+            .put(&o.key, local.get_bytes(&o.key).await.unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_s3_server_fails_the_run_after_its_retries_and_a_later_run_succeeds() {
+    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+        return;
+    };
+    let port = free_port();
+    let Some(s3) = OwnS3::start(port) else { return };
+    let env = Env::new(&db.url);
+    env.fixtures_day(DATE, "2000");
+    bucket_with_files(&s3.endpoint(), &env).await;
+    let settle = |endpoint: String| {
+        env.recaudo(&["run", "settle", "--date", DATE])
+            .env("RECAUDO_OBJECT_STORE", "s3://recaudo/")
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("RECAUDO_JOB_RETRIES", "2")
+            .output()
+            .unwrap()
+    };
+
+    let endpoint = s3.endpoint();
+    s3.stop();
+    let failed = settle(endpoint.clone());
+    assert_eq!(failed.status.code(), Some(1));
+    let said = text(&failed.stderr);
+    assert!(
+        said.contains("failed after 3 attempt(s)") && said.contains("S3"),
+        "{said}"
+    );
+    let runs = env.status();
+    assert_eq!(runs.len(), 3, "the first try and two retries: {runs:?}");
+    for (r, attempt) in runs.iter().zip([3, 2, 1]) {
+        assert_eq!(r["status"], "failed");
+        assert_eq!(r["attempt"], attempt);
+        assert!(r["error"].as_str().unwrap().contains("S3"), "{r}");
+    }
+    let table = text(&env.run(&["status"]).stdout);
+    assert!(table.contains("failed") && table.contains("S3"), "{table}");
+
+    // The server is back (empty, as a restarted moto is): the files are put again.
+    let s3 = OwnS3::start(port).unwrap();
+    bucket_with_files(&s3.endpoint(), &env).await;
+    let ok = settle(endpoint);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert_eq!(env.status()[0]["status"], "succeeded");
+    s3.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_settles_each_date_once_in_order() {
+    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let env = Env::new(&db.url);
+    let dates = ["2026-11-23", "2026-11-24", "2026-11-25"];
+    for d in dates {
+        env.fixtures_day(d, "500");
+    }
+    let backfill = || env.run(&["backfill", "settle", "--from", dates[0], "--to", dates[2]]);
+    let first = backfill();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let runs = env.status();
+    let settled: Vec<&str> = runs
+        .iter()
+        .rev()
+        .map(|r| r["business_date"].as_str().unwrap())
+        .collect();
+    assert_eq!(settled, dates, "each date once, in order");
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"));
+    for d in dates {
+        assert_eq!(env.versions(d), ["v1"]);
+    }
+
+    let again = backfill();
+    assert!(again.status.success());
+    assert_eq!(
+        text(&again.stdout)
+            .matches("skipped (already succeeded)")
+            .count(),
+        3
+    );
+    assert_eq!(env.status().len(), 3, "nothing ran again");
+    for d in dates {
+        assert_eq!(env.versions(d), ["v1"]);
+    }
+
+    // Usage errors exit with 2.
+    let bad = env.run(&["backfill", "settle", "--from", "2026-11-25"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = env.run(&["run", "setle", "--date", DATE]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("unknown job"));
+}
+
+#[test]
+fn the_demo_prints_what_its_reports_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recaudo"))
+        .current_dir(dir.path())
+        .args(["demo", "--sales", "4000", "--validations", "8000"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let page = printed
+        .lines()
+        .find_map(|l| l.split(": ").nth(1).filter(|p| p.ends_with("index.html")))
+        .unwrap_or_else(|| panic!("no page path in {printed}"));
+    let summary = std::fs::read_to_string(
+        std::path::Path::new(page).with_file_name("settlement_summary.csv"),
+    )
+    .unwrap();
+    let mut lines = summary.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 20);
+    for r in rows {
+        let expected = format!(
+            "{}  {}  {}  {}",
+            r[at("operator_id")],
+            r[at("net_sales")],
+            r[at("net_due")],
+            r[at("exception_count")]
+        );
+        let shown = printed
+            .lines()
+            .find(|l| l.starts_with(r[at("operator_id")]))
+            .unwrap()
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join("  ");
+        assert_eq!(shown, expected);
+    }
+    // A second run starts over and works too.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_recaudo"))
+        .current_dir(dir.path())
+        .args(["demo", "--sales", "2000", "--validations", "100"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+}

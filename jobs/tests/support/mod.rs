@@ -1,0 +1,96 @@
+//! Running `recaudo` as ops do, in a folder of its own, against a given database.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+}
+
+impl Env {
+    pub fn new(database_url: &str) -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: database_url.to_string(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn objects(&self) -> PathBuf {
+        self.dir.path().join("objects")
+    }
+
+    /// `recaudo` with the embedded defaults but the database, under this folder.
+    pub fn recaudo(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_recaudo"));
+        c.current_dir(self.dir.path())
+            .args(args)
+            .env("RECAUDO_DATABASE_URL", &self.database_url)
+            .env("RECAUDO_LOG_FORMAT", "json")
+            .env("RECAUDO_JOB_RETRY_BACKOFF_MS", "100")
+            .env(
+                "RECAUDO_OBJECT_STORE",
+                format!("file://{}", self.objects().display()),
+            )
+            .env("RECAUDO_EVENTS_DIR", self.dir.path().join("events"))
+            .env_remove("RECAUDO_CONFIG")
+            .env_remove("RECAUDO_KAFKA_BROKERS");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.recaudo(args).output().expect("recaudo runs")
+    }
+
+    /// `recaudo fixtures` for `date`: operators registered, the ledger side posted, files
+    /// and events published where ingest finds them.
+    pub fn fixtures_day(&self, date: &str, sales: &str) {
+        let out = self.run(&[
+            "fixtures",
+            "--date",
+            date,
+            "--sales",
+            sales,
+            "--register",
+            "--post-ledger",
+            "--publish",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    /// `recaudo status --json`.
+    pub fn status(&self) -> Vec<serde_json::Value> {
+        let out = self.run(&["status", "--json", "--limit", "100"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The report versions published for `date`.
+    pub fn versions(&self, date: &str) -> Vec<String> {
+        let dir = self.objects().join("reports").join(date);
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with('v'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
