@@ -326,3 +326,48 @@ fn the_demo_prints_what_its_reports_say() {
         .unwrap();
     assert!(again.status.success(), "{}", text(&again.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_catches_up_a_missed_settle_and_stops_on_sigterm() {
+    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let env = Env::new(&db.url);
+    let calendar = ledger::BusinessCalendar::default();
+    let yesterday = calendar
+        .business_date(chrono::Utc::now())
+        .pred()
+        .to_string();
+    env.fixtures_day(&yesterday, "500");
+    let mut scheduler = env
+        .recaudo(&["schedule"])
+        // Far from now: only the catch-up runs during the test.
+        .env("RECAUDO_SCHEDULE_INGEST", "0 0 1 1 *")
+        .env("RECAUDO_SCHEDULE_SETTLE", "0 0 1 1 *")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = count(
+            &db,
+            "SELECT COUNT(*) FROM job_runs WHERE job = 'settle' AND status = 'succeeded'",
+        )
+        .await;
+        if done == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the missed settle never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &scheduler.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = scheduler.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("scheduler stopped"));
+    let runs = env.status();
+    assert_eq!(runs[0]["business_date"], yesterday.as_str());
+    assert_eq!(env.versions(&yesterday), ["v1"]);
+}
