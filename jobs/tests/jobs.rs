@@ -337,7 +337,7 @@ async fn the_scheduler_catches_up_a_missed_settle_and_stops_on_sigterm() {
         .pred()
         .to_string();
     env.fixtures_day(&yesterday, "500");
-    let mut scheduler = env
+    let scheduler = env
         .recaudo(&["schedule"])
         // Far from now: only the catch-up runs during the test.
         .env("RECAUDO_SCHEDULE_INGEST", "0 0 1 1 *")
