@@ -33,33 +33,20 @@ pub async fn run(args: ReconcileArgs, config: &Config) -> anyhow::Result<()> {
         result.write(out)?;
     }
     let exponent = config.currency()?.exponent();
-    let s = &result.summary;
-    let mut rows = Vec::new();
-    for i in 0..s.height() {
-        let int = |name: &str| {
-            s.column(name)
-                .ok()
-                .and_then(|c| c.i64().ok()?.get(i))
-                .unwrap_or(0)
-        };
-        let matched = int("matched_count");
-        let total: i64 = reconcile::Case::ALL
-            .iter()
-            .map(|c| int(&format!("{}_count", c.as_str().to_lowercase())))
-            .sum();
-        rows.push(vec![
-            s.column("operator_id")?
-                .str()?
-                .get(i)
-                .unwrap_or_default()
-                .to_string(),
-            matched.to_string(),
-            (total - matched).to_string(),
-            format_minor(int("ledger_total"), exponent),
-            format_minor(int("file_total"), exponent),
-            format_minor(int("exceptions_difference"), exponent),
-        ]);
-    }
+    let rows: Vec<Vec<String>> = result
+        .operator_summaries()?
+        .into_iter()
+        .map(|s| {
+            vec![
+                s.operator_id.clone(),
+                s.matched().to_string(),
+                s.exceptions().to_string(),
+                format_minor(s.ledger_total, exponent),
+                format_minor(s.file_total, exponent),
+                format_minor(s.exceptions_difference, exponent),
+            ]
+        })
+        .collect();
     crate::table::print(
         &[
             "operator",
