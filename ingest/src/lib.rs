@@ -31,7 +31,7 @@ impl IngestError {
     pub fn is_retryable(&self) -> bool {
         match self {
             IngestError::Storage(e) => e.is_retryable(),
-            IngestError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => true,
+            IngestError::Database(e) => ledger::error::is_transient(e),
             IngestError::Ledger(e) => e.is_retryable(),
             IngestError::Kafka(_) => true,
             _ => false,

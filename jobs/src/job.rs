@@ -101,7 +101,7 @@ fn is_retryable(error: &anyhow::Error) -> bool {
         } else if let Some(reconcile::ReconcileError::Database(e)) =
             cause.downcast_ref::<reconcile::ReconcileError>()
         {
-            matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+            ledger::error::is_transient(e)
         } else {
             false
         }

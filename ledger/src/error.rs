@@ -84,7 +84,9 @@ impl LedgerError {
     }
 }
 
-fn is_transient(e: &sqlx::Error) -> bool {
+/// Whether a database error is the database being unavailable or contended (worth
+/// retrying unchanged), as opposed to a bug or bad data. Every crate classifies with this.
+pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(db) => matches!(

@@ -56,11 +56,11 @@ impl ReportError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ReportError::Storage(e) => e.is_retryable(),
-            ReportError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => true,
+            ReportError::Database(e) => ledger::error::is_transient(e),
             ReportError::Ledger(e) => e.is_retryable(),
-            ReportError::Reconcile(reconcile::ReconcileError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut,
-            )) => true,
+            ReportError::Reconcile(reconcile::ReconcileError::Database(e)) => {
+                ledger::error::is_transient(e)
+            }
             _ => false,
         }
     }
