@@ -30,6 +30,123 @@ pub struct Reconciliation {
     pub summary: DataFrame,
 }
 
+/// Rows (both sides together) a part aims at: small enough that a part's working set stays
+/// a few hundred MiB, large enough that the per-part scans and plans are a small share.
+pub const PART_ROWS: u64 = 2_000_000;
+
+/// Reconciles business date `date` (days since the epoch) into one frame of items.
+pub fn reconcile(
+    ledger: LazyFrame,
+    file: LazyFrame,
+    date: i32,
+) -> Result<Reconciliation, ReconcileError> {
+    let mut parts = Vec::new();
+    let summary = reconcile_in_parts(ledger, file, date, PART_ROWS, |items| {
+        parts.push(items);
+        Ok(())
+    })?;
+    let mut items = stacked(parts)?;
+    items.rechunk_mut_par();
+    Ok(Reconciliation { items, summary })
+}
+
+/// Reconciles `date` one range of operators at a time, so memory follows the largest part
+/// rather than the whole day. Each part's items (sorted by operator and ref, parts in
+/// operator order, so the concatenation is sorted too) go to `sink` before the next part is
+/// read; the per-operator summary of the whole day is returned, its tie-out checked.
+pub fn reconcile_in_parts(
+    ledger: LazyFrame,
+    file: LazyFrame,
+    date: i32,
+    part_rows: u64,
+    mut sink: impl FnMut(DataFrame) -> Result<(), ReconcileError>,
+) -> Result<DataFrame, ReconcileError> {
+    let ranges = operator_ranges(&ledger, &file, part_rows)?;
+    if ranges.is_empty() {
+        // Nothing on either side: one empty part gives the frames their columns.
+        let (items, summary) = reconcile_part(ledger, file, date)?;
+        sink(items)?;
+        return Ok(summary);
+    }
+    let mut summaries = Vec::new();
+    for (first, last) in ranges {
+        let in_range = |frame: &LazyFrame| {
+            frame.clone().filter(
+                col("operator_id")
+                    .gt_eq(lit(first.as_str()))
+                    .and(col("operator_id").lt_eq(lit(last.as_str()))),
+            )
+        };
+        let (items, summary) = reconcile_part(in_range(&ledger), in_range(&file), date)?;
+        sink(items)?;
+        summaries.push(summary);
+    }
+    let summary = stacked(summaries)?;
+    let (tie, ops) = (
+        summary.column("tie_out")?.bool()?,
+        summary.column("operator_id")?.str()?,
+    );
+    let broken: Vec<String> = (0..summary.height())
+        .filter(|&k| tie.get(k) != Some(true))
+        .map(|k| ops.get(k).unwrap_or_default().to_string())
+        .collect();
+    if !broken.is_empty() {
+        return Err(ReconcileError::TieOut(broken.join(", ")));
+    }
+    Ok(summary)
+}
+
+/// The frames one under the other (there is at least one).
+fn stacked(frames: Vec<DataFrame>) -> Result<DataFrame, ReconcileError> {
+    let mut frames = frames.into_iter();
+    let mut all = frames.next().expect("at least one part");
+    for frame in frames {
+        all.vstack_mut_owned(frame)?;
+    }
+    Ok(all)
+}
+
+/// Consecutive ranges of operator ids (first, last), each holding about `part_rows` rows
+/// of both sides. An operator is never split, so one operator bigger than `part_rows` is a
+/// part on its own.
+fn operator_ranges(
+    ledger: &LazyFrame,
+    file: &LazyFrame,
+    part_rows: u64,
+) -> Result<Vec<(String, String)>, ReconcileError> {
+    let counts = concat(
+        [
+            ledger.clone().select([col("operator_id")]),
+            file.clone().select([col("operator_id")]),
+        ],
+        UnionArgs::default(),
+    )?
+    .group_by([col("operator_id")])
+    .agg([len().cast(DataType::UInt64).alias("rows")])
+    .sort(["operator_id"], SortMultipleOptions::default())
+    .collect()?;
+    let (ops, rows) = (
+        counts.column("operator_id")?.str()?,
+        counts.column("rows")?.u64()?,
+    );
+    let mut ranges: Vec<(String, String)> = Vec::new();
+    let mut filled = 0;
+    for k in 0..counts.height() {
+        let (op, n) = (ops.get(k).unwrap_or_default(), rows.get(k).unwrap_or(0));
+        match ranges.last_mut() {
+            Some(range) if filled + n <= part_rows => {
+                range.1 = op.to_string();
+                filled += n;
+            }
+            _ => {
+                ranges.push((op.to_string(), op.to_string()));
+                filled = n;
+            }
+        }
+    }
+    Ok(ranges)
+}
+
 const KEY: [&str; 2] = ["operator_id", "operator_ref"];
 
 fn key() -> [Expr; 2] {
@@ -44,8 +161,13 @@ fn keys_marked(frame: LazyFrame, name: &str) -> LazyFrame {
         .with_column(lit(true).alias(name))
 }
 
-fn left_join(left: LazyFrame, right: LazyFrame) -> LazyFrame {
-    left.join(right, key(), key(), JoinArgs::new(JoinType::Left))
+fn on_key(left: LazyFrame, right: LazyFrame, how: JoinType) -> LazyFrame {
+    left.join(
+        right,
+        key(),
+        key(),
+        JoinArgs::new(how).with_coalesce(JoinCoalesce::CoalesceColumns),
+    )
 }
 
 fn net(present: &str, voided: &str, amount: &str) -> Expr {
@@ -54,50 +176,53 @@ fn net(present: &str, voided: &str, amount: &str) -> Expr {
         .otherwise(lit(NULL).cast(DataType::Int64))
 }
 
-/// Reconciles business date `date` (days since the epoch).
-pub fn reconcile(
+/// One part: both sides are read once into memory and every step works from there.
+fn reconcile_part(
     ledger: LazyFrame,
     file: LazyFrame,
     date: i32,
-) -> Result<Reconciliation, ReconcileError> {
-    // The file side: sales deduplicated by content, then one row per key and file date.
+) -> Result<(DataFrame, DataFrame), ReconcileError> {
+    let ledger = ledger.collect()?.lazy();
+    let file = file.collect()?.lazy();
+
+    // The file side: the date's sales, one row per key, sorted by line first so that
+    // `first` is the first line. Two records are the same content when card and amount
+    // agree, so a key has differing duplicates exactly when either takes two values.
     let file_sales = file.clone().filter(col("kind").eq(lit("SALE")));
     let file_voids = file
         .filter(col("kind").eq(lit("VOID")))
         .select([col("operator_id"), col("voided_ref").alias("operator_ref")]);
-    // One row per key and file date. Two records are the same content when card and amount
-    // agree, so the key has differing duplicates exactly when either takes two values.
-    let per_key = file_sales
+    let file_day = file_sales
+        .clone()
+        .filter(col("file_date").eq(lit(date)))
         .sort(["line"], SortMultipleOptions::default())
-        .group_by([col("file_date"), col("operator_id"), col("operator_ref")])
+        .group_by(key())
         .agg([
             (col("card_id")
                 .n_unique()
                 .gt(lit(1))
                 .or(col("amount").n_unique().gt(lit(1))))
             .alias("f_dup"),
-            col("card_id").first(),
-            col("amount").first(),
-            col("occurred_at").first(),
-        ])
-        // Materialized once: the day's join, the adjacent keys and the totals all read it.
-        .collect()?
-        .lazy();
-    let file_day = left_join(
-        per_key.clone().filter(col("file_date").eq(lit(date))),
+            col("card_id").first().alias("f_card"),
+            col("amount").first().alias("f_amount"),
+            col("occurred_at").first().alias("f_at"),
+        ]);
+    // Materialized once: the day's join and the file totals both read it.
+    let file_day = on_key(
+        file_day,
         keys_marked(file_voids, "f_voided"),
+        JoinType::Left,
     )
-    .select([
-        col("operator_id"),
-        col("operator_ref"),
-        col("card_id").alias("f_card"),
-        col("amount").alias("f_amount"),
-        col("occurred_at").alias("f_at"),
+    .with_columns([
         col("f_voided").fill_null(lit(false)),
-        col("f_dup"),
         lit(true).alias("f_present"),
-    ]);
-    let file_adjacent = keys_marked(per_key.filter(col("file_date").neq(lit(date))), "in_f_adj");
+    ])
+    .collect()?
+    .lazy();
+    let file_adjacent = keys_marked(
+        file_sales.filter(col("file_date").neq(lit(date))),
+        "in_f_adj",
+    );
 
     let ledger_day = ledger
         .clone()
@@ -116,20 +241,10 @@ pub fn reconcile(
         "in_l_adj",
     );
 
-    let both = ledger_day.clone().join(
-        file_day.clone(),
-        key(),
-        key(),
-        JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
-    );
+    let both = on_key(ledger_day.clone(), file_day.clone(), JoinType::Full);
     // The adjacent dates' keys, both sides in one small frame: one probe of the day's keys.
-    let adjacent = ledger_adjacent.join(
-        file_adjacent,
-        key(),
-        key(),
-        JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
-    );
-    let both = left_join(both, adjacent).with_columns([
+    let adjacent = on_key(ledger_adjacent, file_adjacent, JoinType::Full);
+    let both = on_key(both, adjacent, JoinType::Left).with_columns([
         col("l_present").fill_null(lit(false)),
         col("f_present").fill_null(lit(false)),
         col("in_l_adj").fill_null(lit(false)),
@@ -243,16 +358,5 @@ pub fn reconcile(
         )
         .sort(["operator_id"], SortMultipleOptions::default())
         .collect()?;
-    let (tie, ops) = (
-        summary.column("tie_out")?.bool()?,
-        summary.column("operator_id")?.str()?,
-    );
-    let broken: Vec<String> = (0..summary.height())
-        .filter(|&k| tie.get(k) != Some(true))
-        .map(|k| ops.get(k).unwrap_or_default().to_string())
-        .collect();
-    if !broken.is_empty() {
-        return Err(ReconcileError::TieOut(broken.join(", ")));
-    }
-    Ok(Reconciliation { items, summary })
+    Ok((items, summary))
 }

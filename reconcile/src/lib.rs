@@ -11,7 +11,7 @@ pub mod output;
 pub mod source;
 pub mod store;
 
-pub use engine::{Case, Reconciliation, reconcile};
+pub use engine::{Case, Reconciliation, reconcile, reconcile_in_parts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {

@@ -4,7 +4,7 @@
 use polars::prelude::*;
 use proptest::prelude::*;
 use reconcile::source::{FileColumns, LedgerColumns};
-use reconcile::{Reconciliation, reconcile};
+use reconcile::{Reconciliation, reconcile, reconcile_in_parts};
 
 const D: i32 = 20_418; // 2025-11-26
 
@@ -21,7 +21,7 @@ struct F(
     Option<&'static str>,
 );
 
-fn run(ledger: &[L], file: &[F]) -> Reconciliation {
+fn frames(ledger: &[L], file: &[F]) -> (LazyFrame, LazyFrame) {
     let mut l = LedgerColumns::default();
     for L(op, r, card, amount, date, voided) in ledger {
         l.operator_id.push(op.to_string());
@@ -44,12 +44,32 @@ fn run(ledger: &[L], file: &[F]) -> Reconciliation {
         f.voided_ref.push(voided.map(str::to_string));
         f.line.push(line as i64 + 2);
     }
-    reconcile(
+    (
         l.into_frame().unwrap().lazy(),
         f.into_frame().unwrap().lazy(),
-        D,
     )
-    .unwrap()
+}
+
+fn run(ledger: &[L], file: &[F]) -> Reconciliation {
+    let (l, f) = frames(ledger, file);
+    reconcile(l, f, D).unwrap()
+}
+
+/// The items of every part stacked, and the summary, with parts of about `part_rows`.
+fn run_in_parts(ledger: &[L], file: &[F], part_rows: u64) -> (DataFrame, DataFrame) {
+    let (l, f) = frames(ledger, file);
+    let mut items: Option<DataFrame> = None;
+    let summary = reconcile_in_parts(l, f, D, part_rows, |part| {
+        match &mut items {
+            Some(all) => {
+                all.vstack_mut_owned(part)?;
+            }
+            None => items = Some(part),
+        }
+        Ok(())
+    })
+    .unwrap();
+    (items.expect("at least one part"), summary)
 }
 
 /// (ref, case, ledger_amount, file_amount, difference) of an item.
@@ -368,5 +388,17 @@ proptest! {
         let sum = |name: &str| r.summary.column(name).unwrap().i64().unwrap().sum().unwrap_or(0);
         prop_assert_eq!(sum("ledger_total"), ledger_total);
         prop_assert_eq!(sum("ledger_total") - sum("file_total"), sum("exceptions_difference"));
+    }
+
+    #[test]
+    fn reconciling_in_parts_gives_the_same_result(
+        (ledger, file) in arbitrary_sides(),
+        part_rows in 1u64..40,
+    ) {
+        // Parts are ranges of operators: stacked in order they are the one-part result.
+        let whole = run(&ledger, &file);
+        let (items, summary) = run_in_parts(&ledger, &file, part_rows);
+        prop_assert!(items.equals_missing(&whole.items), "{items}\n{}", whole.items);
+        prop_assert!(summary.equals_missing(&whole.summary), "{summary}\n{}", whole.summary);
     }
 }
