@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// PostgreSQL database and written to a local folder, step by step. The last line reads
     /// `sales=N operators=M seconds=S peak_mib=P`.
     Report(ReportBenchArgs),
+    /// Writes the Parquet inputs of `bench reconcile` (its first child process).
+    #[command(hide = true)]
+    ReconcileGenerate { rows: u64, dir: std::path::PathBuf },
     /// Runs the engine alone on two Parquet files (the child process of `bench reconcile`).
     #[command(hide = true)]
     ReconcileEngine {
@@ -127,6 +130,9 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
                 config,
             )
             .await
+        }
+        BenchCommand::ReconcileGenerate { rows, dir } => {
+            crate::reconcile_bench::generate_child(rows, &dir)
         }
         BenchCommand::ReconcileEngine {
             ledger,

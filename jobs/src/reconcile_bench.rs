@@ -13,6 +13,12 @@ use reconcile::source::{FileColumns, LedgerColumns, days};
 
 const CHUNK: u64 = 1_000_000;
 
+/// The generator child: writes both sides under `dir` and prints the date (days).
+pub fn generate_child(rows: u64, dir: &Path) -> anyhow::Result<()> {
+    println!("{}", generate(rows, dir)?);
+    Ok(())
+}
+
 /// Writes the ledger side and the file side of a fixtures day with `rows` sales.
 fn generate(rows: u64, dir: &Path) -> anyhow::Result<i32> {
     let date = BusinessDate::parse("2026-11-26")?;
@@ -218,8 +224,17 @@ SELECT {d} AS business_date, operator_id, operator_ref,
     )
 }
 
-/// Runs a command, returning its wall time and peak RSS (MiB) as GNU time measures them.
-fn timed(cmd: &mut Command) -> anyhow::Result<(f64, u64, String)> {
+/// What GNU time measured of a child.
+struct Timed {
+    seconds: f64,
+    peak_mib: u64,
+    /// `user=… sys=…` CPU seconds.
+    cpu: String,
+    stdout: String,
+}
+
+/// Runs a command, returning its wall time, CPU time and peak RSS as GNU time measures them.
+fn timed(cmd: &mut Command) -> anyhow::Result<Timed> {
     let start = Instant::now();
     let out = cmd.output()?;
     let seconds = start.elapsed().as_secs_f64();
@@ -236,11 +251,18 @@ fn timed(cmd: &mut Command) -> anyhow::Result<(f64, u64, String)> {
         .find_map(|l| l.strip_prefix("peak_kib="))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    Ok((
+    let cpu = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("cpu: "))
+        .unwrap_or_default()
+        .to_string();
+    Ok(Timed {
         seconds,
-        peak_kib / 1024,
-        String::from_utf8_lossy(&out.stdout).to_string(),
-    ))
+        peak_mib: peak_kib / 1024,
+        cpu,
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+    })
 }
 
 fn case_counts(path: &Path) -> anyhow::Result<DataFrame> {
@@ -262,14 +284,24 @@ pub async fn run(rows: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
         "generating {rows} sales per side into Parquet under {} …",
         dir.display()
     );
-    let d = tokio::task::block_in_place(|| generate(rows, &dir))?;
+    let exe = std::env::current_exe()?;
+    // In a process of its own, so that neither engine runs beside the generator's few GiB.
+    let generated = Command::new(&exe)
+        .args(["bench", "reconcile-generate", &rows.to_string()])
+        .arg(&dir)
+        .output()?;
+    anyhow::ensure!(
+        generated.status.success(),
+        "generating the inputs failed: {}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let d: i32 = String::from_utf8_lossy(&generated.stdout).trim().parse()?;
     // The inputs on disk before either engine starts, so the first one timed does not pay
     // for flushing what the generator wrote.
     for name in ["ledger.parquet", "file.parquet"] {
         File::open(dir.join(name))?.sync_all()?;
     }
     let p = |name: &str| dir.join(name).to_string_lossy().to_string();
-    let exe = std::env::current_exe()?;
     let time_bin = Path::new("/usr/bin/time");
     anyhow::ensure!(
         time_bin.exists(),
@@ -277,9 +309,9 @@ pub async fn run(rows: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
     );
 
     eprintln!("reconciling with the engine …");
-    let (seconds, peak, stdout) = timed(
+    let engine = timed(
         Command::new(time_bin)
-            .args(["-f", "peak_kib=%M"])
+            .args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
             .arg(&exe)
             .args([
                 "bench",
@@ -290,7 +322,8 @@ pub async fn run(rows: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
             ])
             .arg(d.to_string()),
     )?;
-    let items: u64 = stdout
+    let items: u64 = engine
+        .stdout
         .split_whitespace()
         .nth(2)
         .and_then(|v| v.parse().ok())
@@ -307,9 +340,9 @@ pub async fn run(rows: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
             d
         )
     );
-    let (duck_seconds, duck_peak, _) = timed(
+    let duck = timed(
         Command::new(time_bin)
-            .args(["-f", "peak_kib=%M"])
+            .args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
             .arg(&python)
             .args(["-c", &script]),
     )?;
@@ -322,8 +355,15 @@ pub async fn run(rows: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
         "the engines disagree:\n{ours}\n{theirs}"
     );
     println!("{ours}");
-    println!("engine  items={items} seconds={seconds:.2} peak_mib={peak}");
-    println!("duckdb  seconds={duck_seconds:.2} peak_mib={duck_peak}");
+    let (seconds, peak, duck_seconds) = (engine.seconds, engine.peak_mib, duck.seconds);
+    println!(
+        "engine  items={items} seconds={seconds:.2} peak_mib={peak} cpu: {}",
+        engine.cpu
+    );
+    println!(
+        "duckdb  seconds={duck_seconds:.2} peak_mib={} cpu: {}",
+        duck.peak_mib, duck.cpu
+    );
     println!(
         "rows={rows} seconds={seconds:.2} peak_mib={peak} duckdb_seconds={duck_seconds:.2} ratio={:.2}",
         seconds / duck_seconds
