@@ -120,8 +120,8 @@ fn stacked(frames: Vec<DataFrame>) -> Result<DataFrame, ReconcileError> {
 }
 
 /// Consecutive ranges of operator ids (each range's ids in order), each holding about
-/// `part_rows` rows of both sides. An operator is never split, so one operator bigger than `part_rows` is a
-/// part on its own.
+/// `part_rows` rows of both sides. An operator is never split, so one operator bigger than
+/// `part_rows` is a part on its own.
 fn operator_ranges(
     ledger: &LazyFrame,
     file: &LazyFrame,
@@ -159,21 +159,6 @@ fn operator_ranges(
     }
     Ok(ranges)
 }
-
-/// The columns of the items, in order.
-pub const ITEM_COLUMNS: [&str; 11] = [
-    "business_date",
-    "operator_id",
-    "operator_ref",
-    "case",
-    "ledger_card_id",
-    "file_card_id",
-    "ledger_amount",
-    "file_amount",
-    "difference",
-    "ledger_occurred_at",
-    "file_occurred_at",
-];
 
 /// `operator_id` and its place among `operators` (which are in order).
 fn operator_order(operators: &[String]) -> Result<DataFrame, ReconcileError> {
@@ -344,7 +329,10 @@ fn reconcile_part(
             ["operator_order", "operator_ref"],
             SortMultipleOptions::default(),
         )
-        .select(ITEM_COLUMNS.map(col))
+        .drop(Selector::ByName {
+            names: ["operator_order".into()].into(),
+            strict: true,
+        })
         .collect()?;
 
     // Totals computed from each side on its own, so the tie-out checks the join.
