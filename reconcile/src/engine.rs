@@ -18,6 +18,7 @@ pub use ledger::discrepancy::Case;
 use polars::prelude::*;
 
 use crate::ReconcileError;
+use crate::item_order::item_order;
 
 /// The result for one date: one row per key, and one row per operator.
 pub struct Reconciliation {
@@ -159,14 +160,6 @@ fn operator_ranges(
         }
     }
     Ok(ranges)
-}
-
-/// `operator_id` and its place among `operators` (which are in order).
-fn operator_order(operators: &[String]) -> Result<DataFrame, ReconcileError> {
-    Ok(df!(
-        "operator_id" => operators,
-        "operator_order" => (0..operators.len() as u32).collect::<Vec<u32>>(),
-    )?)
 }
 
 fn key() -> [Expr; 2] {
@@ -318,23 +311,13 @@ fn reconcile_part(
             col("l_at").alias("ledger_occurred_at"),
             col("f_at").alias("file_occurred_at"),
         ])
-        // Sorted by each operator's place in the part, then ref: the same order as by
-        // (operator, ref), but comparing integers first is much cheaper than strings.
-        .join(
-            operator_order(operators)?.lazy(),
-            [col("operator_id")],
-            [col("operator_id")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .sort(
-            ["operator_order", "operator_ref"],
-            SortMultipleOptions::default(),
-        )
-        .drop(Selector::ByName {
-            names: ["operator_order".into()].into(),
-            strict: true,
-        })
         .collect()?;
+    let order = item_order(
+        items.column("operator_id")?.str()?,
+        items.column("operator_ref")?.str()?,
+        operators,
+    )?;
+    let items = items.take(&order)?;
 
     // Totals computed from each side on its own, so the tie-out checks the join.
     let ledger_totals = ledger_day
