@@ -272,6 +272,23 @@ fn duplicates_in_the_file() {
 }
 
 #[test]
+fn the_first_line_stands_for_differing_duplicates_whatever_the_row_order() {
+    let ledger = [L("OP1", "DIFF", "C1", 2100, D, false)];
+    let file = [
+        sale("OTHER", "C1", 500),
+        sale("DIFF", "C1", 2000),
+        sale("DIFF", "C2", 2100),
+    ];
+    let (l, f) = frames(&ledger, &file);
+    for (order, f) in [("line order", f.clone()), ("reversed", f.reverse())] {
+        let r = reconcile(l.clone(), f, D).unwrap();
+        let diff = items(&r).into_iter().find(|i| i.0 == "DIFF").unwrap();
+        assert_eq!(diff.1, "DUPLICATE_IN_FILE", "{order}");
+        assert_eq!(diff.3, Some(2000), "{order}: the amount of the first line");
+    }
+}
+
+#[test]
 fn an_operator_with_no_file_has_every_sale_missing_in_file() {
     let r = run(
         &[
