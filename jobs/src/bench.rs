@@ -25,7 +25,8 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// The reconciliation engine on N records per side from Parquet (generated with the
     /// fixtures), timed with its peak memory, beside DuckDB's equivalent SQL on the same
-    /// files. The last line reads `rows=N seconds=S peak_mib=M duckdb_seconds=D ratio=S/D`.
+    /// files, the two taking turns. The last line reads
+    /// `rows=N seconds=S peak_mib=M duckdb_seconds=D ratio=S/D` (median times, highest peak).
     Reconcile(ReconcileBenchArgs),
     /// The settlement reports of one date with N sales over M operators, read from a fresh
     /// PostgreSQL database and written to a local folder, step by step. The last line reads
@@ -52,6 +53,9 @@ pub struct ReconcileBenchArgs {
     /// Folder for the Parquet inputs and outputs (default: a temporary folder).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Runs of each engine, taking turns; the summary line shows the median times.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
 }
 
 #[derive(Args)]
@@ -120,7 +124,9 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ledger(args) => ledger_bench(args, config).await,
         BenchCommand::Ingest(args) => ingest_bench(args, config).await,
-        BenchCommand::Reconcile(args) => crate::reconcile_bench::run(args.rows, args.dir).await,
+        BenchCommand::Reconcile(args) => {
+            crate::reconcile_bench::run(args.rows, args.dir, args.runs).await
+        }
         BenchCommand::Report(args) => {
             crate::report_bench::run(
                 &args.postgres_url,

@@ -276,7 +276,14 @@ fn case_counts(path: &Path) -> anyhow::Result<DataFrame> {
     .collect()?)
 }
 
-pub async fn run(rows: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
+/// The median wall time of some runs (the upper one of the middle two when even).
+fn median(runs: &[Timed]) -> f64 {
+    let mut seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+    seconds.sort_by(f64::total_cmp);
+    seconds[seconds.len() / 2]
+}
+
+pub async fn run(rows: u64, dir: Option<PathBuf>, runs: u32) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
@@ -308,28 +315,21 @@ pub async fn run(rows: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
         "/usr/bin/time is needed (Debian package `time`)"
     );
 
-    eprintln!("reconciling with the engine …");
-    let engine = timed(
-        Command::new(time_bin)
-            .args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
-            .arg(&exe)
-            .args([
-                "bench",
-                "reconcile-engine",
-                &p("ledger.parquet"),
-                &p("file.parquet"),
-                &p("engine.parquet"),
-            ])
-            .arg(d.to_string()),
-    )?;
-    let items: u64 = engine
-        .stdout
-        .split_whitespace()
-        .nth(2)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-
-    eprintln!("the same in DuckDB …");
+    let engine_run = || {
+        timed(
+            Command::new(time_bin)
+                .args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
+                .arg(&exe)
+                .args([
+                    "bench",
+                    "reconcile-engine",
+                    &p("ledger.parquet"),
+                    &p("file.parquet"),
+                    &p("engine.parquet"),
+                ])
+                .arg(d.to_string()),
+        )
+    };
     let python = duckdb_python()?;
     let script = format!(
         "import duckdb\ncon = duckdb.connect()\ncon.execute({:?})\n",
@@ -340,12 +340,28 @@ pub async fn run(rows: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
             d
         )
     );
-    let duck = timed(
-        Command::new(time_bin)
-            .args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
-            .arg(&python)
-            .args(["-c", &script]),
-    )?;
+    let duck_run = || {
+        timed(
+            Command::new(time_bin)
+                .args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
+                .arg(&python)
+                .args(["-c", &script]),
+        )
+    };
+    // The two take turns, so a slow spell of a shared machine falls on both.
+    let (mut engine, mut duck) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        eprintln!("run {run} of {runs}: the engine …");
+        engine.push(engine_run()?);
+        eprintln!("run {run} of {runs}: the same in DuckDB …");
+        duck.push(duck_run()?);
+    }
+    let items: u64 = engine[0]
+        .stdout
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let (ours, theirs) = (
         case_counts(&dir.join("engine.parquet"))?,
         case_counts(&dir.join("duckdb.parquet"))?,
@@ -355,15 +371,18 @@ pub async fn run(rows: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
         "the engines disagree:\n{ours}\n{theirs}"
     );
     println!("{ours}");
-    let (seconds, peak, duck_seconds) = (engine.seconds, engine.peak_mib, duck.seconds);
-    println!(
-        "engine  items={items} seconds={seconds:.2} peak_mib={peak} cpu: {}",
-        engine.cpu
-    );
-    println!(
-        "duckdb  seconds={duck_seconds:.2} peak_mib={} cpu: {}",
-        duck.peak_mib, duck.cpu
-    );
+    for (e, k) in engine.iter().zip(&duck) {
+        println!(
+            "engine  items={items} seconds={:.2} peak_mib={} cpu: {}",
+            e.seconds, e.peak_mib, e.cpu
+        );
+        println!(
+            "duckdb  seconds={:.2} peak_mib={} cpu: {}",
+            k.seconds, k.peak_mib, k.cpu
+        );
+    }
+    let (seconds, duck_seconds) = (median(&engine), median(&duck));
+    let peak = engine.iter().map(|e| e.peak_mib).max().unwrap_or(0);
     println!(
         "rows={rows} seconds={seconds:.2} peak_mib={peak} duckdb_seconds={duck_seconds:.2} ratio={:.2}",
         seconds / duck_seconds
