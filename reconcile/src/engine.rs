@@ -83,10 +83,13 @@ pub fn reconcile_in_parts(
     };
     let mut summaries = Vec::new();
     for group in ranges.chunks(LEDGER_PARTS_PER_READ) {
-        let ledger_group = in_range(ledger.clone(), &group.concat()).collect()?;
-        for operators in group {
+        // Each part's ledger rows are copies: the group's frame is freed at once, and each
+        // part's when it is done.
+        let ledger_parts =
+            split_by_range(&in_range(ledger.clone(), &group.concat()).collect()?, group)?;
+        for (operators, ledger_part) in group.iter().zip(ledger_parts) {
             let (items, summary) = reconcile_part(
-                in_range(ledger_group.clone().lazy(), operators),
+                ledger_part.lazy(),
                 in_range(file.clone(), operators),
                 date,
                 operators,
@@ -108,6 +111,30 @@ pub fn reconcile_in_parts(
         return Err(ReconcileError::TieOut(broken.join(", ")));
     }
     Ok(summary)
+}
+
+/// The rows of `frame` (which holds only operators of `ranges`) of each range, in one pass:
+/// filtering it once per range compared every row's operator twice per range.
+fn split_by_range(
+    frame: &DataFrame,
+    ranges: &[Vec<String>],
+) -> Result<Vec<DataFrame>, ReconcileError> {
+    let lasts: Vec<&str> = ranges
+        .iter()
+        .map(|range| range.last().map_or("", String::as_str))
+        .collect();
+    let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); ranges.len()];
+    for (row, op) in frame.column("operator_id")?.str()?.iter().enumerate() {
+        // The first range whose last operator is not below this one.
+        let k = lasts.partition_point(|last| Some(*last) < op);
+        if k < ranges.len() && op >= ranges[k].first().map(String::as_str) {
+            rows[k].push(row as IdxSize);
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|rows| frame.take(&IdxCa::from_vec("row".into(), rows)))
+        .collect::<Result<_, _>>()?)
 }
 
 /// The frames one under the other (there is at least one).
