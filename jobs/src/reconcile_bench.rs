@@ -233,6 +233,14 @@ struct Timed {
     stdout: String,
 }
 
+/// `program` run under GNU time, which reports what `timed` reads back.
+fn under_time(time_bin: &Path, program: &Path) -> Command {
+    let mut cmd = Command::new(time_bin);
+    cmd.args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
+        .arg(program);
+    cmd
+}
+
 /// Runs a command, returning its wall time, CPU time and peak RSS as GNU time measures them.
 fn timed(cmd: &mut Command) -> anyhow::Result<Timed> {
     let start = Instant::now();
@@ -317,9 +325,7 @@ pub async fn run(rows: u64, dir: Option<PathBuf>, runs: u32) -> anyhow::Result<(
 
     let engine_run = || {
         timed(
-            Command::new(time_bin)
-                .args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
-                .arg(&exe)
+            under_time(time_bin, &exe)
                 .args([
                     "bench",
                     "reconcile-engine",
@@ -340,14 +346,7 @@ pub async fn run(rows: u64, dir: Option<PathBuf>, runs: u32) -> anyhow::Result<(
             d
         )
     );
-    let duck_run = || {
-        timed(
-            Command::new(time_bin)
-                .args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
-                .arg(&python)
-                .args(["-c", &script]),
-        )
-    };
+    let duck_run = || timed(under_time(time_bin, &python).args(["-c", &script]));
     // The two take turns, so a slow spell of a shared machine falls on both.
     let (mut engine, mut duck) = (Vec::new(), Vec::new());
     for run in 1..=runs {

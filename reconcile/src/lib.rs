@@ -4,8 +4,9 @@
 //!
 //! The engine is pure and columnar (polars): `engine::reconcile` takes the two sides as data
 //! frames. The one step it does itself is ordering the items (`item_order`), a sort kernel
-//! several times faster than polars' two-column sort on these keys. `source` loads them from the database or from Parquet, `store`
-//! persists a run, `output` writes the item files.
+//! several times faster than polars' two-column sort on these keys. `source` loads the two
+//! sides from the database or from Parquet, `store` persists a run, `output` writes the item
+//! files.
 
 pub mod engine;
 mod item_order;
