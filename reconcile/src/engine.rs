@@ -18,6 +18,7 @@ pub use ledger::discrepancy::Case;
 use polars::prelude::*;
 
 use crate::ReconcileError;
+use crate::file_lines::first_lines;
 use crate::item_order::item_order;
 
 /// The result for one date: one row per key, and one row per operator.
@@ -254,29 +255,39 @@ fn reconcile_part(
     let in_line_order = ordered_by_operator_and_line(&file)?;
     let file = file.lazy();
 
-    // The file side: the date's sales, one row per key, in line order within each operator
-    // so that `first` is the first line. Two records are the same content when card and
-    // amount agree, so a key has differing duplicates exactly when either takes two values.
+    // The file side: the date's sales, in line order within each operator, then one row per
+    // key, its first line (`first_lines`). Two records are the same content when card and
+    // amount agree.
     let file_sales = file.clone().filter(col("kind").eq(lit("SALE")));
     let file_voids = file
         .filter(col("kind").eq(lit("VOID")))
         .select([col("operator_id"), col("voided_ref").alias("operator_ref")]);
-    let file_day = file_sales.clone().filter(col("file_date").eq(lit(date)));
+    let file_day = file_sales
+        .clone()
+        .filter(col("file_date").eq(lit(date)))
+        .select([
+            col("operator_id"),
+            col("operator_ref"),
+            col("card_id"),
+            col("amount"),
+            col("occurred_at"),
+            col("line"),
+        ]);
     let file_day = if in_line_order {
         file_day
     } else {
         file_day.sort(["line"], SortMultipleOptions::default())
     };
-    let file_day = file_day.group_by(key()).agg([
-        (col("card_id")
-            .n_unique()
-            .gt(lit(1))
-            .or(col("amount").n_unique().gt(lit(1))))
-        .alias("f_dup"),
-        col("card_id").first().alias("f_card"),
-        col("amount").first().alias("f_amount"),
-        col("occurred_at").first().alias("f_at"),
-    ]);
+    let file_day = first_lines(&file_day.collect()?, operators)?
+        .lazy()
+        .select([
+            col("operator_id"),
+            col("operator_ref"),
+            col("f_dup"),
+            col("card_id").alias("f_card"),
+            col("amount").alias("f_amount"),
+            col("occurred_at").alias("f_at"),
+        ]);
     // Materialized once: the day's join and the file totals both read it.
     let file_day = on_key(
         file_day,

@@ -18,7 +18,8 @@ use crate::ReconcileError;
 /// Bytes of a ref (after its operator's shared prefix) packed into a key's integer.
 const HEAD: usize = 8;
 
-/// Row positions that put the rows in order of `operator_id`, then `operator_ref`.
+/// Row positions that put the rows in order of `operator_id`, then `operator_ref`; rows with
+/// the same key stay in the order they came (a file's repeated lines in line order).
 /// `operators` holds every operator id of the rows, in order. Neither column may hold nulls.
 pub(crate) fn item_order(
     operator_id: &StringChunked,
@@ -89,6 +90,7 @@ pub(crate) fn item_order(
         (a.0, a.1)
             .cmp(&(b.0, b.1))
             .then_with(|| tail(a.2, a.0).cmp(tail(b.2, b.0)))
+            .then_with(|| a.2.cmp(&b.2))
     });
     Ok(IdxCa::from_vec(
         "row".into(),
