@@ -164,7 +164,7 @@ fn operator_ranges(
             .agg([len().cast(DataType::UInt64).alias("rows")])
     };
     // On the streaming engine each batch of ids is counted as it is decoded, instead of
-    // every id being held in memory first: 0.1 s instead of 0.25–1.1 s at 10M per side.
+    // every id being held in memory first: at 10M ids, 0.05 s instead of 0.13–0.45 s.
     let counts = concat([rows(ledger), rows(file)], UnionArgs::default())?
         .group_by([col("operator_id")])
         .agg([col("rows").sum()])
