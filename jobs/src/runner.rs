@@ -3,6 +3,7 @@
 //! (none for bad data), and a clean end when the process is asked to stop.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
@@ -85,44 +86,122 @@ pub async fn run(
     let lock_id = uuid::Uuid::new_v4().to_string();
     let lease_secs = ctx.config.job_lease_secs.max(3);
     let lease = Duration::seconds(lease_secs as i64);
+    let mut wanted = locks(job, date).into_iter();
+    let own = wanted.next().expect("a job's own lock comes first");
     if let Err(holder) =
-        job_lock::acquire(db, job.as_str(), &scope, holder, &lock_id, lease).await?
+        job_lock::acquire(db, job.as_str(), &own.1, holder, &lock_id, lease).await?
     {
         return Err(RunError::Busy { job, scope, holder });
     }
-    let abandoned = job_run::abandon_stale(
-        db,
-        job.as_str(),
-        date,
-        holder,
-        "abandoned: the process running it stopped without finishing (its lock expired)",
-    )
-    .await?;
-    if abandoned > 0 {
-        tracing::warn!(%job, %scope, abandoned, "took over from a run whose process stopped");
-    }
+    let held = Arc::new(Mutex::new(vec![own]));
 
-    // Renew the lease while working; a holder that dies stops renewing.
+    // Renew the leases while working; a holder that dies stops renewing.
     let heartbeat = {
-        let (ledger, job, scope, lock_id) =
-            (ctx.ledger.clone(), job, scope.clone(), lock_id.clone());
+        let (ledger, held, lock_id) = (ctx.ledger.clone(), held.clone(), lock_id.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(StdDuration::from_secs(lease_secs / 3)).await;
-                match job_lock::renew(ledger.database(), job.as_str(), &scope, &lock_id, lease)
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => tracing::error!(%job, %scope, "lost the job lock"),
-                    Err(e) => tracing::warn!(%job, %scope, error = %e, "renewing the job lock"),
+                let locks = held
+                    .lock()
+                    .expect("the lock list is never poisoned")
+                    .clone();
+                for (job, scope) in locks {
+                    let db = ledger.database();
+                    match job_lock::renew(db, job.as_str(), &scope, &lock_id, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::error!(%job, %scope, "lost the job lock"),
+                        Err(e) => tracing::warn!(%job, %scope, error = %e, "renewing the job lock"),
+                    }
                 }
             }
         })
     };
-    let result = attempts(ctx, job, date, holder, &scope, stop).await;
+    tokio::pin!(stop);
+    let result = async {
+        wait_for_steps(db, job, wanted, holder, &lock_id, lease, &held, &mut stop).await?;
+        let abandoned = job_run::abandon_stale(
+            db,
+            job.as_str(),
+            date,
+            holder,
+            "abandoned: the process running it stopped without finishing (its lock expired)",
+        )
+        .await?;
+        if abandoned > 0 {
+            tracing::warn!(%job, %scope, abandoned, "took over from a run whose process stopped");
+        }
+        attempts(ctx, job, date, holder, &scope, &mut stop).await
+    }
+    .await;
     heartbeat.abort();
-    job_lock::release(db, job.as_str(), &scope, &lock_id).await?;
+    let locks = held
+        .lock()
+        .expect("the lock list is never poisoned")
+        .clone();
+    for (job, scope) in locks {
+        job_lock::release(db, job.as_str(), &scope, &lock_id).await?;
+    }
     result
+}
+
+/// Takes the locks of the jobs `settle` runs in a row, waiting while one of them runs
+/// elsewhere: that run ends or its lease runs out. A signal while waiting ends the run with
+/// nothing done.
+#[allow(clippy::too_many_arguments)]
+async fn wait_for_steps(
+    db: ledger::Database<'_>,
+    job: Job,
+    steps: impl Iterator<Item = (Job, String)>,
+    holder: &str,
+    lock_id: &str,
+    lease: Duration,
+    held: &Mutex<Vec<(Job, String)>>,
+    stop: &mut (impl Future<Output = ()> + Unpin),
+) -> Result<(), RunError> {
+    for (step, scope) in steps {
+        let mut said = false;
+        loop {
+            match job_lock::acquire(db, step.as_str(), &scope, holder, lock_id, lease).await? {
+                Ok(()) => break,
+                Err(other) => {
+                    if !said {
+                        tracing::info!(%job, %step, %scope, holder = %other.holder,
+                            "waiting for a run of a step to finish elsewhere");
+                        said = true;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(StdDuration::from_secs(1)) => {}
+                        () = &mut *stop => {
+                            return Err(RunError::Busy { job: step, scope, holder: other });
+                        }
+                    }
+                }
+            }
+        }
+        held.lock()
+            .expect("the lock list is never poisoned")
+            .push((step, scope));
+    }
+    Ok(())
+}
+
+/// The locks a run holds, its own first: for `settle` also those of the jobs it runs in a
+/// row, so that it never works beside one of them started on its own (an ingest of the same
+/// files, a reconcile or report of the same date). Always taken in this order.
+fn locks(job: Job, date: Option<BusinessDate>) -> Vec<(Job, String)> {
+    let jobs = match job {
+        Job::Settle => vec![
+            Job::Settle,
+            Job::IngestFiles,
+            Job::IngestValidations,
+            Job::Reconcile,
+            Job::Report,
+        ],
+        _ => vec![job],
+    };
+    jobs.into_iter()
+        .map(|j| (j, scope(date.filter(|_| j.is_dated()))))
+        .collect()
 }
 
 async fn attempts(

@@ -1,5 +1,6 @@
 //! The jobs as ops run them: two `settle`s of one date at once (one wins, the other touches
-//! nothing), a `settle` killed with SIGKILL (its lock runs out, the next run takes over),
+//! nothing), a `settle` while a `reconcile` of its date runs elsewhere (it waits for it),
+//! a `settle` killed with SIGKILL (its lock runs out, the next run takes over),
 //! an S3 server that stops (the run fails after its retries, `status` says why, a later run
 //! succeeds), and `backfill` (each date once, in order; repeating it does nothing).
 
@@ -101,6 +102,53 @@ async fn one_settle_per_date_at_a_time_and_a_killed_one_does_not_block() {
             .unwrap()
             .contains("stopped without finishing")
     );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM job_locks").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_waits_for_a_reconcile_of_its_date_running_elsewhere() {
+    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+        return;
+    };
+    let env = Env::new(&db.url);
+    env.fixtures_day(DATE, "2000");
+    // Another process is reconciling the date; it stops renewing, so its lease runs out in
+    // a few seconds, as when it finishes or dies.
+    ledger::on_pool!(db.ledger.database(), pool => {
+        sqlx::query(
+            "INSERT INTO job_locks (job, scope, holder, run_id, acquired_at, expires_at) \
+             VALUES ('reconcile', $1, 'elsewhere:42:abcd', 'run-1', now(), now() + interval '4 seconds')",
+        )
+        .bind(DATE)
+        .execute(pool)
+        .await
+        .unwrap();
+    });
+
+    let started = Instant::now();
+    let settle = env
+        .recaudo(&["run", "settle", "--date", DATE])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM operator_files").await,
+        0,
+        "nothing is ingested while the date's reconcile runs elsewhere"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM job_runs").await, 0);
+    let settle = settle.wait_with_output().unwrap();
+    let said = text(&settle.stderr);
+    assert!(settle.status.success(), "{said}");
+    assert!(started.elapsed() >= Duration::from_secs(3), "it waited");
+    assert!(
+        said.contains("waiting for a run of a step to finish elsewhere")
+            && said.contains("elsewhere:42:abcd"),
+        "{said}"
+    );
+    assert!(count(&db, "SELECT COUNT(*) FROM operator_files").await > 0);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM job_locks").await, 0);
 }
 
