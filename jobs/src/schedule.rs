@@ -17,9 +17,6 @@ use tokio::sync::watch;
 use crate::job::{Job, JobContext};
 use crate::runner::{self, RunError};
 
-/// How long a run in progress may go on after SIGTERM before it is stopped.
-const GRACE: StdDuration = StdDuration::from_secs(30);
-
 pub struct Schedule {
     pub ingest: Cron,
     pub settle: Cron,
@@ -64,7 +61,8 @@ async fn run_logged(
     let mut rx = stopping.clone();
     let stop = async move {
         let _ = rx.wait_for(|s| *s).await;
-        tokio::time::sleep(GRACE).await;
+        // How long a run in progress may go on after SIGTERM before it is stopped.
+        tokio::time::sleep(StdDuration::from_secs(ctx.config.schedule_grace_secs)).await;
     };
     match runner::run(ctx, job, date, holder, stop).await {
         Ok(report) => {

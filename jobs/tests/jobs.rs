@@ -2,11 +2,12 @@
 //! nothing), a `settle` while a `reconcile` of its date runs elsewhere (it waits for it),
 //! a `settle` killed with SIGKILL (its lock runs out, the next run takes over),
 //! an S3 server that stops (the run fails after its retries, `status` says why, a later run
-//! succeeds), and `backfill` (each date once, in order; repeating it does nothing).
+//! succeeds), `backfill` (each date once, in order; repeating it does nothing), and the
+//! scheduler's catch-up and its end on SIGTERM (a run past the grace is stopped and recorded).
 
 mod support;
 
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ledger::LedgerSettings;
@@ -375,25 +376,40 @@ fn the_demo_prints_what_its_reports_say() {
     assert!(again.status.success(), "{}", text(&again.stderr));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scheduler_catches_up_a_missed_settle_and_stops_on_sigterm() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
-    let env = Env::new(&db.url);
+/// A fixtures day of `sales` on the previous business date, and a scheduler (with `vars`)
+/// whose cron times are far from now, so that only its catch-up settle of that date runs.
+fn catch_up_scheduler(env: &Env, sales: &str, vars: &[(&str, &str)]) -> (String, Child) {
     let calendar = ledger::BusinessCalendar::default();
     let yesterday = calendar
         .business_date(chrono::Utc::now())
         .pred()
         .to_string();
-    env.fixtures_day(&yesterday, "500");
+    env.fixtures_day(&yesterday, sales);
     let scheduler = env
         .recaudo(&["schedule"])
-        // Far from now: only the catch-up runs during the test.
         .env("RECAUDO_SCHEDULE_INGEST", "0 0 1 1 *")
         .env("RECAUDO_SCHEDULE_SETTLE", "0 0 1 1 *")
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (yesterday, scheduler)
+}
+
+fn sigterm(child: &Child) {
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_catches_up_a_missed_settle_and_stops_on_sigterm() {
+    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let env = Env::new(&db.url);
+    let (yesterday, scheduler) = catch_up_scheduler(&env, "500", &[]);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let done = count(
@@ -407,15 +423,48 @@ async fn the_scheduler_catches_up_a_missed_settle_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "the missed settle never ran");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &scheduler.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&scheduler);
     let out = scheduler.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("scheduler stopped"));
     let runs = env.status();
     assert_eq!(runs[0]["business_date"], yesterday.as_str());
     assert_eq!(env.versions(&yesterday), ["v1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_still_going_when_the_grace_after_sigterm_ends_is_stopped_and_recorded() {
+    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let env = Env::new(&db.url);
+    // No grace: the catch-up settle is stopped as soon as the signal comes.
+    let (_, scheduler) = catch_up_scheduler(&env, "20000", &[("RECAUDO_SCHEDULE_GRACE_SECS", "0")]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(
+        &db,
+        "SELECT COUNT(*) FROM job_runs WHERE status = 'running'",
+    )
+    .await
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the catch-up settle never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sigterm(&scheduler);
+    let out = scheduler.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("scheduler stopped"));
+    let runs = env.status();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "failed", "{runs:?}");
+    assert!(
+        runs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("stopped by a signal"),
+        "{runs:?}"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM job_locks").await, 0);
 }

@@ -62,6 +62,9 @@ pub struct Config {
     /// Whether `recaudo schedule` settles, on start, a previous date whose settle never
     /// succeeded.
     pub schedule_catch_up: bool,
+    /// How long a run in progress may go on after `recaudo schedule` gets SIGTERM before it
+    /// is stopped and recorded as failed (keep it under the pod's termination grace).
+    pub schedule_grace_secs: u64,
     /// Anything else a subsystem reads by name (`RECAUDO_KAFKA_*` client settings, say).
     #[serde(skip)]
     pub extra: BTreeMap<String, String>,
@@ -99,6 +102,7 @@ impl Default for Config {
             schedule_ingest: "*/5 * * * *".into(),
             schedule_settle: "0 2 * * *".into(),
             schedule_catch_up: true,
+            schedule_grace_secs: 30,
             extra: BTreeMap::new(),
         }
     }
@@ -188,6 +192,9 @@ impl Config {
                 "job_lease_secs" => config.job_lease_secs = whole("job_lease_secs", &v)?,
                 "schedule_ingest" => config.schedule_ingest = v,
                 "schedule_settle" => config.schedule_settle = v,
+                "schedule_grace_secs" => {
+                    config.schedule_grace_secs = whole("schedule_grace_secs", &v)?
+                }
                 "schedule_catch_up" => {
                     config.schedule_catch_up = match v.as_str() {
                         "true" | "1" | "yes" => true,
