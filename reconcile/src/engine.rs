@@ -220,26 +220,6 @@ fn net(present: &str, voided: &str, amount: &str) -> Expr {
         .otherwise(lit(NULL).cast(DataType::Int64))
 }
 
-/// Whether the file side's rows are ordered by operator, then line. One pass over two
-/// columns, much cheaper than sorting a part's rows by line.
-fn ordered_by_operator_and_line(file: &DataFrame) -> Result<bool, ReconcileError> {
-    let (ops, lines) = (
-        file.column("operator_id")?.str()?,
-        file.column("line")?.i64()?,
-    );
-    let mut rows = ops.iter().zip(lines.iter());
-    let Some(mut previous) = rows.next() else {
-        return Ok(true);
-    };
-    for row in rows {
-        if row < previous {
-            return Ok(false);
-        }
-        previous = row;
-    }
-    Ok(true)
-}
-
 /// One part: both sides are read once into memory and every step works from there.
 /// `operators` are the part's operator ids in order.
 fn reconcile_part(
@@ -249,15 +229,10 @@ fn reconcile_part(
     operators: &[String],
 ) -> Result<(DataFrame, DataFrame), ReconcileError> {
     let ledger = ledger.collect()?.lazy();
-    let file = file.collect()?;
-    // Files are usually staged one after another, each in line order; then the sort by line
-    // below would change nothing and is skipped.
-    let in_line_order = ordered_by_operator_and_line(&file)?;
-    let file = file.lazy();
+    let file = file.collect()?.lazy();
 
-    // The file side: the date's sales, in line order within each operator, then one row per
-    // key, its first line (`first_lines`). Two records are the same content when card and
-    // amount agree.
+    // The file side: the date's sales, one row per key, its first line (`first_lines`). Two
+    // records are the same content when card and amount agree.
     let file_sales = file.clone().filter(col("kind").eq(lit("SALE")));
     let file_voids = file
         .filter(col("kind").eq(lit("VOID")))
@@ -273,11 +248,6 @@ fn reconcile_part(
             col("occurred_at"),
             col("line"),
         ]);
-    let file_day = if in_line_order {
-        file_day
-    } else {
-        file_day.sort(["line"], SortMultipleOptions::default())
-    };
     let file_day = first_lines(&file_day.collect()?, operators)?
         .lazy()
         .select([

@@ -4,35 +4,38 @@
 //! This is the engine's second hand-written step. Polars' group-by (first line, number of
 //! distinct cards and amounts) hashed every key and kept a list of rows per key: about a
 //! quarter of a second per million lines, the largest single cost of a part. Here the lines
-//! are put in key order by the item sort kernel, which keeps equal keys in line order, and one
-//! pass over neighbours finds each key's first line and whether its repeats differ.
+//! are put in key order by the item sort kernel, and one pass over neighbours finds each
+//! key's lowest line number and whether its repeats differ, whatever order the rows came in.
 
 use polars::prelude::*;
 
 use crate::ReconcileError;
 use crate::item_order::item_order;
 
-/// One row per key of `sales` (`operator_id, operator_ref, card_id, amount` and any other
-/// columns, rows in line order), in key order: the key's first line, its other columns
-/// as they are on that line, and `f_dup`, whether another line of the key has a different
-/// card or amount. `operators` holds every operator id of the rows, in order.
+/// One row per key of `sales` (`operator_id, operator_ref, card_id, amount, line` and any
+/// other columns, rows in any order), in key order: the key's first line (the lowest `line`),
+/// its other columns as they are on that line, and `f_dup`, whether the key's lines do not
+/// all have the same card and amount. `operators` holds every operator id of the rows, in
+/// order.
 pub(crate) fn first_lines(
     sales: &DataFrame,
     operators: &[String],
 ) -> Result<DataFrame, ReconcileError> {
     let mut sales = sales.clone();
     sales.rechunk_mut_par();
-    let (ops, refs, cards, amounts) = (
+    let (ops, refs, cards, amounts, lines) = (
         sales.column("operator_id")?.str()?,
         sales.column("operator_ref")?.str()?,
         sales.column("card_id")?.str()?,
         sales.column("amount")?.i64()?,
+        sales.column("line")?.i64()?,
     );
     let order = item_order(ops, refs, operators)?;
     let order = order.cont_slice()?;
     // One chunk each after the rechunk; nulls compare as values, as polars' n_unique counts them.
     let (ops, refs) = (ops.downcast_as_array(), refs.downcast_as_array());
     let (cards, amounts) = (cards.downcast_as_array(), amounts.downcast_as_array());
+    let lines = lines.downcast_as_array();
     let same_key =
         |a: usize, b: usize| refs.value(a) == refs.value(b) && ops.value(a) == ops.value(b);
     let same_content =
@@ -42,11 +45,16 @@ pub(crate) fn first_lines(
     let mut differing = Vec::with_capacity(order.len());
     let mut k = 0;
     while k < order.len() {
-        let first = order[k] as usize;
+        // The lines of a key differ when any of them differs from the key's first row here.
+        let (head, mut first) = (order[k] as usize, order[k] as usize);
         let mut dup = false;
         k += 1;
-        while k < order.len() && same_key(first, order[k] as usize) {
-            dup |= !same_content(first, order[k] as usize);
+        while k < order.len() && same_key(head, order[k] as usize) {
+            let row = order[k] as usize;
+            dup |= !same_content(head, row);
+            if lines.get(row) < lines.get(first) {
+                first = row;
+            }
             k += 1;
         }
         firsts.push(first as IdxSize);
@@ -129,6 +137,7 @@ mod tests {
             "operator_ref" => ["R", "R"],
             "card_id" => ["c1", "c2"],
             "amount" => [10i64, 20],
+            "line" => [1i64, 2],
         )
         .unwrap();
         let day = first_lines(&sales, &["OP1".into(), "OP2".into()]).unwrap();

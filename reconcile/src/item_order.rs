@@ -19,7 +19,7 @@ use crate::ReconcileError;
 const HEAD: usize = 8;
 
 /// Row positions that put the rows in order of `operator_id`, then `operator_ref`; rows with
-/// the same key stay in the order they came (a file's repeated lines in line order).
+/// the same key stay in the order they came, so the result never depends on the sort.
 /// `operators` holds every operator id of the rows, in order. Neither column may hold nulls.
 pub(crate) fn item_order(
     operator_id: &StringChunked,
