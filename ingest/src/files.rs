@@ -7,10 +7,14 @@ use chrono::Utc;
 use futures::StreamExt;
 use ledger::{Ledger, MoneyRules};
 use serde::Serialize;
+use settings::telemetry::InternalEvent;
 use sha2::{Digest, Sha256};
 use storage::ObjectStore;
 
 use crate::IngestError;
+use crate::internal_events::{
+    OperatorFileAccepted, OperatorFileAlreadyIngested, OperatorFileRejected,
+};
 use crate::operator_file::{FileName, LineError, LineSplitter, MAX_ERRORS, Parser, Piece, Record};
 use crate::staging::{StageTx, Staged, known_sha, record_rejection};
 
@@ -93,6 +97,7 @@ pub async fn ingest_file(
             }];
             let sha = sha_of(store, key).await?;
             reject(store, key, &sha, &errors, 1).await?;
+            OperatorFileRejected { key, errors: 1 }.emit();
             return Ok(FileOutcome::Rejected { errors: 1 });
         }
     };
@@ -132,17 +137,18 @@ pub async fn ingest_file(
         Piece::Line(line) => batch.extend(parser.push_line(line)),
         Piece::TooLong => parser.too_long(),
     });
-    let sha = hex(&hasher.finalize());
+    let sha = hex::encode(hasher.finalize());
     match parser.finish() {
         Err((errors, count)) => {
             tx.abandon().await?;
             if known_sha(db, &sha).await? {
                 store.rename(key, &moved(key, "rejected")).await?;
+                OperatorFileAlreadyIngested { key }.emit();
                 return Ok(FileOutcome::Duplicate);
             }
             reject(store, key, &sha, &errors, count).await?;
             record_rejection(db, key, &name, &sha, count, now).await?;
-            tracing::warn!(object = key, errors = count, "operator file rejected");
+            OperatorFileRejected { key, errors: count }.emit();
             Ok(FileOutcome::Rejected { errors: count })
         }
         Ok(summary) => {
@@ -154,7 +160,10 @@ pub async fn ingest_file(
                 Staged::Duplicate { .. } => FileOutcome::Duplicate,
             };
             store.rename(key, &moved(key, "processed")).await?;
-            tracing::info!(object = key, records = summary.records, outcome = ?outcome, "operator file ingested");
+            match outcome {
+                FileOutcome::Accepted { records } => OperatorFileAccepted { key, records }.emit(),
+                _ => OperatorFileAlreadyIngested { key }.emit(),
+            }
             Ok(outcome)
         }
     }
@@ -166,7 +175,7 @@ async fn sha_of(store: &dyn ObjectStore, key: &str) -> Result<String, IngestErro
     while let Some(chunk) = body.next().await {
         hasher.update(&chunk?);
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Writes the error report first, then moves the file: a crash in between leaves the file
@@ -194,8 +203,4 @@ async fn reject(
         .await?;
     store.rename(key, &target).await?;
     Ok(())
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,6 +4,7 @@
 //! a bad event is dead-lettered with its bytes.
 
 pub mod files;
+pub mod internal_events;
 pub mod operator_file;
 pub mod staging;
 pub mod validations;
@@ -26,15 +27,21 @@ pub enum IngestError {
     Io(#[from] std::io::Error),
 }
 
-impl IngestError {
-    /// True when the same run may succeed later (an external system is down).
-    pub fn is_retryable(&self) -> bool {
+impl fault::Fault for IngestError {
+    fn blame(&self) -> fault::Blame {
         match self {
-            IngestError::Storage(e) => e.is_retryable(),
-            IngestError::Database(e) => ledger::error::is_transient(e),
-            IngestError::Ledger(e) => e.is_retryable(),
-            IngestError::Kafka(_) => true,
-            _ => false,
+            IngestError::Storage(e) => e.blame(),
+            IngestError::Database(e) => ledger::error::database_blame(e),
+            IngestError::Ledger(e) => e.blame(),
+            IngestError::Kafka(_) => fault::Blame::External,
+            IngestError::Io(_) => fault::Blame::Internal,
+        }
+    }
+
+    fn retry(&self) -> fault::RetryHint {
+        match self {
+            IngestError::Storage(e) => e.retry(),
+            other => other.blame().into(),
         }
     }
 }

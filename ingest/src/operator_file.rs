@@ -8,6 +8,7 @@
 //! a line longer than 4 KiB is an error; a VOID may name a sale of an earlier file.
 
 use chrono::{DateTime, Utc};
+use ledger::money::truncate;
 use ledger::{BusinessDate, CardId, MoneyRules, OperatorId, OperatorRef, PointOfSale};
 use serde::Serialize;
 
@@ -411,10 +412,6 @@ impl Parser {
             voids_total: self.voids_total,
         })
     }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
 }
 
 /// Splits a byte stream into lines of at most `MAX_LINE` bytes without holding more than

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt};
 
 use crate::IngestError;
+use crate::internal_events::ValidationBatchPosted;
+use settings::telemetry::InternalEvent;
 
 pub const TOPIC: &str = "recaudo.validations.v1";
 
@@ -73,9 +75,6 @@ pub struct ValidationsReport {
     pub duplicates: u64,
     pub dead_lettered: u64,
     pub batches: u64,
-    /// Milliseconds from the start until the first event arrived (joining the consumer
-    /// group, for Kafka).
-    pub first_event_after_ms: Option<u64>,
 }
 
 /// One raw event and where it came from.
@@ -109,12 +108,14 @@ pub async fn process_batch(
     report.duplicates += outcome.duplicates as u64;
     report.dead_lettered += bad.len() as u64;
     report.batches += 1;
-    if !outcome.flagged_cards.is_empty() {
-        tracing::info!(
-            cards = outcome.flagged_cards.len(),
-            "cards went below zero and were flagged"
-        );
+    ValidationBatchPosted {
+        events: events.len(),
+        posted: outcome.posted,
+        duplicates: outcome.duplicates,
+        dead_lettered: bad.len(),
+        flagged_cards: outcome.flagged_cards.len(),
     }
+    .emit();
     Ok(())
 }
 
@@ -258,8 +259,6 @@ pub struct KafkaSettings {
     pub linger: Duration,
     /// Stop after no message arrived for this long (`None`: run until cancelled).
     pub stop_when_idle: Option<Duration>,
-    /// Stop once this many events are processed (benchmarks).
-    pub stop_after_events: Option<u64>,
 }
 
 impl KafkaSettings {
@@ -272,7 +271,6 @@ impl KafkaSettings {
             batch_size: 5_000,
             linger: Duration::from_millis(200),
             stop_when_idle: Some(Duration::from_secs(5)),
-            stop_after_events: None,
         }
     }
 }
@@ -315,7 +313,6 @@ pub async fn ingest_from_kafka(
     let mut batch: Vec<RawEvent> = Vec::with_capacity(settings.batch_size);
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
     let mut batch_started: Option<Instant> = None;
-    let started = Instant::now();
     let mut last_message = Instant::now();
     loop {
         let wait = match batch_started {
@@ -324,9 +321,6 @@ pub async fn ingest_from_kafka(
         };
         match tokio::time::timeout(wait, consumer.recv()).await {
             Ok(Ok(msg)) => {
-                report
-                    .first_event_after_ms
-                    .get_or_insert(started.elapsed().as_millis() as u64);
                 last_message = Instant::now();
                 batch_started.get_or_insert_with(Instant::now);
                 next_offsets.insert(msg.partition(), msg.offset() + 1);
@@ -366,13 +360,6 @@ pub async fn ingest_from_kafka(
             && settings
                 .stop_when_idle
                 .is_some_and(|idle| last_message.elapsed() >= idle)
-        {
-            break;
-        }
-        if batch.is_empty()
-            && settings
-                .stop_after_events
-                .is_some_and(|n| report.events >= n)
         {
             break;
         }

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use fixtures::{Fixture, FixtureConfig};
 use ingest::validations::{KafkaSettings, ingest_event_folder, ingest_from_kafka};
 use ledger::BusinessDate;
-use ledger::config::Config;
+use settings::Settings;
 use storage::ObjectStore;
 
 #[derive(Args)]
@@ -63,36 +63,28 @@ pub enum IngestCommand {
     },
 }
 
-pub async fn object_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    storage::open(&config.object_store, config.s3_sse_kms_key_id.clone())
+pub async fn object_store(config: &Settings) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    storage::open(&config.store.url, config.store.sse_kms_key_id.clone())
         .await
-        .with_context(|| format!("opening the object store {}", config.object_store))
+        .with_context(|| format!("opening the object store {}", config.store.url))
 }
 
-/// Kafka settings from the configuration; `RECAUDO_KAFKA_*` variables other than brokers
-/// and group pass to the client with `_` read as `.` (`RECAUDO_KAFKA_SECURITY_PROTOCOL` is
-/// `security.protocol`); `RECAUDO_KAFKA_TOPIC` overrides the topic.
-pub fn kafka_settings(config: &Config) -> Option<KafkaSettings> {
-    let brokers = config.kafka_brokers.as_deref()?;
-    let mut settings = KafkaSettings::new(brokers, &config.kafka_group);
-    for (key, value) in &config.extra {
-        if let Some(name) = key.strip_prefix("kafka_") {
-            if name == "topic" {
-                settings.topic = value.clone();
-            } else {
-                settings
-                    .client
-                    .insert(name.replace('_', "."), value.clone());
-            }
-        }
+/// The Kafka consumer's settings from the configuration (`RECAUDO_KAFKA_*`); `None`
+/// when no broker is configured and events come from the event folder.
+pub fn kafka_settings(config: &Settings) -> Option<KafkaSettings> {
+    let kafka = &config.kafka;
+    let mut settings = KafkaSettings::new(kafka.brokers.as_deref()?, &kafka.group);
+    settings.topic = kafka.topic.clone();
+    for (key, value) in kafka.client.expose() {
+        settings.client.insert(key.to_string(), value.to_string());
     }
     Some(settings)
 }
 
-pub async fn fixtures(args: FixturesArgs, config: &Config) -> anyhow::Result<()> {
+pub async fn fixtures(args: FixturesArgs, config: &Settings) -> anyhow::Result<()> {
     let date = BusinessDate::parse(&args.date)?;
     let mut fc = FixtureConfig::new(args.seed, date, args.sales);
-    fc.calendar = config.ledger_settings()?.calendar;
+    fc.calendar = ledger::LedgerSettings::from_settings(config)?.calendar;
     fc.operators = args.operators.max(1);
     fc.discrepancy_per_mille = args.discrepancies_per_mille;
     fc.whole_file_defect = args.whole_file_defect;
@@ -127,7 +119,7 @@ pub(crate) async fn publish(
     fixture: &Fixture,
     truth: &fixtures::Truth,
     out: &std::path::Path,
-    config: &Config,
+    config: &Settings,
 ) -> anyhow::Result<()> {
     let store = object_store(config).await?;
     for key in truth.accepted_files.iter().chain(&truth.rejected_files) {
@@ -145,12 +137,16 @@ pub(crate) async fn publish(
             println!("produced {produced} events to {}", settings.topic);
         }
         None => {
-            tokio::fs::create_dir_all(&config.events_dir).await?;
+            tokio::fs::create_dir_all(&config.kafka.events_dir).await?;
             for entry in std::fs::read_dir(out.join("events"))? {
                 let entry = entry?;
-                tokio::fs::copy(entry.path(), config.events_dir.join(entry.file_name())).await?;
+                tokio::fs::copy(
+                    entry.path(),
+                    config.kafka.events_dir.join(entry.file_name()),
+                )
+                .await?;
             }
-            println!("copied the events to {}", config.events_dir.display());
+            println!("copied the events to {}", config.kafka.events_dir.display());
         }
     }
     Ok(())
@@ -220,9 +216,9 @@ async fn ensure_topic(client: &rdkafka::ClientConfig, topic: &str) -> anyhow::Re
     Ok(())
 }
 
-pub async fn ingest(cmd: IngestCommand, config: &Config) -> anyhow::Result<()> {
+pub async fn ingest(cmd: IngestCommand, config: &Settings) -> anyhow::Result<()> {
     let ledger = crate::open_ledger(config).await?;
-    let rules = config.money_rules()?;
+    let rules = ledger::MoneyRules::from_settings(&config.money)?;
     match cmd {
         IngestCommand::Files => {
             let store = object_store(config).await?;
@@ -247,7 +243,9 @@ pub async fn ingest(cmd: IngestCommand, config: &Config) -> anyhow::Result<()> {
                     settings.stop_when_idle = Some(Duration::from_secs(idle_secs));
                     ingest_from_kafka(&*ledger, &rules, &settings).await?
                 }
-                None => ingest_event_folder(&*ledger, &rules, &config.events_dir, 5_000).await?,
+                None => {
+                    ingest_event_folder(&*ledger, &rules, &config.kafka.events_dir, 5_000).await?
+                }
             };
             println!(
                 "validations: {} events, {} posted, {} already posted, {} dead-lettered",

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use fixtures::{Fixture, FixtureConfig};
-use ledger::config::Config;
+use settings::Settings;
 
 use crate::job::{Job, JobContext};
 use crate::runner;
@@ -48,16 +48,15 @@ async fn step<T>(
 
 /// The demo's own files: refuses anything but the embedded SQLite and local folders, so it
 /// can never wipe a real database or bucket.
-fn embedded_paths(config: &Config) -> anyhow::Result<(PathBuf, PathBuf)> {
+fn embedded_paths(config: &Settings) -> anyhow::Result<(PathBuf, PathBuf)> {
     let db = config
-        .database_url
+        .database
+        .url
+        .expose()
         .strip_prefix("sqlite://")
         .map(PathBuf::from);
-    let objects = config
-        .object_store
-        .strip_prefix("file://")
-        .map(PathBuf::from);
-    match (db, objects, &config.kafka_brokers) {
+    let objects = config.store.url.strip_prefix("file://").map(PathBuf::from);
+    match (db, objects, &config.kafka.brokers) {
         (Some(db), Some(objects), None) => Ok((db, objects)),
         _ => anyhow::bail!(
             "recaudo demo runs on the embedded defaults only (SQLite, a local object folder, \
@@ -81,21 +80,21 @@ fn remove(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
+pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
     let started = Instant::now();
     let (db_path, objects) = embedded_paths(config)?;
     for suffix in ["", "-wal", "-shm"] {
         remove(Path::new(&format!("{}{suffix}", db_path.display())))?;
     }
     let fixtures_dir = PathBuf::from("var/fixtures");
-    for dir in [&objects, &config.events_dir, &fixtures_dir] {
+    for dir in [&objects, &config.kafka.events_dir, &fixtures_dir] {
         remove(dir)?;
     }
     println!(
         "recaudo demo: a clean {} , {} and {}",
         db_path.display(),
         objects.display(),
-        config.events_dir.display()
+        config.kafka.events_dir.display()
     );
 
     let ctx = step("database created and migrated", JobContext::open(config)).await?;
@@ -149,7 +148,7 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
                 Job::Settle,
                 Some(date),
                 &holder,
-                runner::shutdown_signal(),
+                settings::signal::shutdown(),
             )
             .await?)
         },

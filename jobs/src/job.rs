@@ -8,9 +8,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledger::config::Config;
+use fault::{Blame, Fault, RetryHint};
+use settings::telemetry::InternalEvent;
+
+use crate::internal_events::{LostTapsReported, ReconciliationCompleted};
 use ledger::{BusinessDate, Ledger};
 use polars::prelude::IntoLazy;
+use settings::Settings;
 use storage::ObjectStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,57 +78,56 @@ pub struct Outcome {
     pub note: String,
 }
 
-/// A failed step: the whole error chain, and whether the same run may succeed later.
+/// A failed step: its typed error, which says whose it is and whether the same run may
+/// succeed later. The runner asks it, and never looks at the type underneath.
 #[derive(Debug)]
-pub struct StepError {
-    pub error: anyhow::Error,
-    pub retryable: bool,
+pub struct StepError(Box<dyn Fault>);
+
+impl StepError {
+    pub fn blame(&self) -> Blame {
+        self.0.blame()
+    }
+
+    pub fn retry(&self) -> RetryHint {
+        self.0.retry()
+    }
 }
 
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.error)
+        f.write_str(&fault::chain(&*self.0))
     }
 }
 
-/// Walks the chain for a typed error that knows whether it is worth retrying.
-fn is_retryable(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        if let Some(e) = cause.downcast_ref::<ingest::IngestError>() {
-            e.is_retryable()
-        } else if let Some(e) = cause.downcast_ref::<reports::ReportError>() {
-            e.is_retryable()
-        } else if let Some(e) = cause.downcast_ref::<storage::StorageError>() {
-            e.is_retryable()
-        } else if let Some(e) = cause.downcast_ref::<ledger::LedgerError>() {
-            e.is_retryable()
-        } else if let Some(reconcile::ReconcileError::Database(e)) =
-            cause.downcast_ref::<reconcile::ReconcileError>()
-        {
-            ledger::error::is_transient(e)
-        } else {
-            false
-        }
-    })
+impl<E: Fault> From<E> for StepError {
+    fn from(error: E) -> StepError {
+        StepError(Box::new(error))
+    }
 }
 
-impl From<anyhow::Error> for StepError {
-    fn from(error: anyhow::Error) -> StepError {
-        let retryable = is_retryable(&error);
-        StepError { error, retryable }
+/// A job asked for in a way it cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{0} needs a business date (--date)")]
+    NeedsDate(Job),
+}
+
+impl Fault for RequestError {
+    fn blame(&self) -> Blame {
+        Blame::User
     }
 }
 
 /// What every job needs, opened once per process.
 #[derive(Clone)]
 pub struct JobContext {
-    pub config: Config,
+    pub config: Settings,
     pub ledger: Arc<dyn Ledger>,
     pub store: Arc<dyn ObjectStore>,
 }
 
 impl JobContext {
-    pub async fn open(config: &Config) -> anyhow::Result<JobContext> {
+    pub async fn open(config: &Settings) -> anyhow::Result<JobContext> {
         Ok(JobContext {
             config: config.clone(),
             ledger: crate::open_ledger(config).await?,
@@ -139,7 +142,7 @@ pub async fn execute(
     job: Job,
     date: Option<BusinessDate>,
 ) -> Result<Outcome, StepError> {
-    let dated = || date.ok_or_else(|| anyhow::anyhow!("{job} needs a business date (--date)"));
+    let dated = || date.ok_or(RequestError::NeedsDate(job));
     let outcome = match job {
         Job::IngestFiles => ingest_files(ctx).await?,
         Job::IngestValidations => ingest_validations(ctx).await?,
@@ -173,8 +176,8 @@ fn counts<const N: usize>(pairs: [(&str, i64); N]) -> Counts {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-async fn ingest_files(ctx: &JobContext) -> anyhow::Result<Outcome> {
-    let rules = ctx.config.money_rules()?;
+async fn ingest_files(ctx: &JobContext) -> Result<Outcome, StepError> {
+    let rules = ledger::MoneyRules::from_settings(&ctx.config.money)?;
     let report = ingest::ingest_files(&*ctx.store, &*ctx.ledger, rules).await?;
     // A rejected file is the operator's to fix: it is kept with its error report, counted
     // here, and does not fail the run (the other operators' files still go in).
@@ -197,8 +200,8 @@ async fn ingest_files(ctx: &JobContext) -> anyhow::Result<Outcome> {
     })
 }
 
-async fn ingest_validations(ctx: &JobContext) -> anyhow::Result<Outcome> {
-    let rules = ctx.config.money_rules()?;
+async fn ingest_validations(ctx: &JobContext) -> Result<Outcome, StepError> {
+    let rules = ledger::MoneyRules::from_settings(&ctx.config.money)?;
     let report = match crate::data_in::kafka_settings(&ctx.config) {
         Some(mut settings) => {
             settings.stop_when_idle = Some(Duration::from_secs(5));
@@ -208,7 +211,7 @@ async fn ingest_validations(ctx: &JobContext) -> anyhow::Result<Outcome> {
             ingest::validations::ingest_event_folder(
                 &*ctx.ledger,
                 &rules,
-                &ctx.config.events_dir,
+                &ctx.config.kafka.events_dir,
                 5_000,
             )
             .await?
@@ -225,7 +228,7 @@ async fn ingest_validations(ctx: &JobContext) -> anyhow::Result<Outcome> {
     })
 }
 
-async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> anyhow::Result<Outcome> {
+async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome, StepError> {
     let db = ctx.ledger.database();
     let (ledger_side, file_side) = reconcile::source::load(db, date).await?;
     let result = reconcile::reconcile(
@@ -235,6 +238,18 @@ async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> anyhow::Result<
     )?;
     let run_id = reconcile::store::save_run(db, date, &result).await?;
     let summaries = result.operator_summaries()?;
+    let mut cases = BTreeMap::new();
+    for s in &summaries {
+        for (case, n) in &s.counts {
+            *cases.entry(case.clone()).or_insert(0) += n;
+        }
+    }
+    ReconciliationCompleted {
+        run_id: &run_id.to_string(),
+        date,
+        cases: &cases,
+    }
+    .emit();
     Ok(Outcome {
         counts: counts([
             ("items", result.items.height() as i64),
@@ -245,15 +260,24 @@ async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> anyhow::Result<
     })
 }
 
-async fn report_date(ctx: &JobContext, date: BusinessDate) -> anyhow::Result<Outcome> {
+async fn report_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome, StepError> {
     let (statement, published) = reports::report(
         &*ctx.ledger,
         &*ctx.store,
         date,
-        ctx.config.currency()?,
-        ctx.config.holidays()?,
+        ledger::MoneyRules::from_settings(&ctx.config.money)?.currency,
+        ledger::business_date::holidays(&ctx.config.calendar),
     )
     .await?;
+    LostTapsReported {
+        date,
+        taps: statement
+            .gaps
+            .iter()
+            .map(|g| g.to_seq - g.from_seq + 1)
+            .sum(),
+    }
+    .emit();
     Ok(Outcome {
         counts: counts([
             ("operators", statement.lines.len() as i64),

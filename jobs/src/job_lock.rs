@@ -13,7 +13,6 @@ pub struct Holder {
     pub holder: String,
     pub run_id: String,
     pub acquired_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
 }
 
 /// Takes the lock for `(job, scope)` unless a live holder has it; returns that holder then.
@@ -34,7 +33,8 @@ pub async fn acquire(
           acquired_at = excluded.acquired_at, expires_at = excluded.expires_at \
         WHERE job_locks.expires_at < excluded.acquired_at \
         RETURNING run_id";
-    const WHO: &str = "SELECT holder, run_id, acquired_at, expires_at FROM job_locks WHERE job = $1 AND scope = $2";
+    const WHO: &str =
+        "SELECT holder, run_id, acquired_at FROM job_locks WHERE job = $1 AND scope = $2";
     let taken: Option<String> = ledger::on_pool!(db, pool => {
         sqlx::query_scalar(TAKE)
             .bind(job)
@@ -49,15 +49,14 @@ pub async fn acquire(
     if taken.is_some() {
         return Ok(Ok(()));
     }
-    let who: Option<(String, String, DateTime<Utc>, DateTime<Utc>)> = ledger::on_pool!(db, pool => {
+    let who: Option<(String, String, DateTime<Utc>)> = ledger::on_pool!(db, pool => {
         sqlx::query_as(WHO).bind(job).bind(scope).fetch_optional(pool).await?
     });
     Ok(Err(match who {
-        Some((holder, run_id, acquired_at, expires_at)) => Holder {
+        Some((holder, run_id, acquired_at)) => Holder {
             holder,
             run_id,
             acquired_at,
-            expires_at,
         },
         // Released between the two statements: report it as busy all the same; a retry
         // of the command will get it.
@@ -65,7 +64,6 @@ pub async fn acquire(
             holder: "another process".into(),
             run_id: String::new(),
             acquired_at: now,
-            expires_at: now,
         },
     }))
 }

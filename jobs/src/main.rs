@@ -4,37 +4,15 @@
 //! recorded (`status`) and single-flight per job and date across processes. `demo` shows it
 //! all on one laptop.
 
-mod bench;
-mod data_in;
-mod demo;
-mod job;
-mod job_lock;
-mod job_run;
-mod operators;
-mod ops;
-mod reconcile_bench;
-mod reconciliation;
-mod report_bench;
-mod runner;
-mod schedule;
-mod table;
-
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ledger::config::{Config, redact_url};
+use jobs::{data_in, demo, job, open_ledger, operators, ops, reconciliation, schedule};
+use settings::Settings;
 
-// The engine's frames are many large, short-lived buffers; polars recommends a faster
-// allocator than the system's (BENCHMARKS.md has the numbers).
+// The engine's frames are many large, short-lived buffers (see `jobs::tune_allocator`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `purge_delay` option (ms; -1 never). Purging hands freed pages back to the
-/// OS, and the engine's next part faults them straight back in: with the default 10 ms a
-/// reconciliation of 10M sales per side spent a fifth of its time in page faults. Not
-/// purging means a process keeps its peak (about 2 GiB there) until it exits.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 #[derive(Parser)]
 #[command(
@@ -86,16 +64,12 @@ enum Command {
     /// The whole back office on this machine, from scratch, on the embedded defaults: a
     /// synthetic day ingested, reconciled and reported, and a summary.
     Demo(demo::DemoArgs),
-    /// Measure the ledger's throughput and print a table (see BENCHMARKS.md).
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
-    // SAFETY: sets a process-wide allocator option before any thread is started.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    jobs::tune_allocator();
     let cli = Cli::parse();
-    let config = match Config::load() {
+    let config = match Settings::load() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -107,7 +81,7 @@ fn main() -> ExitCode {
         Command::Demo(_) => "warn,sqlx=error",
         _ => "info,sqlx=warn",
     };
-    ledger::logging::init(config.log_format.as_deref(), default_filter);
+    settings::logging::init(config.telemetry.log_format.as_deref(), default_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,7 +95,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, config: Settings) -> anyhow::Result<ExitCode> {
     let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Command::Report { date } => {
@@ -145,16 +119,5 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Fixtures(args) => done(data_in::fixtures(args, &config).await),
         Command::Ingest(cmd) => done(data_in::ingest(cmd, &config).await),
         Command::Reconcile(args) => done(reconciliation::run(args, &config).await),
-        Command::Bench(cmd) => done(bench::run(cmd, &config).await),
     }
-}
-
-/// Connects to the configured database and applies pending migrations.
-pub(crate) async fn open_ledger(
-    config: &Config,
-) -> anyhow::Result<std::sync::Arc<dyn ledger::Ledger>> {
-    let settings = config.ledger_settings()?;
-    ledger::connect(&config.database_url, settings)
-        .await
-        .with_context(|| format!("opening the ledger at {}", redact_url(&config.database_url)))
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use ledger::BusinessDate;
-use ledger::config::Config;
+use settings::Settings;
 
 use crate::job::{Job, JobContext};
 use crate::job_run;
@@ -83,11 +83,11 @@ fn failure(e: RunError) -> ExitCode {
     ExitCode::from(e.exit_code())
 }
 
-pub async fn run(args: RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
+pub async fn run(args: RunArgs, config: &Settings) -> anyhow::Result<ExitCode> {
     let date = date_arg(args.job, args.date.as_deref())?;
     let ctx = JobContext::open(config).await?;
     let holder = runner::holder_id();
-    match runner::run(&ctx, args.job, date, &holder, runner::shutdown_signal()).await {
+    match runner::run(&ctx, args.job, date, &holder, settings::signal::shutdown()).await {
         Ok(report) => {
             print_report(&report);
             Ok(ExitCode::SUCCESS)
@@ -96,7 +96,7 @@ pub async fn run(args: RunArgs, config: &Config) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub async fn backfill(args: BackfillArgs, config: &Config) -> anyhow::Result<ExitCode> {
+pub async fn backfill(args: BackfillArgs, config: &Settings) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         args.job.is_dated(),
         "{} has no dates to backfill: run it with `recaudo run {}`",
@@ -125,7 +125,7 @@ pub async fn backfill(args: BackfillArgs, config: &Config) -> anyhow::Result<Exi
                 args.job,
                 Some(date),
                 &holder,
-                runner::shutdown_signal(),
+                settings::signal::shutdown(),
             )
             .await
             {
@@ -150,7 +150,7 @@ pub async fn backfill(args: BackfillArgs, config: &Config) -> anyhow::Result<Exi
     })
 }
 
-pub async fn status(args: StatusArgs, config: &Config) -> anyhow::Result<ExitCode> {
+pub async fn status(args: StatusArgs, config: &Settings) -> anyhow::Result<ExitCode> {
     let ledger = crate::open_ledger(config).await?;
     let runs = job_run::recent(ledger.database(), args.limit.clamp(1, 1_000)).await?;
     if args.json {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ledger::BusinessDate;
-use ledger::config::Config;
 use ledger::money::format_minor;
 use polars::prelude::IntoLazy;
+use settings::Settings;
 
 #[derive(Args)]
 pub struct ReconcileArgs {
@@ -19,7 +19,7 @@ pub struct ReconcileArgs {
     pub out: Option<PathBuf>,
 }
 
-pub async fn run(args: ReconcileArgs, config: &Config) -> anyhow::Result<()> {
+pub async fn run(args: ReconcileArgs, config: &Settings) -> anyhow::Result<()> {
     let date = BusinessDate::parse(&args.date)?;
     let ledger = crate::open_ledger(config).await?;
     let (ledger_side, file_side) = reconcile::source::load(ledger.database(), date).await?;
@@ -32,7 +32,9 @@ pub async fn run(args: ReconcileArgs, config: &Config) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         result.write(out)?;
     }
-    let exponent = config.currency()?.exponent();
+    let exponent = ledger::MoneyRules::from_settings(&config.money)?
+        .currency
+        .exponent();
     let rows: Vec<Vec<String>> = result
         .operator_summaries()?
         .into_iter()

@@ -4,11 +4,15 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration as StdDuration;
+use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
+use fault::RetryHint;
 use ledger::BusinessDate;
+use settings::telemetry::InternalEvent;
+use tracing::Instrument;
 
+use crate::internal_events::{JobAttemptFinished, JobRetrying, LockWaited, SettleSucceeded};
 use crate::job::{Job, JobContext, Outcome, StepError, execute};
 use crate::job_lock::{self, Holder};
 use crate::job_run::{self, scope};
@@ -84,7 +88,7 @@ pub async fn run(
     let db = ctx.ledger.database();
     let scope = scope(date);
     let lock_id = uuid::Uuid::new_v4().to_string();
-    let lease_secs = ctx.config.job_lease_secs.max(3);
+    let lease_secs = ctx.config.jobs.lease.as_secs();
     let lease = Duration::seconds(lease_secs as i64);
     let mut wanted = locks(job, date).into_iter();
     let own = wanted.next().expect("a job's own lock comes first");
@@ -165,8 +169,13 @@ async fn wait_for_steps(
                 Ok(()) => break,
                 Err(other) => {
                     if !said {
-                        tracing::info!(%job, %step, %scope, holder = %other.holder,
-                            "waiting for a run of a step to finish elsewhere");
+                        LockWaited {
+                            job,
+                            step,
+                            scope: &scope,
+                            holder: &other.holder,
+                        }
+                        .emit();
                         said = true;
                     }
                     tokio::select! {
@@ -213,24 +222,39 @@ async fn attempts(
     stop: impl Future<Output = ()>,
 ) -> Result<RunReport, RunError> {
     let db = ctx.ledger.database();
-    let max = ctx.config.job_retries as i32 + 1;
-    let mut backoff = StdDuration::from_millis(ctx.config.job_retry_backoff_ms);
+    let max = ctx.config.jobs.retries as i32 + 1;
+    let mut backoff = ctx.config.jobs.retry_backoff;
     tokio::pin!(stop);
     for attempt in 1..=max {
         let id = uuid::Uuid::new_v4().to_string();
         job_run::start(db, &id, job.as_str(), date, attempt, holder).await?;
-        tracing::info!(%job, %scope, attempt, "job started");
+        // Every log line of the attempt names the job, the date and the run.
+        let span = tracing::info_span!("job_run", %job, date = %scope, run_id = %id, attempt);
+        span.in_scope(|| tracing::info!("job started"));
+        let started = Instant::now();
         let result = tokio::select! {
-            r = execute(ctx, job, date) => r,
+            r = execute(ctx, job, date).instrument(span.clone()) => r,
             () = &mut stop => {
                 job_run::finish(db, &id, None, Some("stopped by a signal before it finished")).await?;
                 return Err(RunError::Stopped { job, scope: scope.to_string(), attempt });
             }
         };
+        let _entered = span.enter();
         match result {
             Ok(outcome) => {
                 job_run::finish(db, &id, Some(&outcome.counts), None).await?;
-                tracing::info!(%job, %scope, attempt, note = %outcome.note, "job succeeded");
+                JobAttemptFinished {
+                    job,
+                    scope,
+                    attempt,
+                    took: started.elapsed(),
+                    result: Ok(&outcome.note),
+                    retryable: false,
+                }
+                .emit();
+                if let (Job::Settle, Some(date)) = (job, date) {
+                    SettleSucceeded { date }.emit();
+                }
                 return Ok(RunReport {
                     job,
                     date,
@@ -241,9 +265,17 @@ async fn attempts(
             Err(error) => {
                 let message = format!("{error}");
                 job_run::finish(db, &id, None, Some(&message)).await?;
-                let retry = error.retryable && attempt < max;
-                tracing::error!(%job, %scope, attempt, retryable = error.retryable, error = %message, "job failed");
-                if !retry {
+                let retryable = error.retry() == RetryHint::Retry;
+                JobAttemptFinished {
+                    job,
+                    scope,
+                    attempt,
+                    took: started.elapsed(),
+                    result: Err((error.blame(), &message)),
+                    retryable,
+                }
+                .emit();
+                if !retryable || attempt == max {
                     return Err(RunError::Failed {
                         job,
                         scope: scope.to_string(),
@@ -251,7 +283,13 @@ async fn attempts(
                         error,
                     });
                 }
-                tracing::info!(%job, %scope, wait_ms = backoff.as_millis() as u64, "retrying");
+                JobRetrying {
+                    job,
+                    scope,
+                    wait: backoff,
+                }
+                .emit();
+                drop(_entered);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = &mut stop => {
@@ -263,22 +301,4 @@ async fn attempts(
         }
     }
     unreachable!("the last attempt returns")
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -5,7 +5,6 @@
 //! run, gives the current one a grace period to end, and otherwise records it as failed.
 
 use std::str::FromStr;
-use std::time::Duration as StdDuration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -24,15 +23,15 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn from_config(config: &ledger::config::Config) -> anyhow::Result<Schedule> {
+    pub fn from_config(config: &settings::Settings) -> anyhow::Result<Schedule> {
         let parse = |name: &str, text: &str| {
             Cron::from_str(text)
                 .with_context(|| format!("setting {name}: {text:?} is not a cron expression"))
         };
         Ok(Schedule {
-            ingest: parse("schedule_ingest", &config.schedule_ingest)?,
-            settle: parse("schedule_settle", &config.schedule_settle)?,
-            time_zone: config.ledger_settings()?.calendar.time_zone(),
+            ingest: parse("schedule_ingest", &config.schedule.ingest)?,
+            settle: parse("schedule_settle", &config.schedule.settle)?,
+            time_zone: config.calendar.timezone,
         })
     }
 
@@ -62,7 +61,7 @@ async fn run_logged(
     let stop = async move {
         let _ = rx.wait_for(|s| *s).await;
         // How long a run in progress may go on after SIGTERM before it is stopped.
-        tokio::time::sleep(StdDuration::from_secs(ctx.config.schedule_grace_secs)).await;
+        tokio::time::sleep(ctx.config.schedule.grace).await;
     };
     match runner::run(ctx, job, date, holder, stop).await {
         Ok(report) => {
@@ -77,20 +76,26 @@ async fn run_logged(
 
 pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
     let schedule = Schedule::from_config(&ctx.config)?;
+    if let Some(addr) = ctx.config.telemetry.metrics_addr {
+        settings::telemetry::serve(addr)
+            .with_context(|| format!("serving metrics on {addr} (RECAUDO_METRICS_ADDR)"))?;
+        crate::internal_events::describe();
+        tracing::info!(%addr, "serving Prometheus metrics on /metrics");
+    }
     let holder = runner::holder_id();
     let (stop_tx, stopping) = watch::channel(false);
     tokio::spawn(async move {
-        runner::shutdown_signal().await;
+        settings::signal::shutdown().await;
         tracing::info!("stop requested: no new runs; the current one may finish");
         let _ = stop_tx.send(true);
     });
     tracing::info!(
-        ingest = %ctx.config.schedule_ingest,
-        settle = %ctx.config.schedule_settle,
+        ingest = %ctx.config.schedule.ingest,
+        settle = %ctx.config.schedule.settle,
         time_zone = %schedule.time_zone,
         "scheduler started"
     );
-    if ctx.config.schedule_catch_up {
+    if ctx.config.schedule.catch_up {
         let date = settle_date(&ctx, Utc::now());
         if !crate::job_run::succeeded(ctx.ledger.database(), Job::Settle.as_str(), date).await? {
             tracing::info!(%date, "catching up: the previous date never settled");

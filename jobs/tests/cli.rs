@@ -139,7 +139,8 @@ fn every_command_explains_itself() {
         vec!["operators", "add", "--help"],
         vec!["operators", "list", "--help"],
         vec!["operators", "set", "--help"],
-        vec!["bench", "ledger", "--help"],
+        vec!["run", "--help"],
+        vec!["status", "--help"],
     ] {
         let out = recaudo("sqlite://unused.db", &args);
         assert!(out.status.success(), "{args:?}");
@@ -150,4 +151,9 @@ fn every_command_explains_itself() {
             "{args:?} has no summary: {text}"
         );
     }
+    // Benchmarks live in `recaudo-bench`, not in the product's command.
+    let help = stdout(&recaudo("sqlite://unused.db", &["--help"]));
+    assert!(!help.to_lowercase().contains("bench"), "{help}");
+    let bench = recaudo("sqlite://unused.db", &["bench", "ledger"]);
+    assert_eq!(bench.status.code(), Some(2), "bench is not a command");
 }

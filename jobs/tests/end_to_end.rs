@@ -34,7 +34,7 @@ async fn start_api(
     })
     .await
     .unwrap();
-    let mut limits = online_api::Limits::from_config(&ledger::config::Config::default());
+    let mut limits = online_api::Limits::from_settings(&settings::Settings::embedded().api);
     limits.rate_burst = 10_000;
     limits.rate_per_second = 10_000;
     let router = online_api::app(

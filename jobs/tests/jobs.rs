@@ -3,7 +3,8 @@
 //! a `settle` killed with SIGKILL (its lock runs out, the next run takes over),
 //! an S3 server that stops (the run fails after its retries, `status` says why, a later run
 //! succeeds), `backfill` (each date once, in order; repeating it does nothing), and the
-//! scheduler's catch-up and its end on SIGTERM (a run past the grace is stopped and recorded).
+//! scheduler's catch-up and its end on SIGTERM (a run past the grace is stopped and recorded),
+//! and the scheduler's `/metrics`: runs by job and status, durations, what the jobs counted.
 
 mod support;
 
@@ -259,6 +260,8 @@ async fn a_stopped_s3_server_fails_the_run_after_its_retries_and_a_later_run_suc
         said.contains("failed after 3 attempt(s)") && said.contains("S3"),
         "{said}"
     );
+    // The runner retried because the step's error blamed an external system.
+    assert!(said.contains(r#""blame":"external""#), "{said}");
     let runs = env.status();
     assert_eq!(runs.len(), 3, "the first try and two retries: {runs:?}");
     for (r, attempt) in runs.iter().zip([3, 2, 1]) {
@@ -276,6 +279,33 @@ async fn a_stopped_s3_server_fails_the_run_after_its_retries_and_a_later_run_suc
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     assert_eq!(env.status()[0]["status"], "succeeded");
     s3.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_refused_for_its_input_is_not_retried() {
+    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let env = Env::new(&db.url);
+    // A report of a date never reconciled: the request is wrong, so trying again cannot
+    // help, whatever the retry setting says.
+    let out = env
+        .recaudo(&["run", "report", "--date", DATE])
+        .env("RECAUDO_JOB_RETRIES", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stderr);
+    assert!(said.contains("failed after 1 attempt(s)"), "{said}");
+    assert!(said.contains(r#""blame":"user""#), "{said}");
+    let runs = env.status();
+    assert_eq!(runs.len(), 1, "no retry: {runs:?}");
+    assert_eq!(runs[0]["status"], "failed");
+    assert!(
+        runs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("has not been reconciled"),
+        "{runs:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,4 +497,88 @@ async fn a_run_still_going_when_the_grace_after_sigterm_ends_is_stopped_and_reco
         "{runs:?}"
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM job_locks").await, 0);
+}
+
+/// `/metrics` of a scheduler on `port`, once it says what `wanted` says (or the deadline).
+async fn metrics_until(port: u16, wanted: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    loop {
+        let text = match reqwest::get(&url).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if wanted.iter().all(|w| text.contains(w)) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/metrics never showed {wanted:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_serves_its_runs_as_prometheus_metrics() {
+    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let env = Env::new(&db.url);
+    let port = free_port();
+    let events = env.path().join("events");
+    // The catch-up settle of yesterday succeeds; ingest then runs every two seconds.
+    let (yesterday, scheduler) = catch_up_scheduler(
+        &env,
+        "500",
+        &[
+            ("RECAUDO_METRICS_ADDR", &format!("127.0.0.1:{port}")),
+            ("RECAUDO_SCHEDULE_INGEST", "*/2 * * * * *"),
+        ],
+    );
+    let settled = metrics_until(
+        port,
+        &[
+            r#"recaudo_job_runs_total{job="settle",status="succeeded"} 1"#,
+            "recaudo_last_settled_date_timestamp_seconds ",
+            r#"recaudo_operator_files_total{outcome="accepted"}"#,
+            r#"recaudo_reconciliation_items_total{case="MATCHED"}"#,
+            r#"recaudo_reconciliation_items_total{case="AMOUNT_MISMATCH"}"#,
+            "recaudo_validations_posted_total ",
+            r#"recaudo_job_duration_seconds_bucket{job="settle",le="+Inf"} 1"#,
+            r#"recaudo_job_duration_seconds_count{job="settle"} 1"#,
+        ],
+    )
+    .await;
+    let midnight = chrono::NaiveDate::parse_from_str(&yesterday, "%Y-%m-%d")
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp();
+    assert!(
+        settled.contains(&format!(
+            "recaudo_last_settled_date_timestamp_seconds {midnight}\n"
+        )),
+        "{settled}"
+    );
+    assert!(
+        settled.contains("# TYPE recaudo_job_duration_seconds histogram"),
+        "{settled}"
+    );
+
+    // The event folder becomes unreadable: ingest-validations now fails (our side, not
+    // retried), while ingest-files goes on succeeding.
+    std::fs::remove_dir_all(&events).unwrap();
+    std::fs::write(&events, "not a folder").unwrap();
+    let failing = metrics_until(
+        port,
+        &[
+            r#"recaudo_job_runs_total{job="ingest-validations",status="failed"}"#,
+            r#"recaudo_job_runs_total{job="ingest-files",status="succeeded"}"#,
+        ],
+    )
+    .await;
+    assert!(!failing.contains("recaudo_job_retries_total{job=\"ingest-validations\"}"));
+    sigterm(&scheduler);
+    let out = scheduler.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }

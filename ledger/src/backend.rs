@@ -63,6 +63,21 @@ pub struct LedgerSettings {
     pub max_connections: u32,
 }
 
+impl LedgerSettings {
+    /// The ledger's part of the configuration, checked: time zone and day close, the
+    /// currency, the pool size.
+    pub fn from_settings(settings: &settings::Settings) -> Result<LedgerSettings, InvalidInput> {
+        Ok(LedgerSettings {
+            calendar: BusinessCalendar::new(
+                settings.calendar.timezone.name(),
+                &settings.calendar.day_close,
+            )?,
+            currency: Currency::parse(&settings.money.currency)?,
+            max_connections: settings.database.max_connections,
+        })
+    }
+}
+
 impl Default for LedgerSettings {
     fn default() -> Self {
         LedgerSettings {

@@ -136,6 +136,16 @@ impl BusinessCalendar {
     }
 }
 
+/// The configured holidays (`holidays`) as business dates.
+pub fn holidays(calendar: &settings::CalendarSettings) -> Vec<BusinessDate> {
+    calendar
+        .holidays
+        .iter()
+        .copied()
+        .map(BusinessDate::from_naive)
+        .collect()
+}
+
 fn parse_day_close(text: &str) -> Result<u32, InvalidInput> {
     let bad = || {
         InvalidInput::new(

@@ -1,5 +1,7 @@
 //! Errors of the ledger: bad input that names its field, and the outcomes of ledger rules.
 
+use fault::{Blame, Fault};
+
 use crate::money::Money;
 
 /// Input that does not parse into a domain value. It names the field and says why, so a
@@ -18,15 +20,6 @@ impl InvalidInput {
             reason: reason.into(),
         }
     }
-}
-
-/// Who has to act on an error: the caller (fix the input), an external system (wait and
-/// retry), or us (a bug or a broken invariant).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blame {
-    User,
-    External,
-    Internal,
 }
 
 /// Everything a ledger operation can refuse or fail with.
@@ -67,28 +60,39 @@ pub enum LedgerError {
     Corrupt(String),
 }
 
-impl LedgerError {
-    pub fn blame(&self) -> Blame {
-        match self {
-            LedgerError::Database(e) if is_transient(e) => Blame::External,
-            LedgerError::Database(_) | LedgerError::Migration(_) | LedgerError::Corrupt(_) => {
-                Blame::Internal
-            }
-            _ => Blame::User,
-        }
-    }
-
-    /// True when the same call may succeed later without any change of input.
-    pub fn is_retryable(&self) -> bool {
-        self.blame() == Blame::External
+impl Fault for InvalidInput {
+    fn blame(&self) -> Blame {
+        Blame::User
     }
 }
 
-/// Whether a database error is the database being unavailable or contended (worth
-/// retrying unchanged), as opposed to a bug or bad data. Every crate classifies with this.
-pub fn is_transient(e: &sqlx::Error) -> bool {
+impl Fault for LedgerError {
+    fn blame(&self) -> Blame {
+        match self {
+            LedgerError::Database(e) => database_blame(e),
+            LedgerError::Migration(_) | LedgerError::Corrupt(_) => Blame::Internal,
+            _ => Blame::User,
+        }
+    }
+}
+
+/// Whose a database error is: the database being unavailable or contended is external
+/// (worth retrying unchanged); anything else is a bug of ours. Every crate with SQL of its
+/// own classifies its database errors with this.
+pub fn database_blame(e: &sqlx::Error) -> Blame {
+    if is_transient(e) {
+        Blame::External
+    } else {
+        Blame::Internal
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
             // serialization failure, deadlock, too many connections, admin shutdown,

@@ -4,26 +4,25 @@
 
 pub mod backend;
 pub mod business_date;
-pub mod config;
 pub mod device_gap;
 pub mod discrepancy;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod journal;
-pub mod logging;
 pub mod money;
 pub mod operator;
 pub mod postgres;
 mod reads;
 mod rows;
 pub mod sqlite;
+#[cfg(feature = "testing")]
 pub mod testing;
-pub mod yardstick;
 
 pub use backend::{Backend, Database, Ledger, LedgerSettings, connect};
 pub use business_date::{BusinessCalendar, BusinessDate};
-pub use error::{Blame, InvalidInput, LedgerError};
+pub use error::{InvalidInput, LedgerError};
+pub use fault::{Blame, Fault, RetryHint};
 pub use ids::{
     CardId, DeviceId, OperatorId, OperatorRef, PaymentRef, PointOfSale, RouteId,
     TransportOperatorId,

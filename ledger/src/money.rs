@@ -167,6 +167,19 @@ impl MoneyRules {
         }
     }
 
+    /// The configured currency and maximum (`currency`, `max_amount`), checked.
+    pub fn from_settings(money: &settings::MoneySettings) -> Result<MoneyRules, InvalidInput> {
+        let currency = Currency::parse(&money.currency)?;
+        let max_minor = match money.max_amount.as_str() {
+            "" => DEFAULT_MAX_MINOR,
+            text => parse_minor("max_amount", text, currency.exponent())?,
+        };
+        Ok(MoneyRules {
+            currency,
+            max_minor,
+        })
+    }
+
     /// A positive amount (a sale, a fare, a payment).
     pub fn parse_amount(&self, field: &'static str, text: &str) -> Result<Money, InvalidInput> {
         let minor = parse_minor(field, text, self.currency.exponent)?;
@@ -290,7 +303,7 @@ impl fmt::Display for Rate {
 }
 
 /// Keeps error messages bounded when the input is absurdly long.
-pub(crate) fn truncate(text: &str) -> String {
+pub fn truncate(text: &str) -> String {
     const MAX: usize = 40;
     match text.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}…", &text[..i]),

@@ -82,10 +82,6 @@ impl PgLedger {
         })
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     async fn card_balance_in<'e, E>(&self, exec: E, card: &CardId) -> Result<Money, LedgerError>
     where
         E: sqlx::PgExecutor<'e>,

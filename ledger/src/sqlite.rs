@@ -66,10 +66,6 @@ impl SqliteLedger {
         Ok(SqliteLedger { pool, settings })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
     async fn write(&self) -> Result<Tx, LedgerError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }

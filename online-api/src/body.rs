@@ -61,7 +61,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<StrictJson<T>, Problem
         return Err(Problem::malformed("the body must be a JSON object"));
     }
     let canonical = serde_json::to_vec(&json).expect("a parsed value serializes");
-    let hash = hex(&Sha256::digest(&canonical));
+    let hash = hex::encode(Sha256::digest(&canonical));
     let value = serde_path_to_error::deserialize(&json).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
@@ -87,10 +87,6 @@ fn field_of(path: &str, message: &str) -> String {
         .nth(1)
         .map(str::to_string)
         .unwrap_or_else(|| "body".to_string())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::hex;
 use crate::problem::{PROBLEM_JSON, Problem};
 
 pub const HEADER: &str = "idempotency-key";
@@ -41,7 +40,7 @@ pub fn key_from(headers: &HeaderMap) -> Result<String, Problem> {
 
 /// A fingerprint of the request: the endpoint and the canonical body hash.
 pub fn fingerprint(endpoint: &str, body_hash: &str) -> String {
-    hex(&Sha256::digest(
+    hex::encode(Sha256::digest(
         format!("{endpoint}\n{body_hash}").as_bytes(),
     ))
 }

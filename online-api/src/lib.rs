@@ -10,7 +10,6 @@ pub mod auth;
 pub mod body;
 pub mod dev_keys;
 pub mod idempotency;
-pub mod load;
 pub mod problem;
 pub mod rate_limit;
 pub mod routes;
@@ -25,7 +24,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use ledger::config::Config;
 use ledger::{Ledger, MoneyRules, OperatorId};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -47,13 +45,13 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn from_config(config: &Config) -> Limits {
+    pub fn from_settings(api: &settings::ApiSettings) -> Limits {
         Limits {
-            body_bytes: config.api_body_limit_bytes,
-            page_size_max: config.api_page_size_max.max(1),
-            request_timeout: Duration::from_millis(config.api_request_timeout_ms.max(1)),
-            rate_per_second: config.api_rate_limit,
-            rate_burst: config.api_rate_burst,
+            body_bytes: api.body_limit_bytes,
+            page_size_max: api.page_size_max,
+            request_timeout: api.request_timeout,
+            rate_per_second: api.rate_limit,
+            rate_burst: api.rate_burst,
         }
     }
 }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ledger::config::{Config, redact_url};
+use ledger::{LedgerSettings, MoneyRules};
 use online_api::auth::{JwksSource, Verifier, VerifierSettings, parse_algorithms};
 use online_api::dev_keys::{DEV_AUDIENCE, DEV_ISSUER, DevKeys};
 use online_api::{Limits, app, idempotency, openapi_document};
+use settings::Settings;
 
 #[derive(Parser)]
 #[command(
@@ -46,35 +47,18 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
-    /// Load benchmark: the real HTTP server on a fresh PostgreSQL database, driven by
-    /// concurrent connections making sales, beside pgbench's tpcb-like run.
-    Bench {
-        /// PostgreSQL server to measure (a fresh database is created on it).
-        #[arg(
-            long,
-            env = "RECAUDO_TEST_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        postgres_url: String,
-        /// Concurrent connections.
-        #[arg(long, default_value_t = 32)]
-        connections: usize,
-        /// Seconds to drive the server (and to run pgbench).
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load() {
+    let config = match Settings::load() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    ledger::logging::init(config.log_format.as_deref(), "info,sqlx=warn");
+    settings::logging::init(config.telemetry.log_format.as_deref(), "info,sqlx=warn");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,7 +72,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command, config: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config).await,
         Command::DevToken {
@@ -97,7 +81,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             ttl,
         } => {
             anyhow::ensure!(
-                config.jwt_jwks.is_none(),
+                config.jwt.jwks.is_none(),
                 "development tokens are off: RECAUDO_JWT_JWKS is set, so tokens come from the identity provider"
             );
             ledger::OperatorId::parse(&operator)?;
@@ -111,36 +95,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             print!("{}", openapi_document());
             Ok(())
         }
-        Command::Bench {
-            postgres_url,
-            connections,
-            seconds,
-        } => {
-            online_api::load::run(online_api::load::LoadSettings {
-                postgres_url,
-                connections,
-                seconds,
-                settings: config.ledger_settings()?,
-            })
-            .await
-        }
     }
 }
 
 /// The verifier the configuration asks for: the identity provider's JWKS, or the
 /// development key pair when none is configured.
-async fn verifier(config: &Config) -> anyhow::Result<Verifier> {
-    let settings = match &config.jwt_jwks {
+async fn verifier(config: &Settings) -> anyhow::Result<Verifier> {
+    let settings = match &config.jwt.jwks {
         Some(jwks) => VerifierSettings {
             issuer: config
-                .jwt_issuer
+                .jwt
+                .issuer
                 .clone()
                 .context("RECAUDO_JWT_ISSUER is required with RECAUDO_JWT_JWKS")?,
             audience: config
-                .jwt_audience
+                .jwt
+                .audience
                 .clone()
                 .context("RECAUDO_JWT_AUDIENCE is required with RECAUDO_JWT_JWKS")?,
-            algorithms: parse_algorithms(config.jwt_algorithms.as_deref().unwrap_or("RS256"))
+            algorithms: parse_algorithms(config.jwt.algorithms.as_deref().unwrap_or("RS256"))
                 .map_err(anyhow::Error::msg)?,
             source: JwksSource::parse(jwks).map_err(anyhow::Error::msg)?,
         },
@@ -160,24 +133,27 @@ async fn verifier(config: &Config) -> anyhow::Result<Verifier> {
     Verifier::new(settings).await
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let ledger = ledger::connect(&config.database_url, config.ledger_settings()?)
-        .await
-        .with_context(|| format!("opening the ledger at {}", redact_url(&config.database_url)))?;
-    let money = config.money_rules()?;
+async fn serve(config: Settings) -> anyhow::Result<()> {
+    let ledger = ledger::connect(
+        config.database.url.expose(),
+        LedgerSettings::from_settings(&config)?,
+    )
+    .await
+    .with_context(|| format!("opening the ledger at {}", config.database.url))?;
+    let money = MoneyRules::from_settings(&config.money)?;
     let router = app(
         ledger.clone(),
         verifier(&config).await?,
         money,
-        Limits::from_config(&config),
+        Limits::from_settings(&config.api),
     );
     tokio::spawn(purge_idempotency_keys(ledger));
-    let listener = tokio::net::TcpListener::bind(&config.api_addr)
+    let listener = tokio::net::TcpListener::bind(&config.api.addr)
         .await
-        .with_context(|| format!("binding {}", config.api_addr))?;
-    tracing::info!(addr = %config.api_addr, "recaudo-api listening");
+        .with_context(|| format!("binding {}", config.api.addr))?;
+    tracing::info!(addr = %config.api.addr, "recaudo-api listening");
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(settings::signal::shutdown())
         .await?;
     tracing::info!("recaudo-api stopped");
     Ok(())
@@ -194,19 +170,4 @@ async fn purge_idempotency_keys(ledger: std::sync::Arc<dyn ledger::Ledger>) {
             Err(e) => tracing::warn!(error = %e, "could not purge idempotency keys"),
         }
     }
-}
-
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -4,6 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use fault::Fault;
 use ledger::{InvalidInput, LedgerError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -221,7 +222,7 @@ impl Problem {
             .field("currency")
             .detail(format!("currency must be {expected}")),
             E::DuplicateOperator(_) => Problem::internal(),
-            other if other.is_retryable() => {
+            other if other.retry() == fault::RetryHint::Retry => {
                 tracing::warn!(error = %other, "database temporarily unavailable");
                 Problem::unavailable("the database is busy or unreachable")
             }

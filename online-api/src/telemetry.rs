@@ -2,96 +2,63 @@
 //! request, and Prometheus metrics. Labels are the matched route template (never the raw
 //! path, which carries card numbers), the method and the status: bounded by construction.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{counter, histogram};
+use settings::telemetry::{PrometheusHandle, PrometheusRecorder};
 
 use crate::AppState;
 use crate::auth::Caller;
 
-/// Upper bounds of the latency histogram, in microseconds (exported in seconds).
-const BUCKETS: [u64; 12] = [
-    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-    10_000_000,
-];
-
-/// Microseconds as decimal seconds, for the exposition format.
-fn seconds(micros: u64) -> String {
-    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
-}
-
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum_micros: u64,
-}
-
-#[derive(Default)]
+/// The API's metrics, in a recorder of this router's own: each test app counts only its
+/// own requests, and `/metrics` shows what this process answered.
+#[derive(Clone)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let recorder = settings::telemetry::builder().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::describe_counter!(
+                "http_requests_total",
+                "HTTP requests answered, by matched route, method and status."
+            );
+            metrics::describe_histogram!(
+                "http_request_duration_seconds",
+                metrics::Unit::Seconds,
+                "Time to answer a request, by matched route."
+            );
+        });
+        Metrics {
+            recorder: Arc::new(recorder),
+            handle,
+        }
+    }
 }
 
 impl Metrics {
-    fn record(&self, route: &str, method: &'static str, status: u16, micros: u64) {
-        *self
-            .requests
-            .lock()
-            .expect("metrics lock")
-            .entry((route.to_string(), method, status))
-            .or_default() += 1;
-        let mut latency = self.latency.lock().expect("metrics lock");
-        let h = latency.entry(route.to_string()).or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if micros <= *bound {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum_micros += micros;
+    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+        metrics::with_local_recorder(&*self.recorder, || {
+            counter!("http_requests_total", "route" => route.to_string(), "method" => method,
+                "status" => status.to_string())
+            .increment(1);
+            histogram!("http_request_duration_seconds", "route" => route.to_string())
+                .record(seconds);
+        });
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP http_requests_total HTTP requests answered, by matched route, method and status.\n");
-        out.push_str("# TYPE http_requests_total counter\n");
-        for ((route, method, status), n) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}"
-            );
-        }
-        out.push_str(
-            "# HELP http_request_duration_seconds Time to answer a request, by matched route.\n",
-        );
-        out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        for (route, h) in self.latency.lock().expect("metrics lock").iter() {
-            for (bound, count) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(
-                    out,
-                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}\"}} {count}",
-                    seconds(*bound)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\n\
-                 http_request_duration_seconds_sum{{route=\"{route}\"}} {}\n\
-                 http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count,
-                seconds(h.sum_micros),
-                h.count
-            );
-        }
-        out
+        self.handle.render()
     }
 }
 
@@ -133,9 +100,11 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let mut response = next.run(req).await;
-    let micros = start.elapsed().as_micros() as u64;
+    let took = start.elapsed();
     let status = response.status().as_u16();
-    state.metrics.record(&route, method, status, micros);
+    state
+        .metrics
+        .record(&route, method, status, took.as_secs_f64());
     let operator = response
         .extensions()
         .get::<Caller>()
@@ -145,7 +114,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         method,
         route = %route,
         status,
-        latency_ms = micros / 1000,
+        latency_ms = took.as_millis() as u64,
         operator = operator.as_deref().unwrap_or("-"),
         "request"
     );

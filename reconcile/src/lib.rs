@@ -31,3 +31,14 @@ pub enum ReconcileError {
     #[error("the totals do not tie out for {0}")]
     TieOut(String),
 }
+
+impl fault::Fault for ReconcileError {
+    /// Only the database can be away for a while; everything else is a bug of ours (a
+    /// run that does not tie out included: the engine must always tie out).
+    fn blame(&self) -> fault::Blame {
+        match self {
+            ReconcileError::Database(e) => ledger::error::database_blame(e),
+            _ => fault::Blame::Internal,
+        }
+    }
+}

@@ -190,16 +190,6 @@ impl Reconciliation {
         }
         Ok(out)
     }
-
-    /// The non-MATCHED items, columns as in `items`.
-    pub fn exception_items(&self) -> Result<DataFrame, ReconcileError> {
-        Ok(self
-            .items
-            .clone()
-            .lazy()
-            .filter(col("case").neq(lit(Case::Matched.as_str())))
-            .collect()?)
-    }
 }
 
 /// The current run of a date, as the reports read it.

@@ -51,17 +51,24 @@ pub enum ReportError {
     Frame(#[from] polars::error::PolarsError),
 }
 
-impl ReportError {
-    /// True when the same run may succeed later (the store or the database is down).
-    pub fn is_retryable(&self) -> bool {
+impl fault::Fault for ReportError {
+    fn blame(&self) -> fault::Blame {
         match self {
-            ReportError::Storage(e) => e.is_retryable(),
-            ReportError::Database(e) => ledger::error::is_transient(e),
-            ReportError::Ledger(e) => e.is_retryable(),
-            ReportError::Reconcile(reconcile::ReconcileError::Database(e)) => {
-                ledger::error::is_transient(e)
+            ReportError::NotReconciled(_) | ReportError::StaleReconciliation { .. } => {
+                fault::Blame::User
             }
-            _ => false,
+            ReportError::Storage(e) => e.blame(),
+            ReportError::Database(e) => ledger::error::database_blame(e),
+            ReportError::Ledger(e) => e.blame(),
+            ReportError::Reconcile(e) => e.blame(),
+            ReportError::Frame(_) => fault::Blame::Internal,
+        }
+    }
+
+    fn retry(&self) -> fault::RetryHint {
+        match self {
+            ReportError::Storage(e) => e.retry(),
+            other => other.blame().into(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod local;
 mod s3;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use std::pin::Pin;
@@ -52,16 +53,28 @@ pub enum StorageError {
     },
 }
 
-impl StorageError {
-    /// True when the same call may succeed later (the store is down or throttling).
-    pub fn is_retryable(&self) -> bool {
+impl fault::Fault for StorageError {
+    /// The store being down or throttling is external; a key or URL we built wrong, or an
+    /// object that should be there and is not, is ours.
+    fn blame(&self) -> fault::Blame {
+        use fault::Blame;
         match self {
-            StorageError::S3 { retryable, .. } => *retryable,
-            StorageError::Io { source, .. } => matches!(
-                source.kind(),
-                std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut
-            ),
-            _ => false,
+            StorageError::S3 { .. } => Blame::External,
+            StorageError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut => Blame::External,
+                _ => Blame::Internal,
+            },
+            StorageError::InvalidUrl { .. } => Blame::User,
+            StorageError::NotFound(_) | StorageError::InvalidKey { .. } => Blame::Internal,
+        }
+    }
+
+    fn retry(&self) -> fault::RetryHint {
+        match self {
+            StorageError::S3 {
+                retryable: false, ..
+            } => fault::RetryHint::Never,
+            other => other.blame().into(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `recaudo bench reconcile --rows N`: the engine against DuckDB on the same Parquet files.
+//! `recaudo-bench reconcile --rows N`: the engine against DuckDB on the same Parquet files.
 //! Each engine runs in its own process so each peak memory is its own.
 
 use std::fs::File;
@@ -128,7 +128,7 @@ pub fn engine(ledger: &str, file: &str, out: &str, date: i32) -> anyhow::Result<
     println!(
         "{:.3} {} {}",
         start.elapsed().as_secs_f64(),
-        crate::bench::peak_rss_mib(),
+        crate::peak_rss_mib(),
         items
     );
     Ok(())
@@ -302,7 +302,7 @@ pub async fn run(rows: u64, dir: Option<PathBuf>, runs: u32) -> anyhow::Result<(
     let exe = std::env::current_exe()?;
     // In a process of its own, so that neither engine runs beside the generator's few GiB.
     let generated = Command::new(&exe)
-        .args(["bench", "reconcile-generate", &rows.to_string()])
+        .args(["reconcile-generate", &rows.to_string()])
         .arg(&dir)
         .output()?;
     anyhow::ensure!(
@@ -327,7 +327,6 @@ pub async fn run(rows: u64, dir: Option<PathBuf>, runs: u32) -> anyhow::Result<(
         timed(
             under_time(time_bin, &exe)
                 .args([
-                    "bench",
                     "reconcile-engine",
                     &p("ledger.parquet"),
                     &p("file.parquet"),

@@ -15,7 +15,7 @@ pub enum YardstickError {
 
 /// Creates an empty database on the server `admin_url` names and returns its URL.
 pub async fn fresh_database(admin_url: &str) -> Result<String, YardstickError> {
-    Ok(crate::postgres::create_database(admin_url, "recaudo_bench").await?)
+    Ok(ledger::postgres::create_database(admin_url, "recaudo_bench").await?)
 }
 
 /// What pgbench committed in its run.

@@ -1,4 +1,4 @@
-//! `recaudo-api bench`: drives the real HTTP server on PostgreSQL with concurrent
+//! `recaudo-bench api`: drives the real HTTP server on PostgreSQL with concurrent
 //! connections making sales, and prints sales per second with p50/p99 latency beside
 //! pgbench's tpcb-like tps on the same server (BENCHMARKS.md records the results).
 
@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ledger::{LedgerSettings, MoneyRules, Operator, OperatorId, OperatorName, Rate, VoidWindow};
+use ledger::{LedgerSettings, MoneyRules};
 
-use crate::auth::{JwksSource, Verifier, VerifierSettings, parse_algorithms};
-use crate::dev_keys::{DEV_AUDIENCE, DEV_ISSUER, DevKeys};
-use crate::{Limits, app};
+use online_api::auth::{JwksSource, Verifier, VerifierSettings, parse_algorithms};
+use online_api::dev_keys::{DEV_AUDIENCE, DEV_ISSUER, DevKeys};
+use online_api::{Limits, app};
 
-const OPERATORS: usize = 20;
+use crate::OPERATORS;
 
 pub struct LoadSettings {
     pub postgres_url: String,
@@ -22,7 +22,7 @@ pub struct LoadSettings {
 }
 
 pub async fn run(s: LoadSettings) -> anyhow::Result<()> {
-    let db = ledger::yardstick::fresh_database(&s.postgres_url)
+    let db = crate::yardstick::fresh_database(&s.postgres_url)
         .await
         .context("creating the benchmark database")?;
     let ledger = ledger::connect(
@@ -36,20 +36,9 @@ pub async fn run(s: LoadSettings) -> anyhow::Result<()> {
     let mut tokens = Vec::new();
     let keys_dir = tempfile::tempdir()?;
     let keys = DevKeys::load_or_create_in(keys_dir.path())?;
+    crate::register_operators(&ledger).await?;
     for i in 0..OPERATORS {
-        let id = format!("OP{i:03}");
-        ledger
-            .add_operator(&Operator {
-                id: OperatorId::parse(&id)?,
-                name: OperatorName::parse(&id)?,
-                commission_rate: Rate::parse("commission_rate", "0.035")?,
-                tax_rate: Rate::parse("tax_rate", "0.19")?,
-                void_window: VoidWindow::parse("30m")?,
-                settlement_lag_days: 1,
-                active: true,
-            })
-            .await?;
-        tokens.push(keys.mint(&id, "sales:write", 3600)?);
+        tokens.push(keys.mint(&format!("OP{i:03}"), "sales:write", 3600)?);
     }
     let verifier = Verifier::new(VerifierSettings {
         issuer: DEV_ISSUER.into(),
@@ -142,7 +131,7 @@ pub async fn run(s: LoadSettings) -> anyhow::Result<()> {
         "invariants broken after the run: {report:?}"
     );
     eprintln!("measuring pgbench …");
-    let pgbench = ledger::yardstick::pgbench(&db, 32, s.seconds).await?;
+    let pgbench = crate::yardstick::pgbench(&db, 32, s.seconds).await?;
     let sales_per_s = all.len() as u64 * 1000 / elapsed_ms;
     let ratio_hundredths = sales_per_s * 100 / pgbench.tps().max(1);
     println!(

@@ -1,25 +1,49 @@
-//! `recaudo bench`: throughput measurements anyone can run. Each prints a table; the
-//! numbers recorded in BENCHMARKS.md come from here.
+//! `recaudo-bench`: every measurement of recaudo that anyone can run, each printing a table
+//! with its yardstick beside it (pgbench, DuckDB). The numbers in BENCHMARKS.md come from
+//! here. Not part of the product: the binaries ops deploy carry none of this.
+
+mod api;
+mod reconcile;
+mod report;
+mod yardstick;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
-use clap::{Args, Subcommand};
-use ledger::config::{Config, redact_url};
+use clap::{Args, Parser, Subcommand};
 use ledger::journal::{NewSale, Validation};
 use ledger::{
     CardId, DeviceId, Ledger, LedgerSettings, Money, Operator, OperatorId, OperatorName,
     OperatorRef, PointOfSale, Rate, RouteId, TransportOperatorId, VoidWindow,
 };
+use settings::{Settings, redact_url};
+
+// The reconciliation engine runs on the product's allocator, set up the same way.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "recaudo-bench",
+    version,
+    about = "recaudo's benchmarks, each beside its yardstick (see BENCHMARKS.md)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
 
 #[derive(Subcommand)]
-pub enum BenchCommand {
+enum BenchCommand {
     /// Online sales per second at 1, 8 and 32 concurrent clients and validations per second
     /// posted in batches, on fresh PostgreSQL and SQLite databases, with pgbench's tpcb-like
     /// run against the same PostgreSQL server as the yardstick.
     Ledger(LedgerArgs),
+    /// The real HTTP server on a fresh PostgreSQL database, driven by concurrent connections
+    /// making sales (sales/s, p50/p99 latency), beside pgbench's tpcb-like run.
+    Api(ApiArgs),
     /// Operator-file ingest of one large file into PostgreSQL (records/s, MB/s, peak
     /// memory), and validations from the Kafka broker into PostgreSQL (validations/s).
     Ingest(IngestArgs),
@@ -46,7 +70,24 @@ pub enum BenchCommand {
 }
 
 #[derive(Args)]
-pub struct ReconcileBenchArgs {
+struct ApiArgs {
+    /// PostgreSQL server to measure (a fresh database is created on it).
+    #[arg(
+        long,
+        env = "RECAUDO_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds to drive the server (and to run pgbench).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+#[derive(Args)]
+struct ReconcileBenchArgs {
     /// Records per side.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
@@ -59,7 +100,7 @@ pub struct ReconcileBenchArgs {
 }
 
 #[derive(Args)]
-pub struct ReportBenchArgs {
+struct ReportBenchArgs {
     /// PostgreSQL server to measure (a fresh database is created on it).
     #[arg(
         long,
@@ -76,7 +117,7 @@ pub struct ReportBenchArgs {
 }
 
 #[derive(Args)]
-pub struct IngestArgs {
+struct IngestArgs {
     #[arg(
         long,
         env = "RECAUDO_TEST_DATABASE_URL",
@@ -95,7 +136,7 @@ pub struct IngestArgs {
 }
 
 #[derive(Args)]
-pub struct LedgerArgs {
+struct LedgerArgs {
     /// PostgreSQL server to measure (a fresh database is created on it).
     #[arg(
         long,
@@ -120,15 +161,33 @@ pub struct LedgerArgs {
 const OPERATORS: usize = 20;
 const CARDS: u64 = 200_000;
 
-pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    jobs::tune_allocator();
+    let cli = Cli::parse();
+    let config = Settings::load()?;
+    settings::logging::init(config.telemetry.log_format.as_deref(), "warn,sqlx=error");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli.command, &config))
+}
+
+async fn run(cmd: BenchCommand, config: &Settings) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Api(args) => {
+            api::run(api::LoadSettings {
+                postgres_url: args.postgres_url,
+                connections: args.connections,
+                seconds: args.seconds,
+                settings: LedgerSettings::from_settings(config)?,
+            })
+            .await
+        }
         BenchCommand::Ledger(args) => ledger_bench(args, config).await,
         BenchCommand::Ingest(args) => ingest_bench(args, config).await,
-        BenchCommand::Reconcile(args) => {
-            crate::reconcile_bench::run(args.rows, args.dir, args.runs).await
-        }
+        BenchCommand::Reconcile(args) => reconcile::run(args.rows, args.dir, args.runs).await,
         BenchCommand::Report(args) => {
-            crate::report_bench::run(
+            report::run(
                 &args.postgres_url,
                 args.sales,
                 args.operators,
@@ -137,15 +196,13 @@ pub async fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<()> {
             )
             .await
         }
-        BenchCommand::ReconcileGenerate { rows, dir } => {
-            crate::reconcile_bench::generate_child(rows, &dir)
-        }
+        BenchCommand::ReconcileGenerate { rows, dir } => reconcile::generate_child(rows, &dir),
         BenchCommand::ReconcileEngine {
             ledger,
             file,
             out,
             date,
-        } => crate::reconcile_bench::engine(&ledger, &file, &out, date),
+        } => reconcile::engine(&ledger, &file, &out, date),
     }
 }
 
@@ -157,10 +214,10 @@ struct Row {
     seconds: f64,
 }
 
-async fn ledger_bench(args: LedgerArgs, config: &Config) -> anyhow::Result<()> {
+async fn ledger_bench(args: LedgerArgs, config: &Settings) -> anyhow::Result<()> {
     let settings = LedgerSettings {
         max_connections: 40,
-        ..config.ledger_settings()?
+        ..LedgerSettings::from_settings(config)?
     };
     let mut rows = Vec::new();
     let pg_db = fresh_database(&args.postgres_url).await?;
@@ -201,9 +258,7 @@ async fn ledger_bench(args: LedgerArgs, config: &Config) -> anyhow::Result<()> {
         );
     }
     eprintln!("measuring pgbench …");
-    let pgbench = ledger::yardstick::pgbench(&pg_db, 32, args.seconds)
-        .await?
-        .tps() as f64;
+    let pgbench = yardstick::pgbench(&pg_db, 32, args.seconds).await?.tps() as f64;
     rows.push(Row {
         backend: "postgres".into(),
         workload: "pgbench tpcb-like, scale 32".into(),
@@ -225,7 +280,7 @@ async fn ledger_bench(args: LedgerArgs, config: &Config) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    crate::table::print(
+    jobs::table::print(
         &[
             "backend",
             "workload",
@@ -249,7 +304,7 @@ async fn ledger_bench(args: LedgerArgs, config: &Config) -> anyhow::Result<()> {
 }
 
 async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
-    ledger::yardstick::fresh_database(admin_url)
+    yardstick::fresh_database(admin_url)
         .await
         .with_context(|| format!("PostgreSQL is not reachable at {}", redact_url(admin_url)))
 }
@@ -372,7 +427,7 @@ async fn validations(
 }
 
 /// The process's peak resident memory so far (VmHWM), in MiB.
-pub(crate) fn peak_rss_mib() -> u64 {
+fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -385,14 +440,14 @@ pub(crate) fn peak_rss_mib() -> u64 {
         / 1024
 }
 
-async fn ingest_bench(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
+async fn ingest_bench(args: IngestArgs, config: &Settings) -> anyhow::Result<()> {
     use fixtures::{Fixture, FixtureConfig};
     let settings = LedgerSettings {
         max_connections: 8,
-        ..config.ledger_settings()?
+        ..LedgerSettings::from_settings(config)?
     };
     let date = ledger::BusinessDate::parse("2026-11-26")?;
-    let rules = config.money_rules()?;
+    let rules = ledger::MoneyRules::from_settings(&config.money)?;
     let mut table = Vec::new();
 
     // One operator's file of `records` sales.
@@ -442,34 +497,30 @@ async fn ingest_bench(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
             ingest::validations::KafkaSettings::new(&brokers, &format!("bench-{topic}"));
         kafka.topic = topic;
         eprintln!("producing {} validations …", args.validations);
-        let produced = crate::data_in::produce(&fixture, &kafka).await?;
+        let produced = jobs::data_in::produce(&fixture, &kafka).await?;
         let ledger = ledger::connect(&fresh_database(&args.postgres_url).await?, settings).await?;
-        kafka.stop_after_events = Some(produced);
-        kafka.stop_when_idle = Some(Duration::from_secs(30));
+        kafka.stop_when_idle = None;
         eprintln!("consuming them into PostgreSQL …");
-        let start = Instant::now();
-        let report = ingest::validations::ingest_from_kafka(&*ledger, &rules, &kafka).await?;
-        // Steady state: from the first event to the last posting; joining the consumer
-        // group is reported apart.
-        let join = report.first_event_after_ms.unwrap_or(0) as f64 / 1000.0;
-        let seconds = start.elapsed().as_secs_f64() - join;
-        eprintln!("joined the consumer group and got the first event after {join:.1} s");
-        anyhow::ensure!(
-            report.posted == produced,
-            "posted {} of {produced}",
-            report.posted
-        );
+        // The consumer runs until cancelled; the clock runs from the first posted
+        // validation (joining the consumer group is reported apart) to the last.
+        let consumer = ingest::validations::ingest_from_kafka(&*ledger, &rules, &kafka);
+        let (join, seconds) = tokio::select! {
+            r = consumer => anyhow::bail!("the consumer stopped early: {:?}", r?),
+            t = all_posted(&*ledger, produced) => t?,
+        };
+        eprintln!("joined the consumer group and posted the first batch after {join:.1} s");
+        let posted = produced;
         table.push(vec![
             "Kafka validations -> PostgreSQL".to_string(),
-            report.posted.to_string(),
+            posted.to_string(),
             "-".to_string(),
             format!("{seconds:.2}"),
-            format!("{:.0}", report.posted as f64 / seconds),
+            format!("{:.0}", posted as f64 / seconds),
             "-".to_string(),
             format!("{}", peak_rss_mib()),
         ]);
     }
-    crate::table::print(
+    jobs::table::print(
         &[
             "workload",
             "records",
@@ -482,4 +533,24 @@ async fn ingest_bench(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
         &table,
     );
     Ok(())
+}
+
+/// Waits until `count` validations are posted; returns the seconds until the first was
+/// and the seconds from then until the last.
+async fn all_posted(ledger: &dyn Ledger, count: u64) -> anyhow::Result<(f64, f64)> {
+    let start = Instant::now();
+    let mut first = None;
+    loop {
+        let posted: i64 = ledger::on_pool!(ledger.database(), pool => {
+            sqlx::query_scalar("SELECT count(*) FROM validations").fetch_one(pool).await?
+        });
+        if posted > 0 && first.is_none() {
+            first = Some(start.elapsed().as_secs_f64());
+        }
+        if posted as u64 >= count {
+            let first = first.unwrap_or(0.0);
+            return Ok((first, start.elapsed().as_secs_f64() - first));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

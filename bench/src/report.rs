@@ -1,4 +1,4 @@
-//! `recaudo bench report --sales N --operators M`: the settlement reports of one business
+//! `recaudo-bench report --sales N --operators M`: the settlement reports of one business
 //! date with N sales over M operators, read from PostgreSQL and written to a local folder,
 //! timed step by step.
 //!
@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use fixtures::{Fixture, FixtureConfig};
-use ledger::config::Config;
+use ledger::LedgerSettings;
 use ledger::{BusinessDate, Database, Ledger};
+use settings::Settings;
 use storage::ObjectStore;
 
 const CHUNK: u64 = 500_000;
@@ -177,7 +178,7 @@ pub async fn run(
     sales: u64,
     operators: usize,
     validations: u64,
-    config: &Config,
+    config: &Settings,
 ) -> anyhow::Result<()> {
     let date = BusinessDate::parse("2026-11-26")?;
     let mut fc = FixtureConfig::new(2026, date, sales);
@@ -185,7 +186,7 @@ pub async fn run(
     fc.cards = sales / 2 + 10;
     let fixture = Fixture::new(fc);
     let url = ledger::postgres::create_database(postgres_url, "recaudo_bench").await?;
-    let ledger = ledger::connect(&url, config.ledger_settings()?)
+    let ledger = ledger::connect(&url, LedgerSettings::from_settings(config)?)
         .await
         .context("opening the benchmark database")?;
     let setup = Instant::now();
@@ -199,8 +200,13 @@ pub async fn run(
     let mut last = (0.0, 0);
     for attempt in 1..=2 {
         let t0 = Instant::now();
-        let inputs =
-            reports::inputs::load(&*ledger, date, config.currency()?, config.holidays()?).await?;
+        let inputs = reports::inputs::load(
+            &*ledger,
+            date,
+            ledger::MoneyRules::from_settings(&config.money)?.currency,
+            ledger::business_date::holidays(&config.calendar),
+        )
+        .await?;
         let t1 = Instant::now();
         let statement = reports::statement::build(&inputs)?;
         let files = reports::files::render(&statement)?;
@@ -221,9 +227,9 @@ pub async fn run(
             format!("{:.1}", bytes as f64 / 1_048_576.0),
             published.prefix,
         ]);
-        last = (total, crate::bench::peak_rss_mib());
+        last = (total, crate::peak_rss_mib());
     }
-    crate::table::print(
+    jobs::table::print(
         &[
             "run",
             "load s",

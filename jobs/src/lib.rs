@@ -1,0 +1,39 @@
+//! The jobs of recaudo and every operation ops runs, as a library: the `recaudo` binary is
+//! its command line, and the benchmarks reuse its pieces (`recaudo-bench`).
+
+pub mod data_in;
+pub mod demo;
+pub mod internal_events;
+pub mod job;
+pub mod job_lock;
+pub mod job_run;
+pub mod operators;
+pub mod ops;
+pub mod reconciliation;
+pub mod runner;
+pub mod schedule;
+pub mod table;
+
+use anyhow::Context;
+use settings::Settings;
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn open_ledger(config: &Settings) -> anyhow::Result<std::sync::Arc<dyn ledger::Ledger>> {
+    let ledger_settings = ledger::LedgerSettings::from_settings(config)?;
+    ledger::connect(config.database.url.expose(), ledger_settings)
+        .await
+        .with_context(|| format!("opening the ledger at {}", config.database.url))
+}
+
+/// mimalloc's `purge_delay` option (ms; -1 never).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Sets up mimalloc (the binaries' allocator, which polars recommends over the system's)
+/// for the engine: purging hands freed pages back to the OS, and the engine's next part
+/// faults them straight back in, so freed pages are kept for reuse and a process keeps its
+/// peak until it exits (BENCHMARKS.md, reconciliation engine). Call first thing in `main`, before
+/// any thread starts.
+pub fn tune_allocator() {
+    // SAFETY: sets a process-wide allocator option before any thread is started.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
