@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::business_date::{BusinessCalendar, BusinessDate};
 use crate::error::{InvalidInput, LedgerError};
-use crate::idempotency::KeyClaim;
+use crate::idempotency::{self, KeyClaim};
 use crate::ids::{CardId, OperatorId};
 use crate::journal::{
     CardBalance, CardEntry, InvariantReport, NewPayment, NewSale, Payment, PaymentReceipt, Sale,
@@ -16,6 +16,8 @@ use crate::journal::{
 };
 use crate::money::{Currency, Money};
 use crate::operator::{Operator, OperatorPatch};
+use crate::reads;
+use crate::rows::{OPERATOR_COLUMNS, operator_from_row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -99,17 +101,83 @@ pub trait Ledger: Send + Sync {
 
     /// Applies this backend's pending migrations. Safe to run from several processes.
     async fn migrate(&self) -> Result<(), LedgerError>;
-    /// Succeeds when the database answers.
-    async fn ping(&self) -> Result<(), LedgerError>;
+    /// Where idempotency keys are kept: the ledger's database unless a backend has a
+    /// cheaper path to it (PostgreSQL's pool without synchronous commit).
+    fn idempotency_database(&self) -> Database<'_> {
+        self.database()
+    }
 
-    async fn add_operator(&self, operator: &Operator) -> Result<(), LedgerError>;
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), LedgerError> {
+        on_pool!(self.database(), pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    async fn add_operator(&self, op: &Operator) -> Result<(), LedgerError> {
+        let added = on_pool!(self.database(), pool => {
+            sqlx::query(
+                "INSERT INTO operators (id, name, commission_rate, tax_rate, void_window_secs, \
+                 settlement_lag_days, active) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(op.id.as_str())
+            .bind(op.name.as_str())
+            .bind(op.commission_rate.to_string())
+            .bind(op.tax_rate.to_string())
+            .bind(op.void_window.duration().as_secs() as i64)
+            .bind(i32::from(op.settlement_lag_days))
+            .bind(op.active)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if added == 0 {
+            return Err(LedgerError::DuplicateOperator(op.id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Changes the fields the patch names, in one statement (so two changes at once
+    /// cannot lose either), and returns the operator as it now is.
     async fn update_operator(
         &self,
         id: &OperatorId,
         patch: &OperatorPatch,
-    ) -> Result<Operator, LedgerError>;
-    async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError>;
-    async fn operators(&self) -> Result<Vec<Operator>, LedgerError>;
+    ) -> Result<Operator, LedgerError> {
+        let sql = format!(
+            "UPDATE operators SET name = COALESCE($2, name), \
+             commission_rate = COALESCE($3, commission_rate), tax_rate = COALESCE($4, tax_rate), \
+             void_window_secs = COALESCE($5, void_window_secs), \
+             settlement_lag_days = COALESCE($6, settlement_lag_days), \
+             active = COALESCE($7, active), updated_at = $8 \
+             WHERE id = $1 RETURNING {OPERATOR_COLUMNS}"
+        );
+        let row = on_pool!(self.database(), pool => {
+            let row = sqlx::query(&sql)
+                .bind(id.as_str())
+                .bind(patch.name.as_ref().map(|n| n.as_str().to_string()))
+                .bind(patch.commission_rate.map(|r| r.to_string()))
+                .bind(patch.tax_rate.map(|r| r.to_string()))
+                .bind(patch.void_window.map(|w| w.duration().as_secs() as i64))
+                .bind(patch.settlement_lag_days.map(i32::from))
+                .bind(patch.active)
+                .bind(Utc::now())
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(operator_from_row).transpose()?
+        });
+        row.ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))
+    }
+
+    async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError> {
+        reads::operator(self.database(), id).await
+    }
+
+    async fn operators(&self) -> Result<Vec<Operator>, LedgerError> {
+        reads::operators(self.database()).await
+    }
 
     /// Records a top-up: debit the operator's receivable, credit the card. Idempotent by
     /// (operator, operator_ref); the same ref with other content is a `Conflict`.
@@ -153,17 +221,25 @@ pub trait Ledger: Send + Sync {
     ) -> Result<ValidationBatchOutcome, LedgerError>;
 
     /// The card's balance; zero for a card never seen.
-    async fn card_balance(&self, card: &CardId) -> Result<CardBalance, LedgerError>;
+    async fn card_balance(&self, card: &CardId) -> Result<CardBalance, LedgerError> {
+        reads::card_balance(self.database(), self.settings().currency, card).await
+    }
     /// The card's movements, oldest first.
-    async fn card_entries(&self, card: &CardId) -> Result<Vec<CardEntry>, LedgerError>;
+    async fn card_entries(&self, card: &CardId) -> Result<Vec<CardEntry>, LedgerError> {
+        reads::card_entries(self.database(), self.settings().currency, card).await
+    }
     /// One of the operator's sales; `None` also when the sale belongs to another operator.
-    async fn sale(&self, operator: &OperatorId, id: SaleId) -> Result<Option<Sale>, LedgerError>;
+    async fn sale(&self, operator: &OperatorId, id: SaleId) -> Result<Option<Sale>, LedgerError> {
+        reads::sale(self.database(), operator, id).await
+    }
     /// The operator's sales of a business date and the sales voided on it, by id.
     async fn operator_sales(
         &self,
         operator: &OperatorId,
         date: BusinessDate,
-    ) -> Result<Vec<Sale>, LedgerError>;
+    ) -> Result<Vec<Sale>, LedgerError> {
+        reads::operator_sales(self.database(), operator, date).await
+    }
     /// A page of the operator's sales of a business date with an id above `after`.
     async fn operator_sales_page(
         &self,
@@ -171,7 +247,9 @@ pub trait Ledger: Send + Sync {
         date: BusinessDate,
         after: Option<SaleId>,
         limit: u32,
-    ) -> Result<Vec<Sale>, LedgerError>;
+    ) -> Result<Vec<Sale>, LedgerError> {
+        reads::operator_sales_page(self.database(), operator, date, after, limit).await
+    }
 
     /// Claims an idempotency key for `request_hash`. An in-flight claim older than
     /// `stale_after` (its holder crashed) is taken over.
@@ -182,7 +260,10 @@ pub trait Ledger: Send + Sync {
         request_hash: &str,
         now: DateTime<Utc>,
         stale_after: chrono::Duration,
-    ) -> Result<KeyClaim, LedgerError>;
+    ) -> Result<KeyClaim, LedgerError> {
+        let db = self.idempotency_database();
+        idempotency::claim(db, operator, key, request_hash, now, stale_after).await
+    }
     /// Stores the response of a claimed key, so later requests replay it.
     async fn complete_idempotency_key(
         &self,
@@ -190,18 +271,26 @@ pub trait Ledger: Send + Sync {
         key: &str,
         status: u16,
         body: &[u8],
-    ) -> Result<(), LedgerError>;
+    ) -> Result<(), LedgerError> {
+        idempotency::complete(self.idempotency_database(), operator, key, status, body).await
+    }
     /// Forgets an in-flight claim whose work failed in a way worth retrying.
     async fn release_idempotency_key(
         &self,
         operator: &OperatorId,
         key: &str,
-    ) -> Result<(), LedgerError>;
+    ) -> Result<(), LedgerError> {
+        idempotency::release(self.idempotency_database(), operator, key).await
+    }
     /// Deletes keys first used before `before`; returns how many.
-    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, LedgerError>;
+    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, LedgerError> {
+        idempotency::purge(self.idempotency_database(), before).await
+    }
 
     /// Checks every invariant of the journal over the whole database.
-    async fn check_invariants(&self) -> Result<InvariantReport, LedgerError>;
+    async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
+        reads::check_invariants(self.database()).await
+    }
 }
 
 /// Opens the ledger a URL names and applies its migrations.

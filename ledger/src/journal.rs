@@ -43,6 +43,29 @@ pub struct NewSale {
     pub occurred_at: DateTime<Utc>,
 }
 
+impl NewSale {
+    /// The sale as recorded now: what the operator sent plus what the ledger gave it.
+    pub(crate) fn recorded(
+        &self,
+        id: SaleId,
+        business_date: BusinessDate,
+        transaction_id: TransactionId,
+    ) -> Sale {
+        Sale {
+            id,
+            operator_id: self.operator_id.clone(),
+            operator_ref: self.operator_ref.clone(),
+            card_id: self.card_id.clone(),
+            amount: self.amount,
+            point_of_sale: self.point_of_sale.clone(),
+            occurred_at: self.occurred_at,
+            business_date,
+            transaction_id,
+            void: None,
+        }
+    }
+}
+
 /// A recorded top-up, with its void if it was voided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sale {
@@ -118,6 +141,29 @@ pub struct NewPayment {
     pub route_id: RouteId,
     pub transport_operator_id: TransportOperatorId,
     pub occurred_at: DateTime<Utc>,
+}
+
+impl NewPayment {
+    /// The payment as recorded now.
+    pub(crate) fn recorded(
+        &self,
+        id: PaymentId,
+        business_date: BusinessDate,
+        transaction_id: TransactionId,
+    ) -> Payment {
+        Payment {
+            id,
+            operator_id: self.operator_id.clone(),
+            payment_ref: self.payment_ref.clone(),
+            card_id: self.card_id.clone(),
+            amount: self.amount,
+            route_id: self.route_id.clone(),
+            transport_operator_id: self.transport_operator_id.clone(),
+            occurred_at: self.occurred_at,
+            business_date,
+            transaction_id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -35,29 +35,6 @@ pub struct OperatorPatch {
     pub active: Option<bool>,
 }
 
-impl OperatorPatch {
-    pub fn apply(&self, op: &mut Operator) {
-        if let Some(v) = &self.name {
-            op.name = v.clone();
-        }
-        if let Some(v) = self.commission_rate {
-            op.commission_rate = v;
-        }
-        if let Some(v) = self.tax_rate {
-            op.tax_rate = v;
-        }
-        if let Some(v) = self.void_window {
-            op.void_window = v;
-        }
-        if let Some(v) = self.settlement_lag_days {
-            op.settlement_lag_days = v;
-        }
-        if let Some(v) = self.active {
-            op.active = v;
-        }
-    }
-}
-
 /// A display name: 1 to 120 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]

@@ -12,22 +12,14 @@ use crate::backend::{
     Backend, Database, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
     parse_cards, replay_payment, replay_sale, validation_postings,
 };
-use crate::business_date::BusinessDate;
 use crate::error::LedgerError;
-use crate::idempotency::{KeyClaim, pg as key_store};
 use crate::ids::{CardId, OperatorId};
 use crate::journal::{
-    CardBalance, CardEntry, InvariantReport, NewPayment, NewSale, PaymentReceipt, Sale, SaleId,
-    SaleReceipt, Validation, ValidationBatchOutcome, VoidReceipt, card_account, fares_account,
-    receivable_account,
+    NewPayment, NewSale, PaymentReceipt, Sale, SaleId, SaleReceipt, Validation,
+    ValidationBatchOutcome, VoidReceipt, card_account, fares_account, receivable_account,
 };
 use crate::money::Money;
-use crate::operator::{Operator, OperatorPatch};
-use crate::reads::pg as reads;
-use crate::rows::{
-    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, operator_from_row, payment_from_row,
-    sale_from_row,
-};
+use crate::rows::{PAYMENT_COLUMNS, SALE_COLUMNS, payment_from_row, sale_from_row};
 
 /// Creates an empty database named `{prefix}_{random}` on the server `admin_url` names and
 /// returns its URL (tests and benchmarks get a database of their own).
@@ -164,76 +156,14 @@ impl Ledger for PgLedger {
         Database::Postgres(&self.pool)
     }
 
+    /// Keys go through the pool without synchronous commit (see `relaxed_pool`).
+    fn idempotency_database(&self) -> Database<'_> {
+        Database::Postgres(&self.relaxed_pool)
+    }
+
     async fn migrate(&self) -> Result<(), LedgerError> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
-    }
-
-    async fn ping(&self) -> Result<(), LedgerError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn add_operator(&self, op: &Operator) -> Result<(), LedgerError> {
-        let result = sqlx::query(
-            "INSERT INTO operators (id, name, commission_rate, tax_rate, void_window_secs, \
-             settlement_lag_days, active) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(op.id.as_str())
-        .bind(op.name.as_str())
-        .bind(op.commission_rate.to_string())
-        .bind(op.tax_rate.to_string())
-        .bind(op.void_window.duration().as_secs() as i64)
-        .bind(i32::from(op.settlement_lag_days))
-        .bind(op.active)
-        .execute(&self.pool)
-        .await?;
-        if result.rows_affected() == 0 {
-            return Err(LedgerError::DuplicateOperator(op.id.to_string()));
-        }
-        Ok(())
-    }
-
-    async fn update_operator(
-        &self,
-        id: &OperatorId,
-        patch: &OperatorPatch,
-    ) -> Result<Operator, LedgerError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1 FOR UPDATE"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))?;
-        let mut op = operator_from_row(&row)?;
-        patch.apply(&mut op);
-        sqlx::query(
-            "UPDATE operators SET name = $2, commission_rate = $3, tax_rate = $4, \
-             void_window_secs = $5, settlement_lag_days = $6, active = $7, updated_at = now() \
-             WHERE id = $1",
-        )
-        .bind(op.id.as_str())
-        .bind(op.name.as_str())
-        .bind(op.commission_rate.to_string())
-        .bind(op.tax_rate.to_string())
-        .bind(op.void_window.duration().as_secs() as i64)
-        .bind(i32::from(op.settlement_lag_days))
-        .bind(op.active)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(op)
-    }
-
-    async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError> {
-        reads::operator(&self.pool, id).await
-    }
-
-    async fn operators(&self) -> Result<Vec<Operator>, LedgerError> {
-        reads::operators(&self.pool).await
     }
 
     async fn record_sale(&self, sale: &NewSale) -> Result<SaleReceipt, LedgerError> {
@@ -255,18 +185,11 @@ impl Ledger for PgLedger {
         if let Some(row) = row {
             let balance: i64 = row.try_get("card_balance")?;
             return Ok(SaleReceipt {
-                sale: Sale {
-                    id: row.try_get("id")?,
-                    operator_id: sale.operator_id.clone(),
-                    operator_ref: sale.operator_ref.clone(),
-                    card_id: sale.card_id.clone(),
-                    amount: sale.amount,
-                    point_of_sale: sale.point_of_sale.clone(),
-                    occurred_at: sale.occurred_at,
+                sale: sale.recorded(
+                    row.try_get("id")?,
                     business_date,
-                    transaction_id: row.try_get("transaction_id")?,
-                    void: None,
-                },
+                    row.try_get("transaction_id")?,
+                ),
                 card_balance: Money::new(balance, self.settings.currency),
                 replayed: false,
             });
@@ -434,18 +357,7 @@ impl Ledger for PgLedger {
         .await?;
         tx.commit().await?;
         Ok(PaymentReceipt {
-            payment: crate::journal::Payment {
-                id: inserted.try_get("id")?,
-                operator_id: p.operator_id.clone(),
-                payment_ref: p.payment_ref.clone(),
-                card_id: p.card_id.clone(),
-                amount: p.amount,
-                route_id: p.route_id.clone(),
-                transport_operator_id: p.transport_operator_id.clone(),
-                occurred_at: p.occurred_at,
-                business_date,
-                transaction_id: tx_id,
-            },
+            payment: p.recorded(inserted.try_get("id")?, business_date, tx_id),
             card_balance: Money::new(balance, self.settings.currency),
             replayed: false,
         })
@@ -549,87 +461,5 @@ impl Ledger for PgLedger {
             transaction_id: Some(tx_id),
             flagged_cards: parse_cards(flagged)?,
         })
-    }
-
-    async fn card_balance(&self, card: &CardId) -> Result<CardBalance, LedgerError> {
-        reads::card_balance(&self.pool, self.settings.currency, card).await
-    }
-
-    async fn card_entries(&self, card: &CardId) -> Result<Vec<CardEntry>, LedgerError> {
-        reads::card_entries(&self.pool, self.settings.currency, card).await
-    }
-
-    async fn sale(&self, operator: &OperatorId, id: SaleId) -> Result<Option<Sale>, LedgerError> {
-        reads::sale(&self.pool, operator, id).await
-    }
-
-    async fn operator_sales(
-        &self,
-        operator: &OperatorId,
-        date: BusinessDate,
-    ) -> Result<Vec<Sale>, LedgerError> {
-        reads::operator_sales(&self.pool, operator, date).await
-    }
-
-    async fn operator_sales_page(
-        &self,
-        operator: &OperatorId,
-        date: BusinessDate,
-        after: Option<SaleId>,
-        limit: u32,
-    ) -> Result<Vec<Sale>, LedgerError> {
-        reads::operator_sales_page(&self.pool, operator, date, after, limit).await
-    }
-
-    async fn claim_idempotency_key(
-        &self,
-        operator: &OperatorId,
-        key: &str,
-        request_hash: &str,
-        now: DateTime<Utc>,
-        stale_after: chrono::Duration,
-    ) -> Result<KeyClaim, LedgerError> {
-        key_store::claim(
-            &self.relaxed_pool,
-            operator,
-            key,
-            request_hash,
-            now,
-            stale_after,
-        )
-        .await
-    }
-
-    async fn complete_idempotency_key(
-        &self,
-        operator: &OperatorId,
-        key: &str,
-        status: u16,
-        body: &[u8],
-    ) -> Result<(), LedgerError> {
-        key_store::complete(&self.relaxed_pool, operator, key, status, body).await
-    }
-
-    async fn release_idempotency_key(
-        &self,
-        operator: &OperatorId,
-        key: &str,
-    ) -> Result<(), LedgerError> {
-        key_store::release(&self.relaxed_pool, operator, key).await
-    }
-
-    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, LedgerError> {
-        key_store::purge(&self.relaxed_pool, before).await
-    }
-
-    async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
-        // One snapshot, so concurrent writers cannot make a sound ledger look unsound.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        let report = reads::check_invariants(&mut tx).await?;
-        tx.commit().await?;
-        Ok(report)
     }
 }

@@ -15,22 +15,14 @@ use crate::backend::{
     Backend, Database, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
     parse_cards, replay_payment, replay_sale, validation_postings,
 };
-use crate::business_date::BusinessDate;
 use crate::error::LedgerError;
-use crate::idempotency::{KeyClaim, sqlite as key_store};
 use crate::ids::{CardId, OperatorId};
 use crate::journal::{
-    CardBalance, CardEntry, InvariantReport, NewPayment, NewSale, Payment, PaymentReceipt, Sale,
-    SaleId, SaleReceipt, Validation, ValidationBatchOutcome, Void, VoidReceipt, card_account,
-    fares_account, receivable_account,
+    NewPayment, NewSale, PaymentReceipt, SaleId, SaleReceipt, Validation, ValidationBatchOutcome,
+    Void, VoidReceipt, card_account, fares_account, receivable_account,
 };
 use crate::money::Money;
-use crate::operator::{Operator, OperatorPatch};
-use crate::reads::sqlite as reads;
-use crate::rows::{
-    OPERATOR_COLUMNS, PAYMENT_COLUMNS, SALE_COLUMNS, operator_from_row, payment_from_row,
-    sale_from_row,
-};
+use crate::rows::{PAYMENT_COLUMNS, SALE_COLUMNS, payment_from_row, sale_from_row};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -71,7 +63,7 @@ impl SqliteLedger {
     }
 
     async fn balance_in(&self, tx: &mut Tx, card: &CardId) -> Result<Money, LedgerError> {
-        let balance: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = ?1")
+        let balance: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
             .bind(card_account(card))
             .fetch_optional(&mut **tx)
             .await?;
@@ -80,7 +72,7 @@ impl SqliteLedger {
 
     /// Refuses writes for an unknown or inactive operator.
     async fn check_operator(&self, tx: &mut Tx, operator: &OperatorId) -> Result<(), LedgerError> {
-        let active: Option<bool> = sqlx::query_scalar("SELECT active FROM operators WHERE id = ?1")
+        let active: Option<bool> = sqlx::query_scalar("SELECT active FROM operators WHERE id = $1")
             .bind(operator.as_str())
             .fetch_optional(&mut **tx)
             .await?;
@@ -93,7 +85,7 @@ impl SqliteLedger {
 
     async fn new_transaction(&self, tx: &mut Tx, kind: &str) -> Result<i64, LedgerError> {
         Ok(
-            sqlx::query_scalar("INSERT INTO transactions (kind) VALUES (?1) RETURNING id")
+            sqlx::query_scalar("INSERT INTO transactions (kind) VALUES ($1) RETURNING id")
                 .bind(kind)
                 .fetch_one(&mut **tx)
                 .await?,
@@ -139,34 +131,6 @@ impl SqliteLedger {
         }
         Ok(balances)
     }
-
-    async fn write_operator(
-        &self,
-        tx: &mut Tx,
-        op: &Operator,
-        insert: bool,
-    ) -> Result<u64, LedgerError> {
-        let sql = if insert {
-            "INSERT INTO operators (id, name, commission_rate, tax_rate, void_window_secs, \
-             settlement_lag_days, active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (id) DO NOTHING"
-        } else {
-            "UPDATE operators SET name = ?2, commission_rate = ?3, tax_rate = ?4, \
-             void_window_secs = ?5, settlement_lag_days = ?6, active = ?7, \
-             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1"
-        };
-        Ok(sqlx::query(sql)
-            .bind(op.id.as_str())
-            .bind(op.name.as_str())
-            .bind(op.commission_rate.to_string())
-            .bind(op.tax_rate.to_string())
-            .bind(op.void_window.duration().as_secs() as i64)
-            .bind(i32::from(op.settlement_lag_days))
-            .bind(op.active)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected())
-    }
 }
 
 #[async_trait]
@@ -188,48 +152,6 @@ impl Ledger for SqliteLedger {
         Ok(())
     }
 
-    async fn ping(&self) -> Result<(), LedgerError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn add_operator(&self, op: &Operator) -> Result<(), LedgerError> {
-        let mut tx = self.write().await?;
-        if self.write_operator(&mut tx, op, true).await? == 0 {
-            return Err(LedgerError::DuplicateOperator(op.id.to_string()));
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn update_operator(
-        &self,
-        id: &OperatorId,
-        patch: &OperatorPatch,
-    ) -> Result<Operator, LedgerError> {
-        let mut tx = self.write().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = ?1"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))?;
-        let mut op = operator_from_row(&row)?;
-        patch.apply(&mut op);
-        self.write_operator(&mut tx, &op, false).await?;
-        tx.commit().await?;
-        Ok(op)
-    }
-
-    async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError> {
-        reads::operator(&self.pool, id).await
-    }
-
-    async fn operators(&self) -> Result<Vec<Operator>, LedgerError> {
-        reads::operators(&self.pool).await
-    }
-
     async fn record_sale(&self, sale: &NewSale) -> Result<SaleReceipt, LedgerError> {
         check_currency(&self.settings, &sale.amount)?;
         let business_date = self.settings.calendar.business_date(sale.occurred_at);
@@ -239,7 +161,7 @@ impl Ledger for SqliteLedger {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO sales (operator_id, operator_ref, card_id, amount, currency, \
                point_of_sale, occurred_at, business_date, transaction_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (operator_id, operator_ref) DO NOTHING RETURNING id",
         )
         .bind(sale.operator_id.as_str())
@@ -255,7 +177,7 @@ impl Ledger for SqliteLedger {
         .await?;
         let Some(id) = id else {
             let row = sqlx::query(&format!(
-                "SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = ?1 AND operator_ref = ?2"
+                "SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = $1 AND operator_ref = $2"
             ))
             .bind(sale.operator_id.as_str())
             .bind(sale.operator_ref.as_str())
@@ -273,18 +195,7 @@ impl Ledger for SqliteLedger {
         let balances = self.post(&mut tx, tx_id, &moves).await?;
         tx.commit().await?;
         Ok(SaleReceipt {
-            sale: Sale {
-                id,
-                operator_id: sale.operator_id.clone(),
-                operator_ref: sale.operator_ref.clone(),
-                card_id: sale.card_id.clone(),
-                amount: sale.amount,
-                point_of_sale: sale.point_of_sale.clone(),
-                occurred_at: sale.occurred_at,
-                business_date,
-                transaction_id: tx_id,
-                void: None,
-            },
+            sale: sale.recorded(id, business_date, tx_id),
             card_balance: Money::new(balances[0], self.settings.currency),
             replayed: false,
         })
@@ -434,7 +345,7 @@ impl Ledger for SqliteLedger {
         let row = sqlx::query(&format!(
             "SELECT {SALE_COLUMNS}, (SELECT void_window_secs FROM operators o \
                WHERE o.id = s.operator_id) AS void_window_secs \
-             FROM sales s WHERE id = ?1 AND operator_id = ?2"
+             FROM sales s WHERE id = $1 AND operator_id = $2"
         ))
         .bind(sale_id)
         .bind(operator.as_str())
@@ -458,8 +369,8 @@ impl Ledger for SqliteLedger {
         let balances = self.post(&mut tx, tx_id, &moves).await?;
         let void_date = self.settings.calendar.business_date(at);
         sqlx::query(
-            "UPDATE sales SET voided_at = ?2, void_business_date = ?3, void_transaction_id = ?4 \
-             WHERE id = ?1",
+            "UPDATE sales SET voided_at = $2, void_business_date = $3, void_transaction_id = $4 \
+             WHERE id = $1",
         )
         .bind(sale_id)
         .bind(at)
@@ -485,7 +396,7 @@ impl Ledger for SqliteLedger {
         let mut tx = self.write().await?;
         self.check_operator(&mut tx, &p.operator_id).await?;
         let existing = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE operator_id = ?1 AND payment_ref = ?2"
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE operator_id = $1 AND payment_ref = $2"
         ))
         .bind(p.operator_id.as_str())
         .bind(p.payment_ref.as_str())
@@ -507,7 +418,7 @@ impl Ledger for SqliteLedger {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO payments (operator_id, payment_ref, card_id, amount, currency, route_id, \
                transport_operator_id, occurred_at, business_date, transaction_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(p.operator_id.as_str())
         .bind(p.payment_ref.as_str())
@@ -528,18 +439,7 @@ impl Ledger for SqliteLedger {
         let balances = self.post(&mut tx, tx_id, &moves).await?;
         tx.commit().await?;
         Ok(PaymentReceipt {
-            payment: Payment {
-                id,
-                operator_id: p.operator_id.clone(),
-                payment_ref: p.payment_ref.clone(),
-                card_id: p.card_id.clone(),
-                amount: p.amount,
-                route_id: p.route_id.clone(),
-                transport_operator_id: p.transport_operator_id.clone(),
-                occurred_at: p.occurred_at,
-                business_date,
-                transaction_id: tx_id,
-            },
+            payment: p.recorded(id, business_date, tx_id),
             card_balance: Money::new(balances[0], self.settings.currency),
             replayed: false,
         })
@@ -613,7 +513,7 @@ impl Ledger for SqliteLedger {
             if let Some(card) = account.strip_prefix("card:")
                 && balance < 0
             {
-                sqlx::query("UPDATE accounts SET flagged = 1 WHERE id = ?1")
+                sqlx::query("UPDATE accounts SET flagged = 1 WHERE id = $1")
                     .bind(account)
                     .execute(&mut *tx)
                     .await?;
@@ -627,76 +527,5 @@ impl Ledger for SqliteLedger {
             transaction_id: Some(tx_id),
             flagged_cards: parse_cards(flagged)?,
         })
-    }
-
-    async fn card_balance(&self, card: &CardId) -> Result<CardBalance, LedgerError> {
-        reads::card_balance(&self.pool, self.settings.currency, card).await
-    }
-
-    async fn card_entries(&self, card: &CardId) -> Result<Vec<CardEntry>, LedgerError> {
-        reads::card_entries(&self.pool, self.settings.currency, card).await
-    }
-
-    async fn sale(&self, operator: &OperatorId, id: SaleId) -> Result<Option<Sale>, LedgerError> {
-        reads::sale(&self.pool, operator, id).await
-    }
-
-    async fn operator_sales(
-        &self,
-        operator: &OperatorId,
-        date: BusinessDate,
-    ) -> Result<Vec<Sale>, LedgerError> {
-        reads::operator_sales(&self.pool, operator, date).await
-    }
-
-    async fn operator_sales_page(
-        &self,
-        operator: &OperatorId,
-        date: BusinessDate,
-        after: Option<SaleId>,
-        limit: u32,
-    ) -> Result<Vec<Sale>, LedgerError> {
-        reads::operator_sales_page(&self.pool, operator, date, after, limit).await
-    }
-
-    async fn claim_idempotency_key(
-        &self,
-        operator: &OperatorId,
-        key: &str,
-        request_hash: &str,
-        now: DateTime<Utc>,
-        stale_after: chrono::Duration,
-    ) -> Result<KeyClaim, LedgerError> {
-        key_store::claim(&self.pool, operator, key, request_hash, now, stale_after).await
-    }
-
-    async fn complete_idempotency_key(
-        &self,
-        operator: &OperatorId,
-        key: &str,
-        status: u16,
-        body: &[u8],
-    ) -> Result<(), LedgerError> {
-        key_store::complete(&self.pool, operator, key, status, body).await
-    }
-
-    async fn release_idempotency_key(
-        &self,
-        operator: &OperatorId,
-        key: &str,
-    ) -> Result<(), LedgerError> {
-        key_store::release(&self.pool, operator, key).await
-    }
-
-    async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> Result<u64, LedgerError> {
-        key_store::purge(&self.pool, before).await
-    }
-
-    async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
-        // A read transaction is one snapshot in WAL mode.
-        let mut tx = self.pool.begin().await?;
-        let report = reads::check_invariants(&mut tx).await?;
-        tx.commit().await?;
-        Ok(report)
     }
 }
