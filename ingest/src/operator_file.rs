@@ -2,10 +2,15 @@
 //! keeps no records: it hands each valid `D` record out and keeps only counts, totals and
 //! errors, so a file of any size parses in constant memory.
 //!
+//! Fields are read as RFC 4180 says (the `csv` crate), so a field quoted as spreadsheets and
+//! CSV libraries write it (`"SALE"`, `"a ""b"""`) is its plain value. A record is one line:
+//! no valid value contains a line break, so a quote left open at the end of a line is an
+//! error, as is one that is not closed right before a comma or the line's end.
+//!
 //! Choices the format leaves open, made here: a UTF-8 BOM is skipped; lines end in LF or
-//! CRLF; blank lines after the trailer are ignored, anywhere else they are an error; fields
-//! are never quoted (no valid value contains a comma or a quote), so a quote is an error;
-//! a line longer than 4 KiB is an error; a VOID may name a sale of an earlier file.
+//! CRLF; blank lines after the trailer are ignored, anywhere else they are an error; a line
+//! longer than 4 KiB is an error (lines are split here, before the CSV reader, so memory
+//! and line numbers stay exact); a VOID may name a sale of an earlier file.
 
 use chrono::{DateTime, Utc};
 use ledger::money::truncate;
@@ -174,11 +179,14 @@ impl Parser {
             self.error(None, "empty line");
             return None;
         }
-        if text.contains('"') {
-            self.error(None, "fields must not be quoted");
-            return None;
-        }
-        let fields: Vec<&str> = text.split(',').collect();
+        let record = match fields_of(text) {
+            Ok(r) => r,
+            Err(reason) => {
+                self.error(None, reason);
+                return None;
+            }
+        };
+        let fields: Vec<&str> = record.iter().collect();
         match (fields[0], &self.state) {
             ("H", State::ExpectHeader) => {
                 self.header(&fields);
@@ -411,6 +419,61 @@ impl Parser {
             sales_total: self.sales_total,
             voids_total: self.voids_total,
         })
+    }
+}
+
+/// The fields of one line, unquoted as RFC 4180 says. The reader itself accepts any
+/// quoting; what it cannot tell us, we check: every quote is closed, and a closing quote
+/// ends its field.
+fn fields_of(line: &str) -> Result<csv::StringRecord, &'static str> {
+    if line.contains('"') && !well_quoted(line) {
+        return Err("a quoted field is not closed, or has text after its closing quote");
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(line.len().max(64))
+        .from_reader(line.as_bytes());
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => Ok(record),
+        Ok(false) => Err("empty line"),
+        Err(_) => Err("the line is not valid CSV"),
+    }
+}
+
+/// Whether every quoted field of `line` opens at the field's start, closes right before a
+/// comma or the end, and doubles the quotes inside.
+fn well_quoted(line: &str) -> bool {
+    let mut bytes = line.bytes().peekable();
+    loop {
+        // At a field's start.
+        if bytes.peek() == Some(&b'"') {
+            bytes.next();
+            loop {
+                match bytes.next() {
+                    None => return false,
+                    Some(b'"') if bytes.peek() == Some(&b'"') => {
+                        bytes.next();
+                    }
+                    Some(b'"') => break,
+                    Some(_) => {}
+                }
+            }
+            match bytes.next() {
+                None => return true,
+                Some(b',') => continue,
+                Some(_) => return false,
+            }
+        }
+        loop {
+            match bytes.next() {
+                None => return true,
+                Some(b',') => break,
+                Some(b'"') => return false,
+                Some(_) => {}
+            }
+        }
     }
 }
 

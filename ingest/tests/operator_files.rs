@@ -75,9 +75,26 @@ fn corpus() -> Vec<Case> {
             None,
         ),
         (
-            "quoted fields",
-            with_detail("D,\"SALE\",OP001-1,2026-11-26T08:15:02-05:00,CARD1,20000.00,COP,POS-1,"),
-            Some((2, "quoted")),
+            "quoted fields, as spreadsheets and CSV libraries write them",
+            with_detail(
+                "D,\"SALE\",\"OP001-1\",2026-11-26T08:15:02-05:00,CARD1,\"20000.00\",COP,POS-1,\"\"",
+            ),
+            None,
+        ),
+        (
+            "a quoted comma is part of its field",
+            with_detail("D,SALE,OP001-1,2026-11-26T08:15:02-05:00,CARD1,20000.00,COP,\"POS,1\","),
+            Some((2, "point_of_sale")),
+        ),
+        (
+            "a quote left open",
+            with_detail("D,\"SALE,OP001-1,2026-11-26T08:15:02-05:00,CARD1,20000.00,COP,POS-1,"),
+            Some((2, "quoted field is not closed")),
+        ),
+        (
+            "text after a closing quote",
+            with_detail("D,\"SA\"LE,OP001-1,2026-11-26T08:15:02-05:00,CARD1,20000.00,COP,POS-1,"),
+            Some((2, "after its closing quote")),
         ),
         ("empty", Vec::new(), Some((0, "empty"))),
         ("header only", file(&[H]), Some((0, "trailer"))),

@@ -1,7 +1,7 @@
 //! CSV as finance opens it: in a spreadsheet. Text that came from outside (an operator's
 //! name, a card id, a ref) and starts with `=`, `+`, `-`, `@`, a tab or a carriage return
-//! would run as a formula there, so such a cell is prefixed with `'` (OWASP's advice) and
-//! quoted. Numbers are written by us from integers and are never escaped, so a negative
+//! would run as a formula there, so such a cell is prefixed with `'` (OWASP's advice).
+//! Numbers are written by us from integers and are never escaped, so a negative
 //! difference stays a number.
 
 /// One cell of a row.
@@ -13,9 +13,10 @@ pub enum Cell<'a> {
     Empty,
 }
 
-/// A CSV document being written: a header line, then rows, LF line ends.
+/// A CSV document being written: a header line, then rows, LF line ends, quoted as
+/// RFC 4180 needs (the `csv` crate).
 pub struct CsvTable {
-    out: String,
+    out: csv::Writer<Vec<u8>>,
     columns: usize,
     rows: u64,
 }
@@ -23,7 +24,9 @@ pub struct CsvTable {
 impl CsvTable {
     pub fn new(header: &[&str]) -> CsvTable {
         let mut t = CsvTable {
-            out: String::new(),
+            out: csv::WriterBuilder::new()
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_writer(Vec::new()),
             columns: header.len(),
             rows: 0,
         };
@@ -40,18 +43,18 @@ impl CsvTable {
     fn line<'a>(&mut self, cells: impl IntoIterator<Item = Cell<'a>>) {
         let mut n = 0;
         for cell in cells {
-            if n > 0 {
-                self.out.push(',');
-            }
-            match cell {
-                Cell::Text(text) => push_text(&mut self.out, text),
-                Cell::Number(text) => self.out.push_str(&text),
-                Cell::Empty => {}
-            }
+            let written = match cell {
+                Cell::Text(text) => self.out.write_field(escaped(text).as_ref()),
+                Cell::Number(text) => self.out.write_field(text),
+                Cell::Empty => self.out.write_field(""),
+            };
+            written.expect("writing to memory cannot fail");
             n += 1;
         }
         debug_assert_eq!(n, self.columns, "a row has as many cells as the header");
-        self.out.push('\n');
+        self.out
+            .write_record(None::<&[u8]>)
+            .expect("writing to memory cannot fail");
     }
 
     /// Data rows written (the header not counted).
@@ -60,27 +63,18 @@ impl CsvTable {
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
-        self.out.into_bytes()
+        self.out
+            .into_inner()
+            .expect("writing to memory cannot fail")
     }
 }
 
-fn push_text(out: &mut String, text: &str) {
-    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quote = formula || text.contains([',', '"', '\n', '\r']);
-    if quote {
-        out.push('"');
-    }
-    if formula {
-        out.push('\'');
-    }
-    for c in text.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    if quote {
-        out.push('"');
+/// Text as a spreadsheet may safely open it: a formula starter gets a leading `'`.
+fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
     }
 }
 
@@ -96,11 +90,12 @@ mod tests {
 
     #[test]
     fn formula_starters_are_escaped_in_text_cells() {
-        assert_eq!(one(Cell::Text("=1+1")), "a\n\"'=1+1\"\n");
-        assert_eq!(one(Cell::Text("+57")), "a\n\"'+57\"\n");
-        assert_eq!(one(Cell::Text("-2")), "a\n\"'-2\"\n");
-        assert_eq!(one(Cell::Text("@SUM(A1)")), "a\n\"'@SUM(A1)\"\n");
-        assert_eq!(one(Cell::Text("\tx")), "a\n\"'\tx\"\n");
+        assert_eq!(one(Cell::Text("=1+1")), "a\n'=1+1\n");
+        assert_eq!(one(Cell::Text("+57")), "a\n'+57\n");
+        assert_eq!(one(Cell::Text("-2")), "a\n'-2\n");
+        assert_eq!(one(Cell::Text("@SUM(A1)")), "a\n'@SUM(A1)\n");
+        assert_eq!(one(Cell::Text("\tx")), "a\n'\tx\n");
+        assert_eq!(one(Cell::Text("\rx")), "a\n\"'\rx\"\n");
         assert_eq!(
             one(Cell::Text("=HYPERLINK(\"http://x\")")),
             "a\n\"'=HYPERLINK(\"\"http://x\"\")\"\n"
@@ -111,7 +106,7 @@ mod tests {
     fn plain_text_and_numbers_are_left_alone() {
         assert_eq!(one(Cell::Text("CARD-1")), "a\nCARD-1\n");
         assert_eq!(one(Cell::Number("-2950.00".into())), "a\n-2950.00\n");
-        assert_eq!(one(Cell::Empty), "a\n\n");
+        assert_eq!(one(Cell::Empty), "a\n\"\"\n");
         assert_eq!(
             one(Cell::Text("Tienda \"La 14\", centro")),
             "a\n\"Tienda \"\"La 14\"\", centro\"\n"
