@@ -112,13 +112,13 @@ async fn a_fixtures_day_is_accounted_for(ledger: Arc<dyn Ledger>) {
 
 #[tokio::test]
 async fn sqlite_fixtures_day() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     a_fixtures_day_is_accounted_for(db.ledger.clone()).await;
 }
 
 #[tokio::test]
 async fn postgres_fixtures_day() {
-    if let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await {
+    if let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await {
         a_fixtures_day_is_accounted_for(db.ledger.clone()).await;
     }
 }
@@ -168,13 +168,10 @@ pub async fn produce(brokers: &str, topic: &str, fixture: &Fixture) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_validations_are_posted_once_and_a_rerun_changes_nothing() {
     let Ok(brokers) = std::env::var("RECAUDO_TEST_KAFKA_BROKERS") else {
-        ledger::testing::service_missing(
-            "the Kafka broker",
-            "RECAUDO_TEST_KAFKA_BROKERS is not set",
-        );
+        testbed::service_missing("the Kafka broker", "RECAUDO_TEST_KAFKA_BROKERS is not set");
         return;
     };
-    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+    let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await else {
         return;
     };
     let ledger = db.ledger.clone();

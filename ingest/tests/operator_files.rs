@@ -230,7 +230,7 @@ struct Env {
 }
 
 async fn sqlite_env() -> Env {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     let dir = tempfile::tempdir().unwrap();
     Env {
         ledger: db.ledger.clone(),
@@ -240,9 +240,9 @@ async fn sqlite_env() -> Env {
 }
 
 async fn postgres_env() -> Option<Env> {
-    let db = ledger::testing::postgres_ledger(LedgerSettings::default()).await?;
+    let db = testbed::postgres_ledger(LedgerSettings::default()).await?;
     let Ok(endpoint) = std::env::var("RECAUDO_TEST_S3_ENDPOINT") else {
-        ledger::testing::service_missing(
+        testbed::service_missing(
             "the S3-compatible server",
             "RECAUDO_TEST_S3_ENDPOINT is not set",
         );

@@ -122,7 +122,7 @@ fn operators_on_sqlite() {
 
 #[tokio::test]
 async fn operators_on_postgres() {
-    let Some(url) = ledger::testing::fresh_postgres_url().await else {
+    let Some(url) = testbed::fresh_postgres_url().await else {
         return;
     };
     tokio::task::spawn_blocking(move || manage_operators(&url))

@@ -73,21 +73,21 @@ fn minor(decimal: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sales_through_the_api_files_in_s3_taps_on_kafka_settle_to_the_truth() {
     let Ok(brokers) = std::env::var("RECAUDO_TEST_KAFKA_BROKERS") else {
-        return ledger::testing::service_missing(
+        return testbed::service_missing(
             "the Kafka broker",
             "RECAUDO_TEST_KAFKA_BROKERS is not set",
         );
     };
-    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+    let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await else {
         return;
     };
-    let s3 = match storage::testing::s3_with(|s| s).await {
+    let s3 = match testbed::store::s3_with(|s| s).await {
         Ok(s) => s,
-        Err(e) => return ledger::testing::service_missing("the S3-compatible server", &e),
+        Err(e) => return testbed::service_missing("the S3-compatible server", &e),
     };
     let s3_client = s3.s3.as_ref().unwrap();
     let bucket = s3_client.bucket().to_string();
-    let endpoint = std::env::var(storage::testing::TEST_S3_ENDPOINT_VAR).unwrap();
+    let endpoint = std::env::var(testbed::store::TEST_S3_ENDPOINT_VAR).unwrap();
     let topic = format!("recaudo.validations.e2e-{}", uuid::Uuid::new_v4().simple());
 
     // The API stamps each sale with the time it arrives, so the day is today's.

@@ -16,7 +16,7 @@ use support::{Env, text};
 
 const DATE: &str = "2026-11-26";
 
-async fn count(db: &ledger::testing::TestLedger, sql: &str) -> i64 {
+async fn count(db: &testbed::TestLedger, sql: &str) -> i64 {
     ledger::on_pool!(db.ledger.database(), pool => {
         sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap()
     })
@@ -24,7 +24,7 @@ async fn count(db: &ledger::testing::TestLedger, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_settle_per_date_at_a_time_and_a_killed_one_does_not_block() {
-    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+    let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await else {
         return;
     };
     let env = Env::new(&db.url);
@@ -109,7 +109,7 @@ async fn one_settle_per_date_at_a_time_and_a_killed_one_does_not_block() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settle_waits_for_a_reconcile_of_its_date_running_elsewhere() {
-    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+    let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await else {
         return;
     };
     let env = Env::new(&db.url);
@@ -163,7 +163,7 @@ struct OwnS3 {
 impl OwnS3 {
     fn start(port: u16) -> Option<OwnS3> {
         let Ok(bin) = std::env::var("RECAUDO_TEST_MOTO_SERVER") else {
-            ledger::testing::service_missing(
+            testbed::service_missing(
                 "moto's S3 server",
                 "RECAUDO_TEST_MOTO_SERVER is not set (scripts/services exports it)",
             );
@@ -231,7 +231,7 @@ async fn bucket_with_files(endpoint: &str, env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_s3_server_fails_the_run_after_its_retries_and_a_later_run_succeeds() {
-    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+    let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await else {
         return;
     };
     let port = free_port();
@@ -283,7 +283,7 @@ async fn a_stopped_s3_server_fails_the_run_after_its_retries_and_a_later_run_suc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_refused_for_its_input_is_not_retried() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     let env = Env::new(&db.url);
     // A report of a date never reconciled: the request is wrong, so trying again cannot
     // help, whatever the retry setting says.
@@ -310,7 +310,7 @@ async fn a_step_refused_for_its_input_is_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_settles_each_date_once_in_order() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     let env = Env::new(&db.url);
     let dates = ["2026-11-23", "2026-11-24", "2026-11-25"];
     for d in dates {
@@ -437,7 +437,7 @@ fn sigterm(child: &Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_catches_up_a_missed_settle_and_stops_on_sigterm() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     let env = Env::new(&db.url);
     let (yesterday, scheduler) = catch_up_scheduler(&env, "500", &[]);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -464,7 +464,7 @@ async fn the_scheduler_catches_up_a_missed_settle_and_stops_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_still_going_when_the_grace_after_sigterm_ends_is_stopped_and_recorded() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     let env = Env::new(&db.url);
     // No grace: the catch-up settle is stopped as soon as the signal comes.
     let (_, scheduler) = catch_up_scheduler(&env, "20000", &[("RECAUDO_SCHEDULE_GRACE_SECS", "0")]);
@@ -521,7 +521,7 @@ async fn metrics_until(port: u16, wanted: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_serves_its_runs_as_prometheus_metrics() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     let env = Env::new(&db.url);
     let port = free_port();
     let events = env.path().join("events");

@@ -26,13 +26,10 @@ fn recaudo(db: &str, brokers: &str, topic: &str, dir: &std::path::Path) -> Comma
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_killed_half_way_posts_each_validation_once() {
     let Ok(brokers) = std::env::var("RECAUDO_TEST_KAFKA_BROKERS") else {
-        ledger::testing::service_missing(
-            "the Kafka broker",
-            "RECAUDO_TEST_KAFKA_BROKERS is not set",
-        );
+        testbed::service_missing("the Kafka broker", "RECAUDO_TEST_KAFKA_BROKERS is not set");
         return;
     };
-    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+    let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -16,8 +16,6 @@ pub mod postgres;
 mod reads;
 mod rows;
 pub mod sqlite;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use backend::{Backend, Database, Ledger, LedgerSettings, connect};
 pub use business_date::{BusinessCalendar, BusinessDate};

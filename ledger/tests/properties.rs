@@ -183,7 +183,7 @@ proptest! {
     #[test]
     fn sqlite_invariants_hold_after_every_step(steps in prop::collection::vec(step(), 1..40)) {
         runtime().block_on(async {
-            let db = ledger::testing::sqlite_ledger(settings()).await;
+            let db = testbed::sqlite_ledger(settings()).await;
             run(db.ledger.clone(), steps).await
         })?;
     }
@@ -194,7 +194,7 @@ proptest! {
     #[test]
     fn postgres_invariants_hold_after_every_step(steps in prop::collection::vec(step(), 1..40)) {
         runtime().block_on(async {
-            let Some(db) = ledger::testing::postgres_ledger(settings()).await else {
+            let Some(db) = testbed::postgres_ledger(settings()).await else {
                 return Ok(());
             };
             run(db.ledger.clone(), steps).await

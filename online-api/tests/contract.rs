@@ -159,7 +159,7 @@ async fn one_operators_flood_does_not_throttle_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing() {
     let Some(schemathesis) = std::env::var_os("RECAUDO_TEST_SCHEMATHESIS") else {
-        ledger::testing::service_missing("schemathesis", "RECAUDO_TEST_SCHEMATHESIS is not set");
+        testbed::service_missing("schemathesis", "RECAUDO_TEST_SCHEMATHESIS is not set");
         return;
     };
     let mut generous = limits();

@@ -89,13 +89,13 @@ async fn reconciles_a_fixtures_day_to_its_truth(ledger: Arc<dyn Ledger>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     reconciles_a_fixtures_day_to_its_truth(db.ledger.clone()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
-    if let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await {
+    if let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await {
         reconciles_a_fixtures_day_to_its_truth(db.ledger.clone()).await;
     }
 }

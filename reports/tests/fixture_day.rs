@@ -173,7 +173,7 @@ async fn reports_a_fixtures_day(ledger: Arc<dyn Ledger>, store: Arc<dyn ObjectSt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_and_a_local_folder() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     let objects = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(objects.path()).unwrap());
     reports_a_fixtures_day(db.ledger.clone(), store).await;
@@ -181,12 +181,12 @@ async fn sqlite_and_a_local_folder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_and_s3_with_sse_kms() {
-    let Some(db) = ledger::testing::postgres_ledger(LedgerSettings::default()).await else {
+    let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await else {
         return;
     };
-    let t = match storage::testing::s3_with(|s| s.sse_kms_key_id(Some(KMS_KEY.into()))).await {
+    let t = match testbed::store::s3_with(|s| s.sse_kms_key_id(Some(KMS_KEY.into()))).await {
         Ok(t) => t,
-        Err(e) => return ledger::testing::service_missing("the S3-compatible server", &e),
+        Err(e) => return testbed::service_missing("the S3-compatible server", &e),
     };
     reports_a_fixtures_day(db.ledger.clone(), t.store.clone()).await;
     // Every object, the pointers included, was written with the configured key.
@@ -214,7 +214,7 @@ async fn postgres_and_s3_with_sse_kms() {
 
 #[tokio::test]
 async fn a_date_never_reconciled_is_refused_with_the_command_to_run() {
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     let objects = tempfile::tempdir().unwrap();
     let store = LocalStore::new(objects.path()).unwrap();
     let date = BusinessDate::parse("2026-11-26").unwrap();

@@ -25,7 +25,7 @@ fn chromium() -> Option<PathBuf> {
     match found {
         Ok(o) if o.status.success() => Some(PathBuf::from("chromium")),
         _ => {
-            ledger::testing::service_missing(
+            testbed::service_missing(
                 "Chromium",
                 "no `chromium` on the PATH (scripts/services installs Debian's package)",
             );
@@ -131,7 +131,7 @@ fn shown_minor(dom: &str, id: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_the_summary_totals_and_fetches_nothing() {
     let Some(chromium) = chromium() else { return };
-    let db = ledger::testing::sqlite_ledger(LedgerSettings::default()).await;
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
     let (date, _) = prepare_day(&*db.ledger).await;
     let inputs = reports::inputs::load(&*db.ledger, date, Currency::COP, vec![])
         .await

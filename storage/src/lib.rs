@@ -6,8 +6,6 @@
 
 mod local;
 mod s3;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::pin::Pin;
 use std::sync::Arc;

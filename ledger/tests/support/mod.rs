@@ -120,7 +120,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $scenario() {
-                    let db = ledger::testing::sqlite_ledger($crate::support::settings()).await;
+                    let db = testbed::sqlite_ledger($crate::support::settings()).await;
                     super::$scenario(db.ledger.clone()).await;
                 }
             )*
@@ -130,7 +130,7 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $scenario() {
                     let Some(db) =
-                        ledger::testing::postgres_ledger($crate::support::settings()).await
+                        testbed::postgres_ledger($crate::support::settings()).await
                     else {
                         return;
                     };

@@ -105,7 +105,7 @@ pub struct TestApp {
     pub base: String,
     pub ledger: Arc<dyn Ledger>,
     pub http: reqwest::Client,
-    _db: ledger::testing::TestLedger,
+    _db: testbed::TestLedger,
 }
 
 pub enum Backend {
@@ -131,8 +131,8 @@ pub async fn spawn_app(backend: Backend, limits: Limits) -> Option<TestApp> {
         ..LedgerSettings::default()
     };
     let db = match backend {
-        Backend::Sqlite => ledger::testing::sqlite_ledger(settings).await,
-        Backend::Postgres => ledger::testing::postgres_ledger(settings).await?,
+        Backend::Sqlite => testbed::sqlite_ledger(settings).await,
+        Backend::Postgres => testbed::postgres_ledger(settings).await?,
     };
     for id in ["OPA", "OPB"] {
         db.ledger

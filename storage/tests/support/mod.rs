@@ -4,18 +4,18 @@
 #![allow(dead_code)]
 
 pub use storage::S3Settings;
-pub use storage::testing::{TestStore, local};
+pub use testbed::store::{TestStore, local};
 
 pub fn s3_settings(bucket: &str) -> Option<S3Settings> {
-    storage::testing::s3_settings(bucket)
-        .map_err(|e| ledger::testing::service_missing("the S3-compatible server", &e))
+    testbed::store::s3_settings(bucket)
+        .map_err(|e| testbed::service_missing("the S3-compatible server", &e))
         .ok()
 }
 
 pub async fn s3_with(configure: impl FnOnce(S3Settings) -> S3Settings) -> Option<TestStore> {
-    storage::testing::s3_with(configure)
+    testbed::store::s3_with(configure)
         .await
-        .map_err(|e| ledger::testing::service_missing("the S3-compatible server", &e))
+        .map_err(|e| testbed::service_missing("the S3-compatible server", &e))
         .ok()
 }
 

@@ -1,11 +1,14 @@
-//! Test support shared by every crate's tests: a fresh, migrated ledger per test on each
-//! backend. PostgreSQL is the real server named by `RECAUDO_TEST_DATABASE_URL` (default: the
+//! Test beds on the real services, for every crate's tests (and only its tests: nothing
+//! but dev-dependencies names this crate): a fresh, migrated ledger per test on each
+//! backend, and a fresh store ([`store`]). PostgreSQL is the real server named by `RECAUDO_TEST_DATABASE_URL` (default: the
 //! local one on 127.0.0.1:5432); when it is unreachable a test is skipped on a laptop but
 //! fails under CI (`CI` set), so CI never goes green without having run it.
 
 use std::sync::Arc;
 
-use crate::backend::{Ledger, LedgerSettings, connect};
+use ledger::{Ledger, LedgerSettings, connect};
+
+pub mod store;
 
 pub const TEST_DATABASE_URL_VAR: &str = "RECAUDO_TEST_DATABASE_URL";
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -47,7 +50,7 @@ pub async fn sqlite_ledger(settings: LedgerSettings) -> TestLedger {
 pub async fn fresh_postgres_url() -> Option<String> {
     let admin =
         std::env::var(TEST_DATABASE_URL_VAR).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string());
-    match crate::postgres::create_database(&admin, "recaudo_test").await {
+    match ledger::postgres::create_database(&admin, "recaudo_test").await {
         Ok(url) => Some(url),
         Err(e) => {
             service_missing("PostgreSQL", &e.to_string());

@@ -1,10 +1,10 @@
 //! Stores for tests: a temporary folder, and a fresh bucket on the S3-compatible test server
 //! named by `RECAUDO_TEST_S3_ENDPOINT`. Whether a missing server skips or fails a test is the
-//! caller's call (see `ledger::testing::service_missing`), so this returns why it is missing.
+//! caller's call (see `testbed::service_missing`), so this returns why it is missing.
 
 use std::sync::Arc;
 
-use crate::{LocalStore, ObjectStore, S3Settings, S3Store};
+use storage::{LocalStore, ObjectStore, S3Settings, S3Store};
 
 pub const TEST_S3_ENDPOINT_VAR: &str = "RECAUDO_TEST_S3_ENDPOINT";
 
