@@ -38,7 +38,7 @@ pub const PART_ROWS: u64 = 2_000_000;
 
 /// Parts whose ledger rows are read in one scan. Sales are stored in the order they
 /// happened, so any scan of the ledger side reads every operator's rows; reading it for five
-/// parts at once cut a tenth of the time at 10M sales per side, for about 0.4 GiB more.
+/// parts at once is faster, for some more memory (BENCHMARKS.md, reconciliation engine).
 const LEDGER_PARTS_PER_READ: usize = 5;
 
 /// Reconciles business date `date` (days since the epoch) into one frame of items.
@@ -157,14 +157,14 @@ fn operator_ranges(
     part_rows: u64,
 ) -> Result<Vec<Vec<String>>, ReconcileError> {
     // Each side counted on its own, then the two small counts added: grouping the two sides'
-    // ids stacked together took seven times as long (2.5 s at 10M per side).
+    // ids stacked together was several times slower (BENCHMARKS.md).
     let rows = |side: &LazyFrame| {
         side.clone()
             .group_by([col("operator_id")])
             .agg([len().cast(DataType::UInt64).alias("rows")])
     };
     // On the streaming engine each batch of ids is counted as it is decoded, instead of
-    // every id being held in memory first: at 10M ids, 0.05 s instead of 0.13–0.45 s.
+    // every id being held in memory first, which is faster (BENCHMARKS.md).
     let counts = concat([rows(ledger), rows(file)], UnionArgs::default())?
         .group_by([col("operator_id")])
         .agg([col("rows").sum()])

@@ -3,7 +3,7 @@
 //! This is the one place the engine sorts rows itself instead of asking polars. Polars sorts
 //! by two columns with a comparator that reaches the second column (the ref, a string)
 //! through dynamic dispatch and a lookup into the string buffers on every tie, and every
-//! comparison inside an operator is a tie: at 10M items that was 4–5 s, a quarter of the run.
+//! comparison inside an operator is a tie: that was a quarter of the run (BENCHMARKS.md).
 //! Here each row gets a fixed-size key — the operator's place among the part's operators,
 //! then the first eight bytes of the ref after the prefix that all of that operator's refs
 //! share — so almost every comparison is two integers, and whole refs are compared only when
