@@ -41,8 +41,4 @@ impl Case {
             Case::DuplicateInFile => "DUPLICATE_IN_FILE",
         }
     }
-
-    pub fn parse(s: &str) -> Option<Case> {
-        Case::ALL.into_iter().find(|c| c.as_str() == s)
-    }
 }

@@ -13,12 +13,6 @@ pub fn days(date: BusinessDate) -> i32 {
     (date.naive() - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
 
-pub fn date_of(days: i32) -> BusinessDate {
-    BusinessDate::from_naive(
-        NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(days as u64),
-    )
-}
-
 /// The ledger side, column by column.
 #[derive(Default)]
 pub struct LedgerColumns {
