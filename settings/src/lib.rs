@@ -183,7 +183,7 @@ pub struct TelemetrySettings {
 pub enum SettingsError {
     #[error("the configuration file {0} does not exist")]
     MissingFile(PathBuf),
-    #[error("setting {0}")]
+    #[error("invalid setting: {0}")]
     Figment(Box<figment::Error>),
     #[error("setting {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
