@@ -69,8 +69,9 @@ enum BenchCommand {
     },
 }
 
+/// The PostgreSQL server a benchmark measures.
 #[derive(Args)]
-struct ApiArgs {
+struct Server {
     /// PostgreSQL server to measure (a fresh database is created on it).
     #[arg(
         long,
@@ -78,6 +79,12 @@ struct ApiArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     postgres_url: String,
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    #[command(flatten)]
+    server: Server,
     /// Concurrent connections.
     #[arg(long, default_value_t = 32)]
     connections: usize,
@@ -101,13 +108,8 @@ struct ReconcileBenchArgs {
 
 #[derive(Args)]
 struct ReportBenchArgs {
-    /// PostgreSQL server to measure (a fresh database is created on it).
-    #[arg(
-        long,
-        env = "RECAUDO_TEST_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
+    #[command(flatten)]
+    server: Server,
     #[arg(long, default_value_t = 10_000_000)]
     sales: u64,
     #[arg(long, default_value_t = 500)]
@@ -118,12 +120,8 @@ struct ReportBenchArgs {
 
 #[derive(Args)]
 struct IngestArgs {
-    #[arg(
-        long,
-        env = "RECAUDO_TEST_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
+    #[command(flatten)]
+    server: Server,
     /// Kafka brokers for the validations part (skipped when unset).
     #[arg(long, env = "RECAUDO_TEST_KAFKA_BROKERS")]
     brokers: Option<String>,
@@ -137,13 +135,8 @@ struct IngestArgs {
 
 #[derive(Args)]
 struct LedgerArgs {
-    /// PostgreSQL server to measure (a fresh database is created on it).
-    #[arg(
-        long,
-        env = "RECAUDO_TEST_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
+    #[command(flatten)]
+    server: Server,
     /// Seconds each online-sales measurement runs.
     #[arg(long, default_value_t = 8)]
     seconds: u64,
@@ -176,7 +169,7 @@ async fn run(cmd: BenchCommand, config: &Settings) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Api(args) => {
             api::run(api::LoadSettings {
-                postgres_url: args.postgres_url,
+                postgres_url: args.server.postgres_url,
                 connections: args.connections,
                 seconds: args.seconds,
                 settings: LedgerSettings::from_settings(config)?,
@@ -188,7 +181,7 @@ async fn run(cmd: BenchCommand, config: &Settings) -> anyhow::Result<()> {
         BenchCommand::Reconcile(args) => reconcile::run(args.rows, args.dir, args.runs).await,
         BenchCommand::Report(args) => {
             report::run(
-                &args.postgres_url,
+                &args.server.postgres_url,
                 args.sales,
                 args.operators,
                 args.validations,
@@ -220,7 +213,7 @@ async fn ledger_bench(args: LedgerArgs, config: &Settings) -> anyhow::Result<()>
         ..LedgerSettings::from_settings(config)?
     };
     let mut rows = Vec::new();
-    let pg_db = fresh_database(&args.postgres_url).await?;
+    let pg_db = fresh_database(&args.server.postgres_url).await?;
     let mut targets = vec![("postgres", pg_db.clone())];
     let dir = tempfile::tempdir()?;
     if !args.no_sqlite {
@@ -461,7 +454,8 @@ async fn ingest_bench(args: IngestArgs, config: &Settings) -> anyhow::Result<()>
     let key = files.accepted[0].clone();
     let bytes = std::fs::metadata(dir.path().join("objects").join(&key))?.len();
     let store = storage::LocalStore::new(dir.path().join("objects"))?;
-    let ledger = ledger::connect(&fresh_database(&args.postgres_url).await?, settings).await?;
+    let ledger =
+        ledger::connect(&fresh_database(&args.server.postgres_url).await?, settings).await?;
     let before = peak_rss_mib();
     eprintln!("ingesting it into PostgreSQL …");
     let start = Instant::now();
@@ -498,7 +492,8 @@ async fn ingest_bench(args: IngestArgs, config: &Settings) -> anyhow::Result<()>
         kafka.topic = topic;
         eprintln!("producing {} validations …", args.validations);
         let produced = jobs::data_in::produce(&fixture, &kafka).await?;
-        let ledger = ledger::connect(&fresh_database(&args.postgres_url).await?, settings).await?;
+        let ledger =
+            ledger::connect(&fresh_database(&args.server.postgres_url).await?, settings).await?;
         kafka.stop_when_idle = None;
         eprintln!("consuming them into PostgreSQL …");
         // The consumer runs until cancelled; the clock runs from the first posted

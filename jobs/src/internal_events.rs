@@ -70,7 +70,7 @@ pub struct JobAttemptFinished<'a> {
 impl InternalEvent for JobAttemptFinished<'_> {
     fn emit(self) {
         let (job, scope, attempt) = (self.job, self.scope, self.attempt);
-        let seconds = self.took.as_secs_f64();
+        let seconds = self.took.as_secs_f64(); // for the log line only
         let status = match self.result {
             Ok(note) => {
                 tracing::info!(%job, %scope, attempt, seconds, %note, "job succeeded");
@@ -82,7 +82,7 @@ impl InternalEvent for JobAttemptFinished<'_> {
             }
         };
         counter!("recaudo_job_runs_total", "job" => job.as_str(), "status" => status).increment(1);
-        histogram!("recaudo_job_duration_seconds", "job" => job.as_str()).record(seconds);
+        histogram!("recaudo_job_duration_seconds", "job" => job.as_str()).record(self.took);
     }
 }
 

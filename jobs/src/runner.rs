@@ -239,22 +239,25 @@ async fn attempts(
                 return Err(RunError::Stopped { job, scope: scope.to_string(), attempt });
             }
         };
-        let _entered = span.enter();
         match result {
             Ok(outcome) => {
                 job_run::finish(db, &id, Some(&outcome.counts), None).await?;
-                JobAttemptFinished {
-                    job,
-                    scope,
-                    attempt,
-                    took: started.elapsed(),
-                    result: Ok(&outcome.note),
-                    retryable: false,
-                }
-                .emit();
-                if let (Job::Settle, Some(date)) = (job, date) {
-                    SettleSucceeded { date }.emit();
-                }
+                // The guard of `in_scope` is never held across an await: a task that
+                // yields while inside a span would lend it to whatever runs next.
+                span.in_scope(|| {
+                    JobAttemptFinished {
+                        job,
+                        scope,
+                        attempt,
+                        took: started.elapsed(),
+                        result: Ok(&outcome.note),
+                        retryable: false,
+                    }
+                    .emit();
+                    if let (Job::Settle, Some(date)) = (job, date) {
+                        SettleSucceeded { date }.emit();
+                    }
+                });
                 return Ok(RunReport {
                     job,
                     date,
@@ -266,15 +269,17 @@ async fn attempts(
                 let message = format!("{error}");
                 job_run::finish(db, &id, None, Some(&message)).await?;
                 let retryable = error.retry() == RetryHint::Retry;
-                JobAttemptFinished {
-                    job,
-                    scope,
-                    attempt,
-                    took: started.elapsed(),
-                    result: Err((error.blame(), &message)),
-                    retryable,
-                }
-                .emit();
+                span.in_scope(|| {
+                    JobAttemptFinished {
+                        job,
+                        scope,
+                        attempt,
+                        took: started.elapsed(),
+                        result: Err((error.blame(), &message)),
+                        retryable,
+                    }
+                    .emit()
+                });
                 if !retryable || attempt == max {
                     return Err(RunError::Failed {
                         job,
@@ -283,13 +288,14 @@ async fn attempts(
                         error,
                     });
                 }
-                JobRetrying {
-                    job,
-                    scope,
-                    wait: backoff,
-                }
-                .emit();
-                drop(_entered);
+                span.in_scope(|| {
+                    JobRetrying {
+                        job,
+                        scope,
+                        wait: backoff,
+                    }
+                    .emit()
+                });
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = &mut stop => {

@@ -3,7 +3,7 @@
 //! path, which carries card numbers), the method and the status: bounded by construction.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method};
@@ -46,13 +46,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+    fn record(&self, route: &str, method: &'static str, status: u16, took: Duration) {
         metrics::with_local_recorder(&*self.recorder, || {
             counter!("http_requests_total", "route" => route.to_string(), "method" => method,
                 "status" => status.to_string())
             .increment(1);
-            histogram!("http_request_duration_seconds", "route" => route.to_string())
-                .record(seconds);
+            histogram!("http_request_duration_seconds", "route" => route.to_string()).record(took);
         });
     }
 
@@ -102,9 +101,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let mut response = next.run(req).await;
     let took = start.elapsed();
     let status = response.status().as_u16();
-    state
-        .metrics
-        .record(&route, method, status, took.as_secs_f64());
+    state.metrics.record(&route, method, status, took);
     let operator = response
         .extensions()
         .get::<Caller>()
