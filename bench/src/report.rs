@@ -198,6 +198,11 @@ pub async fn run(
     let store = storage::LocalStore::new(out.path())?;
     let mut rows = Vec::new();
     let mut last = (0.0, 0);
+    let meta = reports::ReportMeta {
+        kind: reports::ReportKind::Final,
+        version: Some(1),
+        as_of: chrono::Utc::now().to_rfc3339(),
+    };
     for attempt in 1..=2 {
         let t0 = Instant::now();
         let inputs = reports::inputs::load(
@@ -208,12 +213,18 @@ pub async fn run(
         )
         .await?;
         let t1 = Instant::now();
-        let statement = reports::statement::build(&inputs)?;
+        let statement = reports::statement::build(&inputs, meta.clone())?;
         let files = reports::files::render(&statement)?;
         let t2 = Instant::now();
         let bytes: usize = files.iter().map(|f| f.bytes.len()).sum();
-        let published =
-            reports::publish::publish(&store as &dyn ObjectStore, &inputs, files).await?;
+        let published = reports::publish::publish(
+            &store as &dyn ObjectStore,
+            &inputs,
+            files,
+            &statement.meta,
+            "bench",
+        )
+        .await?;
         let t3 = Instant::now();
         let total = (t3 - t0).as_secs_f64();
         rows.push(vec![

@@ -16,7 +16,7 @@ use crate::internal_events::{
     OperatorFileAccepted, OperatorFileAlreadyIngested, OperatorFileRejected,
 };
 use crate::operator_file::{FileName, LineError, LineSplitter, MAX_ERRORS, Parser, Piece, Record};
-use crate::staging::{StageTx, Staged, known_sha, record_rejection};
+use crate::staging::{EarlierFile, StageTx, Staged, known_sha, record_rejection};
 
 /// Records staged per database round trip.
 const BATCH: usize = 20_000;
@@ -50,11 +50,50 @@ struct ErrorReport<'a> {
     errors: &'a [LineError],
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
+    /// The earlier object with these same bytes, when that is why this one was set aside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate_of: Option<&'a EarlierFile>,
 }
 
-/// Where an `incoming/…` object goes once handled: `processed/…` or `rejected/…`.
-fn moved(key: &str, to: &str) -> String {
-    format!("{to}/{}", key.strip_prefix("incoming/").unwrap_or(key))
+/// Where an `incoming/…` object is kept once handled: `processed/…` or `rejected/…`, under
+/// its own name when that key is free. Nothing kept is ever overwritten (a manifest
+/// fingerprints those bytes), so another version of the same name is kept beside it with
+/// the start of its sha256 in the name.
+async fn keep_as(
+    store: &dyn ObjectStore,
+    key: &str,
+    to: &str,
+    sha: &str,
+) -> Result<String, IngestError> {
+    let wanted = format!("{to}/{}", key.strip_prefix("incoming/").unwrap_or(key));
+    if is_free(store, &wanted).await? {
+        return Ok(wanted);
+    }
+    let (stem, ext) = match wanted.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains('/') => (stem, format!(".{ext}")),
+        _ => (wanted.as_str(), String::new()),
+    };
+    Ok(format!("{stem}.{}{ext}", &sha[..16]))
+}
+
+async fn is_free(store: &dyn ObjectStore, key: &str) -> Result<bool, IngestError> {
+    match store.head(key).await {
+        Ok(_) => Ok(false),
+        Err(storage::StorageError::NotFound(_)) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves `key` to `target`, unless `target` already holds it (its name carries the same
+/// sha256, or an earlier run moved it before it crashed): then the copy under `incoming/`
+/// is only removed.
+async fn move_to(store: &dyn ObjectStore, key: &str, target: &str) -> Result<(), IngestError> {
+    if is_free(store, target).await? {
+        store.rename(key, target).await?;
+    } else {
+        store.delete(key).await?;
+    }
+    Ok(())
 }
 
 /// Ingests every object under `incoming/`, in key order (operator, date, sequence).
@@ -78,6 +117,15 @@ pub async fn ingest_files(
     Ok(report)
 }
 
+/// A whole-file error found before a line is read: the key, or the operator it names.
+fn file_error(field: &str, reason: String) -> [LineError; 1] {
+    [LineError {
+        line: 0,
+        field: Some(field.into()),
+        reason,
+    }]
+}
+
 /// Ingests one object. Failures of the store or the database leave the object in
 /// `incoming/` and the database as it was, so the run can simply be repeated.
 pub async fn ingest_file(
@@ -87,21 +135,41 @@ pub async fn ingest_file(
     key: &str,
 ) -> Result<FileOutcome, IngestError> {
     let now = Utc::now();
+    let db = ledger.database();
     let name = match FileName::parse(key) {
         Ok(n) => n,
         Err(reason) => {
-            let errors = [LineError {
-                line: 0,
-                field: Some("object_key".into()),
-                reason,
-            }];
             let sha = sha_of(store, key).await?;
-            reject(store, key, &sha, &errors, 1).await?;
+            reject(store, key, &sha, &file_error("object_key", reason), 1, None).await?;
             OperatorFileRejected { key, errors: 1 }.emit();
             return Ok(FileOutcome::Rejected { errors: 1 });
         }
     };
-    let db = ledger.database();
+    // Only a registered, active operator's file can be settled: anything else would show
+    // its rows as exceptions of an operator with no settlement line.
+    let not_allowed = match ledger.operator(&name.operator_id).await? {
+        None => Some(format!(
+            "operator {} is not registered; register it (recaudo operators add) and send \
+             the file again",
+            name.operator_id
+        )),
+        Some(op) if !op.active => Some(format!(
+            "operator {} is not active; files of an inactive operator are not settled",
+            name.operator_id
+        )),
+        Some(_) => None,
+    };
+    if let Some(reason) = not_allowed {
+        let sha = sha_of(store, key).await?;
+        if let Some(outcome) = already_seen(store, db, key, &sha).await? {
+            return Ok(outcome);
+        }
+        let errors = file_error("operator_id", reason);
+        let kept = reject(store, key, &sha, &errors, 1, None).await?;
+        record_rejection(db, key, &kept, &name, &sha, 1, now).await?;
+        OperatorFileRejected { key, errors: 1 }.emit();
+        return Ok(FileOutcome::Rejected { errors: 1 });
+    }
     let (mut tx, file_id) = StageTx::begin(db, key, &name, now).await?;
     let mut parser = Parser::new(name.clone(), rules);
     let mut splitter = LineSplitter::default();
@@ -141,32 +209,77 @@ pub async fn ingest_file(
     match parser.finish() {
         Err((errors, count)) => {
             tx.abandon().await?;
-            if known_sha(db, &sha).await? {
-                store.rename(key, &moved(key, "rejected")).await?;
-                OperatorFileAlreadyIngested { key }.emit();
-                return Ok(FileOutcome::Duplicate);
+            if let Some(outcome) = already_seen(store, db, key, &sha).await? {
+                return Ok(outcome);
             }
-            reject(store, key, &sha, &errors, count).await?;
-            record_rejection(db, key, &name, &sha, count, now).await?;
+            let kept = reject(store, key, &sha, &errors, count, None).await?;
+            record_rejection(db, key, &kept, &name, &sha, count, now).await?;
             OperatorFileRejected { key, errors: count }.emit();
             Ok(FileOutcome::Rejected { errors: count })
         }
         Ok(summary) => {
             tx.records(file_id, &currency, &batch).await?;
-            let outcome = match tx.accept(file_id, &sha, &summary).await? {
-                Staged::Accepted { .. } => FileOutcome::Accepted {
-                    records: summary.records,
-                },
-                Staged::Duplicate { .. } => FileOutcome::Duplicate,
-            };
-            store.rename(key, &moved(key, "processed")).await?;
-            match outcome {
-                FileOutcome::Accepted { records } => OperatorFileAccepted { key, records }.emit(),
-                _ => OperatorFileAlreadyIngested { key }.emit(),
+            let target = keep_as(store, key, "processed", &sha).await?;
+            match tx.accept(file_id, &sha, &target, &summary).await? {
+                Staged::Accepted { .. } => {
+                    store.rename(key, &target).await?;
+                    OperatorFileAccepted {
+                        key,
+                        records: summary.records,
+                    }
+                    .emit();
+                    Ok(FileOutcome::Accepted {
+                        records: summary.records,
+                    })
+                }
+                Staged::Duplicate => Ok(already_seen(store, db, key, &sha)
+                    .await?
+                    .unwrap_or(FileOutcome::Duplicate)),
+                Staged::SeqTaken(earlier) => {
+                    let errors = file_error(
+                        "seq",
+                        format!(
+                            "{} already accepted sequence {:03} for {} with other bytes \
+                             (sha256 {}, kept at {}); send the corrected file with a higher \
+                             sequence, such as {:03}",
+                            name.operator_id,
+                            name.seq,
+                            name.business_date,
+                            earlier.sha256,
+                            earlier.kept_at,
+                            earlier.next_seq,
+                        ),
+                    );
+                    let kept = reject(store, key, &sha, &errors, 1, None).await?;
+                    record_rejection(db, key, &kept, &name, &sha, 1, now).await?;
+                    OperatorFileRejected { key, errors: 1 }.emit();
+                    Ok(FileOutcome::Rejected { errors: 1 })
+                }
             }
-            Ok(outcome)
         }
     }
+}
+
+/// When these bytes were ingested before: the same object again (sent twice, or a run
+/// that stopped before moving it) is only moved out of `incoming/`; the same bytes under
+/// another key are set aside in `rejected/` with a report naming the earlier object.
+/// `None` when the bytes are new.
+async fn already_seen(
+    store: &dyn ObjectStore,
+    db: ledger::Database<'_>,
+    key: &str,
+    sha: &str,
+) -> Result<Option<FileOutcome>, IngestError> {
+    let Some(earlier) = known_sha(db, sha).await? else {
+        return Ok(None);
+    };
+    if earlier.object_key == key {
+        move_to(store, key, &earlier.kept_at).await?;
+    } else {
+        reject(store, key, sha, &[], 0, Some(&earlier)).await?;
+    }
+    OperatorFileAlreadyIngested { key }.emit();
+    Ok(Some(FileOutcome::Duplicate))
 }
 
 async fn sha_of(store: &dyn ObjectStore, key: &str) -> Result<String, IngestError> {
@@ -179,28 +292,38 @@ async fn sha_of(store: &dyn ObjectStore, key: &str) -> Result<String, IngestErro
 }
 
 /// Writes the error report first, then moves the file: a crash in between leaves the file
-/// in `incoming/`, to be rejected again on the next run.
+/// in `incoming/`, to be rejected again on the next run. Returns where the file is kept.
 async fn reject(
     store: &dyn ObjectStore,
     key: &str,
     sha: &str,
     errors: &[LineError],
     count: usize,
-) -> Result<(), IngestError> {
-    let target = moved(key, "rejected");
+    duplicate_of: Option<&EarlierFile>,
+) -> Result<String, IngestError> {
+    let target = keep_as(store, key, "rejected", sha).await?;
+    let note = match duplicate_of {
+        Some(earlier) => Some(format!(
+            "these bytes were received before as {} ({}, kept at {}); this copy changed nothing",
+            earlier.object_key, earlier.status, earlier.kept_at
+        )),
+        None => (count > MAX_ERRORS)
+            .then(|| format!("only the first {MAX_ERRORS} of {count} errors are listed")),
+    };
     let report = ErrorReport {
         object_key: key,
         sha256: sha,
         rejected_at: Utc::now().to_rfc3339(),
         error_count: count,
         errors,
-        note: (count > MAX_ERRORS)
-            .then(|| format!("only the first {MAX_ERRORS} of {count} errors are listed")),
+        note,
+        duplicate_of,
     };
     let body = serde_json::to_vec_pretty(&report).expect("a report serializes");
-    store
-        .put(&format!("{target}.errors.json"), body.into())
-        .await?;
-    store.rename(key, &target).await?;
-    Ok(())
+    let report_key = format!("{target}.errors.json");
+    if is_free(store, &report_key).await? {
+        store.put(&report_key, body.into()).await?;
+    }
+    move_to(store, key, &target).await?;
+    Ok(target)
 }

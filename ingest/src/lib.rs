@@ -23,6 +23,16 @@ pub enum IngestError {
     Ledger(#[from] ledger::LedgerError),
     #[error("Kafka: {0}")]
     Kafka(String),
+    #[error(
+        "Kafka at {brokers} did not answer ({reason}), so the validations cannot be known \
+         complete; check the broker and RECAUDO_KAFKA_BROKERS, then run again"
+    )]
+    KafkaUnreachable { brokers: String, reason: String },
+    #[error(
+        "the consumer group is still behind the end of {topic} (partition committed/end: \
+         {behind}); another member may hold those partitions, run again when it has left"
+    )]
+    KafkaBehind { topic: String, behind: String },
     #[error("event folder: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -33,7 +43,9 @@ impl fault::Fault for IngestError {
             IngestError::Storage(e) => e.blame(),
             IngestError::Database(e) => ledger::error::database_blame(e),
             IngestError::Ledger(e) => e.blame(),
-            IngestError::Kafka(_) => fault::Blame::External,
+            IngestError::Kafka(_)
+            | IngestError::KafkaUnreachable { .. }
+            | IngestError::KafkaBehind { .. } => fault::Blame::External,
             IngestError::Io(_) => fault::Blame::Internal,
         }
     }

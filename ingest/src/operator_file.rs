@@ -116,6 +116,9 @@ pub struct Parser {
     rules: MoneyRules,
     state: State,
     line: u64,
+    /// Lines that are detail (`D`) records, well-formed or not.
+    detail_lines: u64,
+    /// Detail records that parsed without an error.
     records: u64,
     sales_total: i64,
     voids_total: i64,
@@ -130,6 +133,7 @@ impl Parser {
             rules,
             state: State::ExpectHeader,
             line: 0,
+            detail_lines: 0,
             records: 0,
             sales_total: 0,
             voids_total: 0,
@@ -285,6 +289,7 @@ impl Parser {
     }
 
     fn detail(&mut self, f: &[&str]) -> Option<Record> {
+        self.detail_lines += 1;
         if f.len() != 9 {
             self.error(
                 None,
@@ -334,10 +339,10 @@ impl Parser {
                 None
             }
         };
-        self.records += 1;
         if self.error_count > errors_before {
             return None;
         }
+        self.records += 1;
         let (kind, amount) = (kind?, amount?);
         match kind {
             RecordKind::Sale => self.sales_total = self.sales_total.saturating_add(amount.minor),
@@ -374,12 +379,15 @@ impl Parser {
             return;
         }
         match f[1].parse::<u64>() {
-            Ok(n) if n == self.records => {}
+            // A bad detail line has its own error; the count is of lines, as the sender
+            // counted them.
+            Ok(n) if n == self.detail_lines => {}
             Ok(n) => self.error(
                 Some("record_count"),
                 format!(
-                    "the trailer counts {n} detail records, the file has {}",
-                    self.records
+                    "the trailer says {n} detail records; the file has {} detail lines, {} of \
+                     them parsed",
+                    self.detail_lines, self.records
                 ),
             ),
             Err(_) => self.error(

@@ -14,16 +14,35 @@ pub enum StageTx {
 }
 
 /// How staging a file ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Staged {
     Accepted {
         file_id: i64,
     },
     /// The same bytes were staged before: nothing was written.
-    Duplicate {
-        file_id: i64,
-    },
+    Duplicate,
+    /// Other bytes were accepted before under the same (operator, date, seq): nothing was
+    /// written, and the operator must send a higher sequence.
+    SeqTaken(EarlierFile),
 }
+
+/// A file received before, as a later one refers to it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EarlierFile {
+    pub object_key: String,
+    /// Where its bytes are kept now.
+    pub kept_at: String,
+    pub status: String,
+    pub sha256: String,
+    /// The lowest sequence the operator has not used for that date.
+    #[serde(skip)]
+    pub next_seq: i32,
+}
+
+/// Where a file is kept: recorded since kept objects got names of their own; before that,
+/// its key under `incoming/` moved to `processed/` or `rejected/`.
+const KEPT_AT: &str = "COALESCE(stored_key, CASE status WHEN 'accepted' THEN 'processed/' \
+    ELSE 'rejected/' END || substr(object_key, 10))";
 
 const INSERT_FILE: &str = "INSERT INTO operator_files \
     (object_key, operator_id, business_date, seq, sha256, status, received_at) \
@@ -136,16 +155,27 @@ impl StageTx {
         Ok(())
     }
 
-    /// Commits the file as accepted, unless the same bytes were staged before.
+    /// Commits the file as accepted and kept at `kept_at`, unless the same bytes were
+    /// staged before or its sequence was already accepted with other bytes.
     pub async fn accept(
         self,
         file_id: i64,
         sha256: &str,
+        kept_at: &str,
         summary: &Summary,
     ) -> Result<Staged, sqlx::Error> {
         const EXISTING: &str = "SELECT id FROM operator_files WHERE sha256 = $1";
+        let same_seq = format!(
+            "SELECT object_key, {KEPT_AT}, status, sha256, \
+               (SELECT MAX(g.seq) + 1 FROM operator_files g WHERE g.operator_id = f.operator_id \
+                AND g.business_date = f.business_date) \
+             FROM operator_files f WHERE status = 'accepted' AND id <> $1 AND (operator_id, \
+               business_date, seq) = (SELECT operator_id, business_date, seq FROM operator_files \
+               WHERE id = $1) LIMIT 1"
+        );
         const ACCEPT: &str = "UPDATE operator_files SET sha256 = $2, status = 'accepted', \
-            record_count = $3, sales_total = $4, voids_total = $5 WHERE id = $1";
+            record_count = $3, sales_total = $4, voids_total = $5, stored_key = $6 \
+            WHERE id = $1 RETURNING business_date";
         macro_rules! finish {
             ($tx:expr) => {{
                 let mut tx = $tx;
@@ -153,27 +183,49 @@ impl StageTx {
                     .bind(sha256)
                     .fetch_optional(&mut *tx)
                     .await?;
-                if let Some(id) = existing {
+                if existing.is_some() {
                     tx.rollback().await?;
-                    return Ok(Staged::Duplicate { file_id: id });
+                    return Ok(Staged::Duplicate);
                 }
-                let updated = sqlx::query(ACCEPT)
+                let taken: Option<(String, String, String, String, i32)> =
+                    sqlx::query_as(&same_seq)
+                        .bind(file_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some((object_key, kept_at, status, sha256, next_seq)) = taken {
+                    tx.rollback().await?;
+                    return Ok(Staged::SeqTaken(EarlierFile {
+                        object_key,
+                        kept_at,
+                        status,
+                        sha256,
+                        next_seq,
+                    }));
+                }
+                let updated: Result<chrono::NaiveDate, _> = sqlx::query_scalar(ACCEPT)
                     .bind(file_id)
                     .bind(sha256)
                     .bind(summary.records as i64)
                     .bind(summary.sales_total)
                     .bind(summary.voids_total)
-                    .execute(&mut *tx)
+                    .bind(kept_at)
+                    .fetch_one(&mut *tx)
                     .await;
                 match updated {
-                    Ok(_) => {
+                    Ok(date) => {
+                        sqlx::query(ledger::date_status::TOUCH)
+                            .bind(date)
+                            .bind(Utc::now())
+                            .bind("operator file")
+                            .execute(&mut *tx)
+                            .await?;
                         tx.commit().await?;
                         Ok(Staged::Accepted { file_id })
                     }
                     // Staged concurrently by another process: theirs stands.
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                         tx.rollback().await?;
-                        Ok(Staged::Duplicate { file_id: 0 })
+                        Ok(Staged::Duplicate)
                     }
                     Err(e) => Err(e),
                 }
@@ -194,18 +246,20 @@ impl StageTx {
     }
 }
 
-/// Records a rejected file (no records). The same rejected bytes again change nothing.
+/// Records a rejected file (no records), kept at `kept_at`. The same rejected bytes again
+/// change nothing.
 pub async fn record_rejection(
     db: Database<'_>,
     key: &str,
+    kept_at: &str,
     name: &FileName,
     sha256: &str,
     errors: usize,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     const SQL: &str = "INSERT INTO operator_files (object_key, operator_id, business_date, seq, \
-        sha256, status, error_count, received_at) VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7) \
-        ON CONFLICT (sha256) DO NOTHING";
+        sha256, status, error_count, received_at, stored_key) \
+        VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8) ON CONFLICT (sha256) DO NOTHING";
     ledger::on_pool!(db, pool => {
         sqlx::query(SQL)
             .bind(key)
@@ -215,18 +269,30 @@ pub async fn record_rejection(
             .bind(sha256)
             .bind(errors as i32)
             .bind(now)
+            .bind(kept_at)
             .execute(pool)
             .await
             .map(|_| ())
     })
 }
 
-/// Whether these bytes were staged (accepted or rejected) before.
-pub async fn known_sha(db: Database<'_>, sha256: &str) -> Result<bool, sqlx::Error> {
-    const SQL: &str = "SELECT COUNT(*) FROM operator_files WHERE sha256 = $1";
-    let n: i64 =
-        ledger::on_pool!(db, pool => sqlx::query_scalar(SQL).bind(sha256).fetch_one(pool).await?);
-    Ok(n > 0)
+/// The file these bytes were staged as (accepted or rejected) before, if any.
+pub async fn known_sha(db: Database<'_>, sha256: &str) -> Result<Option<EarlierFile>, sqlx::Error> {
+    let sql = format!(
+        "SELECT object_key, {KEPT_AT}, status, sha256 FROM operator_files WHERE sha256 = $1"
+    );
+    let row: Option<(String, String, String, String)> = ledger::on_pool!(db, pool => {
+        sqlx::query_as(&sql).bind(sha256).fetch_optional(pool).await?
+    });
+    Ok(
+        row.map(|(object_key, kept_at, status, sha256)| EarlierFile {
+            object_key,
+            kept_at,
+            status,
+            sha256,
+            next_seq: 0,
+        }),
+    )
 }
 
 /// The file in force for an operator and date: the accepted one with the highest sequence

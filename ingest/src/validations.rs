@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -146,24 +147,48 @@ async fn dead_letter(
 /// A dead-lettered event, as kept.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
+    pub id: i64,
     pub source: String,
     pub position: String,
+    /// The event's bytes: as text when they are UTF-8, else hex (see `payload_encoding`).
+    #[serde(serialize_with = "payload_text")]
     pub payload: Vec<u8>,
+    pub payload_encoding: &'static str,
     pub reason: String,
+    pub received_at: DateTime<Utc>,
 }
 
-pub async fn dead_letters(db: Database<'_>) -> Result<Vec<DeadLetter>, sqlx::Error> {
-    const SQL: &str = "SELECT source, position, payload, reason FROM dead_letters ORDER BY id";
-    let rows: Vec<(String, String, Vec<u8>, String)> =
-        ledger::on_pool!(db, pool => sqlx::query_as(SQL).fetch_all(pool).await?);
+fn payload_text<S: serde::Serializer>(payload: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    match std::str::from_utf8(payload) {
+        Ok(text) => s.serialize_str(text),
+        Err(_) => s.serialize_str(&hex::encode(payload)),
+    }
+}
+
+/// The most recent dead letters, newest first.
+pub async fn dead_letters(db: Database<'_>, limit: i64) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    const SQL: &str = "SELECT id, source, position, payload, reason, received_at FROM dead_letters \
+        ORDER BY id DESC LIMIT $1";
+    type Row = (i64, String, String, Vec<u8>, String, DateTime<Utc>);
+    let rows: Vec<Row> =
+        ledger::on_pool!(db, pool => sqlx::query_as(SQL).bind(limit).fetch_all(pool).await?);
     Ok(rows
         .into_iter()
-        .map(|(source, position, payload, reason)| DeadLetter {
-            source,
-            position,
-            payload,
-            reason,
-        })
+        .map(
+            |(id, source, position, payload, reason, received_at)| DeadLetter {
+                id,
+                source,
+                position,
+                payload_encoding: if std::str::from_utf8(&payload).is_ok() {
+                    "utf-8"
+                } else {
+                    "hex"
+                },
+                payload,
+                reason,
+                received_at,
+            },
+        )
         .collect())
 }
 
@@ -306,7 +331,7 @@ pub async fn ingest_from_kafka(
     for (k, v) in &settings.client {
         config.set(k, v);
     }
-    let consumer: StreamConsumer = config.create().map_err(kafka_err)?;
+    let consumer: Arc<StreamConsumer> = Arc::new(config.create().map_err(kafka_err)?);
     consumer.subscribe(&[&settings.topic]).map_err(kafka_err)?;
     let source = format!("kafka:{}", settings.topic);
     let mut report = ValidationsReport::default();
@@ -314,6 +339,8 @@ pub async fn ingest_from_kafka(
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
     let mut batch_started: Option<Instant> = None;
     let mut last_message = Instant::now();
+    let mut receive_errors = 0u64;
+    let mut lag_checks = 0u32;
     loop {
         let wait = match batch_started {
             Some(t) => settings.linger.saturating_sub(t.elapsed()),
@@ -330,7 +357,14 @@ pub async fn ingest_from_kafka(
                 });
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "Kafka receive error");
+                // librdkafka says the same thing every few hundred milliseconds while a
+                // broker is away; once is enough at warn, the end-of-run check decides.
+                if receive_errors == 0 {
+                    tracing::warn!(error = %e, "Kafka receive error");
+                } else {
+                    tracing::debug!(error = %e, "Kafka receive error");
+                }
+                receive_errors += 1;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(_) => {}
@@ -361,8 +395,77 @@ pub async fn ingest_from_kafka(
                 .stop_when_idle
                 .is_some_and(|idle| last_message.elapsed() >= idle)
         {
-            break;
+            // A quiet topic and a broker we cannot reach look the same from here: only
+            // the broker can say the group has read everything there is.
+            match lag(&consumer, &settings.topic).await {
+                Ok(behind) if behind.is_empty() => break,
+                Ok(behind) => {
+                    lag_checks += 1;
+                    if lag_checks >= MAX_LAG_CHECKS {
+                        return Err(IngestError::KafkaBehind {
+                            topic: settings.topic.clone(),
+                            behind: behind.join(", "),
+                        });
+                    }
+                    tracing::info!(behind = %behind.join(", "), "not at the end of the topic yet");
+                    last_message = Instant::now();
+                }
+                Err(e) => {
+                    return Err(IngestError::KafkaUnreachable {
+                        brokers: settings.brokers.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
         }
     }
     Ok(report)
+}
+
+/// How many idle periods a run waits for a lagging group to catch up (partitions another
+/// member holds, say) before it gives up.
+const MAX_LAG_CHECKS: u32 = 6;
+
+/// The partitions whose committed offset is behind their end, as `partition committed/end`
+/// (empty: the group has read everything). An error: the broker did not answer.
+async fn lag(
+    consumer: &Arc<rdkafka::consumer::StreamConsumer>,
+    topic: &str,
+) -> Result<Vec<String>, rdkafka::error::KafkaError> {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::types::RDKafkaErrorCode;
+    use rdkafka::{Offset, TopicPartitionList};
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    let (consumer, topic) = (consumer.clone(), topic.to_string());
+    // These calls block on the network; keep them off the runtime's threads.
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
+        let mut partitions = TopicPartitionList::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+            match t.error().map(RDKafkaErrorCode::from) {
+                None => {}
+                // The broker answered: no topic yet means no validations yet.
+                Some(RDKafkaErrorCode::UnknownTopicOrPartition) => return Ok(Vec::new()),
+                Some(code) => return Err(rdkafka::error::KafkaError::MetadataFetch(code)),
+            }
+            for p in t.partitions() {
+                partitions.add_partition(&topic, p.id());
+            }
+        }
+        let committed = consumer.committed_offsets(partitions, TIMEOUT)?;
+        let mut behind = Vec::new();
+        for element in committed.elements() {
+            let (low, high) = consumer.fetch_watermarks(&topic, element.partition(), TIMEOUT)?;
+            let at = match element.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            if at < high {
+                behind.push(format!("{} {at}/{high}", element.partition()));
+            }
+        }
+        Ok(behind)
+    })
+    .await
+    .expect("the lag check does not panic")
 }

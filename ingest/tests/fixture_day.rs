@@ -46,7 +46,7 @@ async fn check_validations(ledger: &dyn Ledger, truth: &Truth) {
     )
     .await;
     assert_eq!(fares, truth.validations_amount_minor);
-    let dead = ingest::validations::dead_letters(ledger.database())
+    let dead = ingest::validations::dead_letters(ledger.database(), 1_000_000)
         .await
         .unwrap();
     assert_eq!(dead.len() as u64, truth.malformed_events);
@@ -68,7 +68,9 @@ async fn check_validations(ledger: &dyn Ledger, truth: &Truth) {
 
 async fn a_fixtures_day_is_accounted_for(ledger: Arc<dyn Ledger>) {
     let dir = tempfile::tempdir().unwrap();
-    let truth = Fixture::new(config(3_000)).write_day(dir.path()).unwrap();
+    let fixture = Fixture::new(config(3_000));
+    fixture.register_operators(&*ledger).await.unwrap();
+    let truth = fixture.write_day(dir.path()).unwrap();
     let objects = tempfile::tempdir().unwrap();
     let store = LocalStore::new(objects.path()).unwrap();
     upload(dir.path(), &truth, &store).await;
@@ -195,4 +197,36 @@ async fn kafka_validations_are_posted_once_and_a_rerun_changes_nothing() {
         .unwrap();
     assert_eq!(again.events, 0);
     check_validations(&*ledger, &truth).await;
+}
+
+/// A broker nobody answers on is not an idle topic: the run fails, as an external system's
+/// error worth retrying, and posts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_fails_the_run_instead_of_looking_idle() {
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let brokers = closed.to_string();
+    let mut settings = KafkaSettings::new(&brokers, "group-closed");
+    settings.stop_when_idle = Some(Duration::from_secs(1));
+    let err = ingest_from_kafka(&*db.ledger, &rules(), &settings)
+        .await
+        .expect_err("no broker answers");
+    assert!(
+        matches!(err, ingest::IngestError::KafkaUnreachable { .. }),
+        "{err:?}"
+    );
+    use fault::Fault;
+    assert_eq!(err.retry(), fault::RetryHint::Retry);
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("Kafka at {brokers} did not answer")),
+        "{text}"
+    );
+    assert_eq!(
+        count(&*db.ledger, "SELECT COUNT(*) FROM validations").await,
+        0
+    );
 }

@@ -229,8 +229,27 @@ struct Env {
     _keep: Vec<Box<dyn std::any::Any + Send>>,
 }
 
+/// OP001 sends the files here; OP009 is registered but inactive.
+async fn register(ledger: &dyn Ledger) {
+    for (id, active) in [("OP001", true), ("OP009", false)] {
+        ledger
+            .add_operator(&ledger::Operator {
+                id: ledger::OperatorId::parse(id).unwrap(),
+                name: ledger::OperatorName::parse("Tienda").unwrap(),
+                commission_rate: ledger::Rate::parse("commission_rate", "0.035").unwrap(),
+                tax_rate: ledger::Rate::parse("tax_rate", "0.19").unwrap(),
+                void_window: ledger::VoidWindow::parse("30m").unwrap(),
+                settlement_lag_days: 1,
+                active,
+            })
+            .await
+            .unwrap();
+    }
+}
+
 async fn sqlite_env() -> Env {
     let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
+    register(&*db.ledger).await;
     let dir = tempfile::tempdir().unwrap();
     Env {
         ledger: db.ledger.clone(),
@@ -241,6 +260,7 @@ async fn sqlite_env() -> Env {
 
 async fn postgres_env() -> Option<Env> {
     let db = testbed::postgres_ledger(LedgerSettings::default()).await?;
+    register(&*db.ledger).await;
     let Ok(endpoint) = std::env::var("RECAUDO_TEST_S3_ENDPOINT") else {
         testbed::service_missing(
             "the S3-compatible server",
@@ -284,28 +304,41 @@ async fn staged_records(ledger: &dyn Ledger) -> i64 {
     }
 }
 
+/// Case `i` of the corpus under a sequence of its own (`100 + i`, in the name and in the
+/// header), since a sequence once accepted cannot take other bytes.
+fn as_seq(i: usize, bytes: &[u8]) -> (String, Vec<u8>) {
+    let seq = format!("{:03}", 100 + i);
+    let key = format!("incoming/OP001/2026-11-26/OP001_20261126_{seq}.csv");
+    let text = bytes.to_vec();
+    let end = text.iter().position(|b| *b == b'\n').unwrap_or(text.len());
+    let first = String::from_utf8_lossy(&text[..end]).replacen(",001,", &format!(",{seq},"), 1);
+    let mut out = first.into_bytes();
+    out.extend_from_slice(&text[end..]);
+    (key, out)
+}
+
 async fn the_corpus_is_accepted_or_rejected_as_designed(env: Env) {
     let mut expected_records = 0;
-    for (name, bytes, expected) in corpus() {
-        // Each file under its own operator folder name would change the key; instead the
-        // corpus goes one file at a time through the same key.
+    for (i, (name, bytes, expected)) in corpus().into_iter().enumerate() {
+        let (key, bytes) = as_seq(i, &bytes);
         env.store
-            .put(KEY, Bytes::from(bytes.clone()))
+            .put(&key, Bytes::from(bytes.clone()))
             .await
             .unwrap();
-        let outcome = ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+        let outcome = ingest_file(&*env.store, &*env.ledger, rules(), &key)
             .await
             .unwrap();
         assert!(
-            env.store.head(KEY).await.is_err(),
+            env.store.head(&key).await.is_err(),
             "{name}: still in incoming/"
         );
+        let rejected = key.replacen("incoming/", "rejected/", 1);
         match expected {
             None => {
                 let FileOutcome::Accepted { records } = outcome else {
                     let report = env
                         .store
-                        .get_bytes("rejected/OP001/2026-11-26/OP001_20261126_001.csv.errors.json")
+                        .get_bytes(&format!("{rejected}.errors.json"))
                         .await;
                     panic!(
                         "{name}: {outcome:?} {:?}",
@@ -314,11 +347,11 @@ async fn the_corpus_is_accepted_or_rejected_as_designed(env: Env) {
                 };
                 // Every accepted variant differs in bytes, so none is a duplicate.
                 expected_records += records as i64;
-                assert!(
-                    env.store
-                        .head("processed/OP001/2026-11-26/OP001_20261126_001.csv")
-                        .await
-                        .is_ok()
+                let processed = key.replacen("incoming/", "processed/", 1);
+                assert_eq!(
+                    env.store.get_bytes(&processed).await.unwrap(),
+                    bytes,
+                    "{name}: kept as sent"
                 );
             }
             Some((line, what)) => {
@@ -328,7 +361,7 @@ async fn the_corpus_is_accepted_or_rejected_as_designed(env: Env) {
                 );
                 let report: serde_json::Value = serde_json::from_slice(
                     &env.store
-                        .get_bytes("rejected/OP001/2026-11-26/OP001_20261126_001.csv.errors.json")
+                        .get_bytes(&format!("{rejected}.errors.json"))
                         .await
                         .unwrap(),
                 )
@@ -341,11 +374,7 @@ async fn the_corpus_is_accepted_or_rejected_as_designed(env: Env) {
                     "{name}: expected line {line} / {what}, got {report}"
                 );
                 assert!(
-                    env.store
-                        .get_bytes("rejected/OP001/2026-11-26/OP001_20261126_001.csv")
-                        .await
-                        .unwrap()
-                        == bytes,
+                    env.store.get_bytes(&rejected).await.unwrap() == bytes,
                     "{name}: the rejected file is kept as sent"
                 );
             }
@@ -405,6 +434,222 @@ async fn the_same_file_twice_is_staged_once_and_a_later_seq_supersedes(env: Env)
     assert_eq!(staged_records(&*env.ledger).await, 3);
 }
 
+fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+async fn report_of(env: &Env, key: &str) -> serde_json::Value {
+    serde_json::from_slice(
+        &env.store
+            .get_bytes(&format!("{key}.errors.json"))
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Every file row's kept object still has the bytes the row fingerprints.
+async fn every_kept_object_matches_its_row(env: &Env) {
+    const SQL: &str = "SELECT COALESCE(stored_key, object_key), sha256 FROM operator_files";
+    let rows: Vec<(String, String)> = match env.ledger.database() {
+        Database::Postgres(p) => sqlx::query_as(SQL).fetch_all(p).await.unwrap(),
+        Database::Sqlite(p) => sqlx::query_as(SQL).fetch_all(p).await.unwrap(),
+    };
+    assert!(!rows.is_empty());
+    for (kept, expected) in rows {
+        let bytes = env.store.get_bytes(&kept).await.unwrap();
+        assert_eq!(sha(&bytes), expected, "{kept} no longer has its bytes");
+    }
+}
+
+async fn other_bytes_under_an_accepted_seq_are_rejected_and_nothing_kept_is_overwritten(env: Env) {
+    let first = file(&[H, SALE, VOID, T]);
+    env.store
+        .put(KEY, Bytes::from(first.clone()))
+        .await
+        .unwrap();
+    let outcome = ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+        .await
+        .unwrap();
+    assert_eq!(outcome, FileOutcome::Accepted { records: 2 });
+    let processed = "processed/OP001/2026-11-26/OP001_20261126_001.csv";
+    let rejected = "rejected/OP001/2026-11-26/OP001_20261126_001.csv";
+
+    // The operator "corrects" the amount and sends it again under the same name and seq.
+    let second = file(&[
+        H,
+        &SALE.replace("20000.00", "25000.00"),
+        "T,1,25000.00,0.00",
+    ]);
+    env.store
+        .put(KEY, Bytes::from(second.clone()))
+        .await
+        .unwrap();
+    let outcome = ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+        .await
+        .unwrap();
+    assert_eq!(outcome, FileOutcome::Rejected { errors: 1 });
+    let report = report_of(&env, rejected).await;
+    let reason = report["errors"][0]["reason"].as_str().unwrap();
+    assert_eq!(report["errors"][0]["field"], "seq");
+    assert!(reason.contains("higher sequence, such as 002"), "{reason}");
+    assert!(reason.contains(&sha(&first)), "{reason}");
+
+    // A third version under the same name is kept beside the second, not over it.
+    let third = file(&[
+        H,
+        &SALE.replace("20000.00", "30000.00"),
+        "T,1,30000.00,0.00",
+    ]);
+    env.store
+        .put(KEY, Bytes::from(third.clone()))
+        .await
+        .unwrap();
+    let outcome = ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+        .await
+        .unwrap();
+    assert_eq!(outcome, FileOutcome::Rejected { errors: 1 });
+    let third_kept = format!(
+        "rejected/OP001/2026-11-26/OP001_20261126_001.{}.csv",
+        &sha(&third)[..16]
+    );
+    assert_eq!(env.store.get_bytes(processed).await.unwrap(), first);
+    assert_eq!(env.store.get_bytes(rejected).await.unwrap(), second);
+    assert_eq!(env.store.get_bytes(&third_kept).await.unwrap(), third);
+    assert_eq!(
+        report_of(&env, &third_kept).await["errors"][0]["field"],
+        "seq"
+    );
+    every_kept_object_matches_its_row(&env).await;
+
+    // Only the first is in force, with its two records.
+    let date = ledger::BusinessDate::parse("2026-11-26").unwrap();
+    let (id, seq) = ingest::staging::latest_accepted_file(env.ledger.database(), "OP001", date)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seq, 1);
+    assert_eq!(staged_records(&*env.ledger).await, 2, "file {id}");
+}
+
+async fn the_same_bytes_under_another_key_are_set_aside_with_a_report(env: Env) {
+    let bytes = file(&[H, SALE, VOID, T]);
+    env.store
+        .put(KEY, Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+        .await
+        .unwrap();
+    // The same bytes, sent again under the next sequence's name.
+    let other = "incoming/OP001/2026-11-26/OP001_20261126_002.csv";
+    env.store
+        .put(other, Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    let outcome = ingest_file(&*env.store, &*env.ledger, rules(), other)
+        .await
+        .unwrap();
+    assert_eq!(outcome, FileOutcome::Duplicate);
+    let kept = "rejected/OP001/2026-11-26/OP001_20261126_002.csv";
+    assert_eq!(env.store.get_bytes(kept).await.unwrap(), bytes);
+    let report = report_of(&env, kept).await;
+    assert_eq!(report["duplicate_of"]["object_key"], KEY);
+    assert_eq!(
+        report["duplicate_of"]["kept_at"],
+        "processed/OP001/2026-11-26/OP001_20261126_001.csv"
+    );
+    assert!(report["note"].as_str().unwrap().contains(KEY));
+    // The same object sent twice is only taken out of incoming/.
+    env.store
+        .put(KEY, Bytes::from(bytes.clone()))
+        .await
+        .unwrap();
+    let outcome = ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+        .await
+        .unwrap();
+    assert_eq!(outcome, FileOutcome::Duplicate);
+    assert!(env.store.head(KEY).await.is_err());
+    assert!(
+        env.store
+            .head("rejected/OP001/2026-11-26/OP001_20261126_001.csv")
+            .await
+            .is_err()
+    );
+    assert_eq!(staged_records(&*env.ledger).await, 2);
+}
+
+async fn files_of_unknown_or_inactive_operators_are_rejected(env: Env) {
+    for (operator, reason) in [("OP404", "is not registered"), ("OP009", "is not active")] {
+        let key = format!("incoming/{operator}/2026-11-26/{operator}_20261126_001.csv");
+        let bytes = file(&[H, SALE, VOID, T])
+            .iter()
+            .map(|b| *b as char)
+            .collect::<String>()
+            .replace("OP001", operator);
+        env.store.put(&key, Bytes::from(bytes)).await.unwrap();
+        let outcome = ingest_file(&*env.store, &*env.ledger, rules(), &key)
+            .await
+            .unwrap();
+        assert_eq!(outcome, FileOutcome::Rejected { errors: 1 }, "{operator}");
+        let kept = key.replacen("incoming/", "rejected/", 1);
+        let report = report_of(&env, &kept).await;
+        assert_eq!(report["errors"][0]["field"], "operator_id");
+        let text = report["errors"][0]["reason"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("operator {operator} {reason}")),
+            "{text}"
+        );
+    }
+    assert_eq!(staged_records(&*env.ledger).await, 0);
+}
+
+async fn a_trailer_count_says_lines_and_parsed_records(env: Env) {
+    // A detail line with a field missing: its own error, and the trailer's count of lines
+    // is right.
+    let short = "D,SALE,OP001-000125,2026-11-26T08:15:02-05:00,CARD0000123456,20000.00,COP";
+    env.store
+        .put(
+            KEY,
+            Bytes::from(file(&[H, SALE, short, "T,2,20000.00,0.00"])),
+        )
+        .await
+        .unwrap();
+    ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+        .await
+        .unwrap();
+    let rejected = "rejected/OP001/2026-11-26/OP001_20261126_001.csv";
+    let report = report_of(&env, rejected).await;
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{report}");
+    assert_eq!(errors[0]["line"], 3);
+    // A trailer that counts one more line than there is says both counts.
+    let key = "incoming/OP001/2026-11-26/OP001_20261126_002.csv";
+    let h2 = H.replace(",001,", ",002,");
+    env.store
+        .put(
+            key,
+            Bytes::from(file(&[&h2, SALE, short, "T,3,20000.00,0.00"])),
+        )
+        .await
+        .unwrap();
+    ingest_file(&*env.store, &*env.ledger, rules(), key)
+        .await
+        .unwrap();
+    let report = report_of(&env, "rejected/OP001/2026-11-26/OP001_20261126_002.csv").await;
+    let trailer = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "record_count")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(
+        trailer["reason"],
+        "the trailer says 3 detail records; the file has 2 detail lines, 1 of them parsed"
+    );
+}
+
 macro_rules! on_both {
     ($($scenario:ident),*) => {
         mod sqlite_local { $( #[tokio::test] async fn $scenario() { super::$scenario(super::sqlite_env().await).await } )* }
@@ -415,5 +660,9 @@ macro_rules! on_both {
 on_both!(
     the_corpus_is_accepted_or_rejected_as_designed,
     a_bad_name_is_rejected_with_a_report,
-    the_same_file_twice_is_staged_once_and_a_later_seq_supersedes
+    the_same_file_twice_is_staged_once_and_a_later_seq_supersedes,
+    other_bytes_under_an_accepted_seq_are_rejected_and_nothing_kept_is_overwritten,
+    the_same_bytes_under_another_key_are_set_aside_with_a_report,
+    files_of_unknown_or_inactive_operators_are_rejected,
+    a_trailer_count_says_lines_and_parsed_records
 );

@@ -14,6 +14,7 @@ use settings::telemetry::InternalEvent;
 use crate::internal_events::{LostTapsReported, ReconciliationCompleted};
 use ledger::{BusinessDate, Ledger};
 use polars::prelude::IntoLazy;
+use reports::ReportKind;
 use settings::Settings;
 use storage::ObjectStore;
 
@@ -24,6 +25,9 @@ pub enum Job {
     Reconcile,
     Report,
     Settle,
+    /// `settle --provisional`: the chain for a date that may not have closed, with a
+    /// provisional report (nothing posted, `latest` untouched, the date not settled).
+    SettleProvisional,
 }
 
 impl Job {
@@ -42,6 +46,7 @@ impl Job {
             Job::Reconcile => "reconcile",
             Job::Report => "report",
             Job::Settle => "settle",
+            Job::SettleProvisional => "settle-provisional",
         }
     }
 
@@ -110,6 +115,37 @@ impl<E: Fault> From<E> for StepError {
 pub enum RequestError {
     #[error("{0} needs a business date (--date)")]
     NeedsDate(Job),
+    #[error(
+        "{date} has not closed yet (it closes at {closes_at}); a date is settled once its day \
+         is over: look at it now with `recaudo run settle --date {date} --provisional`"
+    )]
+    DayOpen {
+        date: BusinessDate,
+        closes_at: String,
+    },
+}
+
+/// Refuses a date whose day has not closed: its statements would leave out what is still
+/// to come, and settling posts money.
+pub fn ensure_closed(
+    calendar: &ledger::BusinessCalendar,
+    date: BusinessDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), RequestError> {
+    if calendar.business_date(now) > date {
+        return Ok(());
+    }
+    let closes = calendar.opens_at(date.succ());
+    Err(RequestError::DayOpen {
+        date,
+        closes_at: format!(
+            "{} {}",
+            closes
+                .with_timezone(&calendar.time_zone())
+                .format("%Y-%m-%d %H:%M"),
+            calendar.time_zone()
+        ),
+    })
 }
 
 impl Fault for RequestError {
@@ -136,27 +172,41 @@ impl JobContext {
     }
 }
 
-/// Runs one job once (no lock, no retry: see `runner`).
+/// Runs one job once (no lock, no retry: see `runner`) as the job run `run_id`.
 pub async fn execute(
     ctx: &JobContext,
     job: Job,
     date: Option<BusinessDate>,
+    run_id: &str,
 ) -> Result<Outcome, StepError> {
     let dated = || date.ok_or(RequestError::NeedsDate(job));
+    let calendar = &ctx.ledger.settings().calendar;
+    let closed = |date| ensure_closed(calendar, date, chrono::Utc::now());
     let outcome = match job {
         Job::IngestFiles => ingest_files(ctx).await?,
         Job::IngestValidations => ingest_validations(ctx).await?,
         Job::Reconcile => reconcile_date(ctx, dated()?).await?,
-        Job::Report => report_date(ctx, dated()?).await?,
-        Job::Settle => {
+        Job::Report => {
             let date = dated()?;
+            closed(date)?;
+            report_date(ctx, date, ReportKind::Final, run_id).await?
+        }
+        Job::Settle | Job::SettleProvisional => {
+            let date = dated()?;
+            let kind = match job {
+                Job::Settle => {
+                    closed(date)?;
+                    ReportKind::Final
+                }
+                _ => ReportKind::Provisional,
+            };
             let mut all = Outcome::default();
             let mut notes = Vec::new();
             for (step, outcome) in [
                 ("files", ingest_files(ctx).await?),
                 ("validations", ingest_validations(ctx).await?),
                 ("reconcile", reconcile_date(ctx, date).await?),
-                ("report", report_date(ctx, date).await?),
+                ("report", report_date(ctx, date, kind, run_id).await?),
             ] {
                 for (k, v) in outcome.counts {
                     all.counts.insert(format!("{step}.{k}"), v);
@@ -260,13 +310,20 @@ async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome,
     })
 }
 
-async fn report_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome, StepError> {
+async fn report_date(
+    ctx: &JobContext,
+    date: BusinessDate,
+    kind: ReportKind,
+    run_id: &str,
+) -> Result<Outcome, StepError> {
     let (statement, published) = reports::report(
         &*ctx.ledger,
         &*ctx.store,
         date,
         ledger::MoneyRules::from_settings(&ctx.config.money)?.currency,
         ledger::business_date::holidays(&ctx.config.calendar),
+        kind,
+        run_id,
     )
     .await?;
     LostTapsReported {
@@ -284,6 +341,12 @@ async fn report_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome, St
             ("discrepancies", statement.discrepancies.height() as i64),
             ("version", i64::from(published.version)),
         ]),
-        note: format!("reports published under {}", published.prefix),
+        note: match kind {
+            ReportKind::Final => format!("reports published under {}", published.prefix),
+            ReportKind::Provisional => format!(
+                "PROVISIONAL reports under {} (nothing posted, the date is not settled)",
+                published.prefix
+            ),
+        },
     })
 }

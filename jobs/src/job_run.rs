@@ -19,7 +19,17 @@ pub struct JobRun {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub counts: Option<serde_json::Value>,
+    /// What a succeeded run tells people: the files it rejected, the report it published.
+    pub note: Option<String>,
     pub error: Option<String>,
+}
+
+/// Which runs `recaudo status` shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub job: Option<String>,
+    pub date: Option<BusinessDate>,
+    pub status: Option<String>,
 }
 
 /// The scope a lock and a run are kept under: the date, or `*` for undated jobs.
@@ -56,10 +66,11 @@ pub async fn finish(
     db: Database<'_>,
     id: &str,
     counts: Option<&Counts>,
+    note: Option<&str>,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    const SQL: &str = "UPDATE job_runs SET status = $1, finished_at = $2, counts = $3, error = $4 \
-        WHERE id = $5";
+    const SQL: &str = "UPDATE job_runs SET status = $1, finished_at = $2, counts = $3, error = $4, \
+        note = $6 WHERE id = $5";
     let counts = counts.map(|c| serde_json::to_string(c).expect("counts serialize"));
     ledger::on_pool!(db, pool => {
         sqlx::query(SQL)
@@ -68,6 +79,7 @@ pub async fn finish(
             .bind(&counts)
             .bind(error)
             .bind(id)
+            .bind(note.filter(|n| !n.is_empty()))
             .execute(pool)
             .await?;
     });
@@ -124,19 +136,45 @@ type Row = (
     Option<DateTime<Utc>>,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
-/// The most recent attempts, newest first.
-pub async fn recent(db: Database<'_>, limit: i64) -> Result<Vec<JobRun>, sqlx::Error> {
+/// The most recent attempts that pass `filter`, newest first.
+pub async fn recent(
+    db: Database<'_>,
+    filter: &RunFilter,
+    limit: i64,
+) -> Result<Vec<JobRun>, sqlx::Error> {
     const SQL: &str = "SELECT id, job, business_date, attempt, status, holder, started_at, \
-        finished_at, counts, error FROM job_runs ORDER BY started_at DESC, attempt DESC LIMIT $1";
+        finished_at, counts, error, note FROM job_runs \
+        WHERE ($1 IS NULL OR job = $1) AND ($2 IS NULL OR business_date = $2) \
+          AND ($3 IS NULL OR status = $3) \
+        ORDER BY started_at DESC, attempt DESC LIMIT $4";
     let rows: Vec<Row> = ledger::on_pool!(db, pool => {
-        sqlx::query_as(SQL).bind(limit).fetch_all(pool).await?
+        sqlx::query_as(SQL)
+            .bind(filter.job.as_deref())
+            .bind(filter.date.map(|d| d.naive()))
+            .bind(filter.status.as_deref())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
     });
     Ok(rows
         .into_iter()
         .map(
-            |(id, job, date, attempt, status, holder, started_at, finished_at, counts, error)| {
+            |(
+                id,
+                job,
+                date,
+                attempt,
+                status,
+                holder,
+                started_at,
+                finished_at,
+                counts,
+                error,
+                note,
+            )| {
                 JobRun {
                     id,
                     job,
@@ -147,6 +185,7 @@ pub async fn recent(db: Database<'_>, limit: i64) -> Result<Vec<JobRun>, sqlx::E
                     started_at,
                     finished_at,
                     counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
+                    note,
                     error,
                 }
             },

@@ -2,6 +2,7 @@
 //! its command line, and the benchmarks reuse its pieces (`recaudo-bench`).
 
 pub mod data_in;
+pub mod dead_letters;
 pub mod demo;
 pub mod internal_events;
 pub mod job;
@@ -16,6 +17,34 @@ pub mod table;
 
 use anyhow::Context;
 use settings::Settings;
+
+/// A command asked for in a way it cannot run (a missing or impossible option): the
+/// process exits 2, as for any usage error, and nothing was done.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Fails with a [`UsageError`] built like `format!`.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err($crate::UsageError(format!($($arg)*)).into())
+    };
+}
+
+/// The exit code of a failed command: 2 when the command line was wrong (a usage error, an
+/// option that does not parse), 1 for everything else.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    let usage = error.chain().any(|cause| {
+        cause.is::<UsageError>()
+            || cause.is::<ledger::InvalidInput>()
+            || matches!(
+                cause.downcast_ref::<ledger::LedgerError>(),
+                Some(ledger::LedgerError::Invalid(_) | ledger::LedgerError::TermsInThePast { .. })
+            )
+    });
+    if usage { 2 } else { 1 }
+}
 
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_ledger(config: &Settings) -> anyhow::Result<std::sync::Arc<dyn ledger::Ledger>> {

@@ -7,7 +7,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use jobs::{data_in, demo, job, open_ledger, operators, ops, reconciliation, schedule};
+use jobs::{
+    data_in, dead_letters, demo, job, open_ledger, operators, ops, reconciliation, schedule,
+};
 use settings::Settings;
 
 // The engine's frames are many large, short-lived buffers (see `jobs::tune_allocator`).
@@ -57,8 +59,11 @@ enum Command {
     /// Run a dated job for every date of a range, in order; dates that already succeeded
     /// are skipped, so repeating a backfill is safe.
     Backfill(ops::BackfillArgs),
-    /// The most recent job runs: status, timings, counts, errors.
+    /// The most recent job runs (status, timings, counts, notes, errors) and the stale dates.
     Status(ops::StatusArgs),
+    /// Validation events that could not be posted, with their reason and bytes.
+    #[command(subcommand)]
+    DeadLetters(dead_letters::DeadLettersCommand),
     /// Run the jobs on their cron schedules until SIGTERM (see the schedule_* settings).
     Schedule,
     /// The whole back office on this machine, from scratch, on the embedded defaults: a
@@ -90,7 +95,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(jobs::exit_code(&e))
         }
     }
 }
@@ -102,12 +107,14 @@ async fn run(cli: Cli, config: Settings) -> anyhow::Result<ExitCode> {
             let args = ops::RunArgs {
                 job: job::Job::Report,
                 date: Some(date),
+                provisional: false,
             };
             ops::run(args, &config).await
         }
         Command::Run(args) => ops::run(args, &config).await,
         Command::Backfill(args) => ops::backfill(args, &config).await,
         Command::Status(args) => ops::status(args, &config).await,
+        Command::DeadLetters(cmd) => done(dead_letters::run(cmd, &config).await),
         Command::Schedule => done(schedule::run(job::JobContext::open(&config).await?).await),
         Command::Demo(args) => done(demo::run(args, &config).await),
         Command::Migrate => {

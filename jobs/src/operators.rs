@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use ledger::{Ledger, Operator, OperatorId, OperatorName, OperatorPatch, Rate, VoidWindow};
+use ledger::{
+    BusinessDate, Ledger, Operator, OperatorId, OperatorName, OperatorPatch, Rate, VoidWindow,
+};
 
 #[derive(Subcommand)]
 pub enum OperatorsCommand {
@@ -19,7 +21,19 @@ pub enum OperatorsCommand {
         json: bool,
     },
     /// Change an operator's name, terms or active flag; options not given stay as they are.
+    ///
+    /// Terms (commission, tax, void window, settlement lag) change from a business date on
+    /// (--effective-from, default the next business date): statements of earlier dates keep
+    /// the terms they were made with. A name or active flag changes at once.
     Set(SetArgs),
+    /// Every version of an operator's terms, with the date each took effect.
+    Terms {
+        /// Operator id.
+        id: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -63,6 +77,10 @@ pub struct SetArgs {
     /// true or false: an inactive operator cannot sell, pay or void.
     #[arg(long)]
     active: Option<bool>,
+    /// The business date (YYYY-MM-DD) from which changed terms are in force; today's or
+    /// later. Default: the next business date.
+    #[arg(long)]
+    effective_from: Option<String>,
 }
 
 pub async fn run(cmd: OperatorsCommand, ledger: &Arc<dyn Ledger>) -> anyhow::Result<()> {
@@ -111,33 +129,85 @@ pub async fn run(cmd: OperatorsCommand, ledger: &Arc<dyn Ledger>) -> anyhow::Res
                     .transpose()?,
                 settlement_lag_days: s.settlement_lag,
                 active: s.active,
+                effective_from: s
+                    .effective_from
+                    .as_deref()
+                    .map(|d| BusinessDate::parse_as("--effective-from", d))
+                    .transpose()?,
             };
+            if patch.effective_from.is_some() && !patch.changes_terms() {
+                crate::usage!(
+                    "--effective-from dates a change of terms: give --commission-rate, \
+                     --tax-rate, --void-window or --settlement-lag with it"
+                );
+            }
             if patch == OperatorPatch::default() {
-                anyhow::bail!("nothing to change: give at least one option (see --help)");
+                crate::usage!("nothing to change: give at least one option (see --help)");
             }
             let op = ledger
                 .update_operator(&OperatorId::parse(&s.id)?, &patch)
                 .await?;
-            println!("updated operator {}", op.id);
+            match patch.changes_terms() {
+                true => println!(
+                    "updated operator {}; its terms from {} on:",
+                    op.id,
+                    patch
+                        .effective_from
+                        .map_or_else(|| "the next business date".to_string(), |d| d.to_string())
+                ),
+                false => println!("updated operator {}", op.id),
+            }
             print_table(&[op]);
+        }
+        OperatorsCommand::Terms { id, json } => {
+            let versions = ledger.terms_versions(&OperatorId::parse(&id)?).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&versions)?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = versions
+                .iter()
+                .map(|v| {
+                    let mut row = vec![
+                        v.effective_from
+                            .map_or_else(|| "registration".into(), |d| d.to_string()),
+                    ];
+                    row.extend(terms_cells(&v.terms));
+                    row
+                })
+                .collect();
+            crate::table::print(
+                &[
+                    "in force from",
+                    "commission",
+                    "tax",
+                    "void window",
+                    "lag (days)",
+                ],
+                &rows,
+            );
         }
     }
     Ok(())
+}
+
+fn terms_cells(o: &Operator) -> [String; 4] {
+    [
+        o.commission_rate.to_string(),
+        o.tax_rate.to_string(),
+        o.void_window.to_string(),
+        o.settlement_lag_days.to_string(),
+    ]
 }
 
 fn print_table(ops: &[Operator]) {
     let rows: Vec<Vec<String>> = ops
         .iter()
         .map(|o| {
-            vec![
-                o.id.to_string(),
-                o.name.to_string(),
-                o.commission_rate.to_string(),
-                o.tax_rate.to_string(),
-                o.void_window.to_string(),
-                o.settlement_lag_days.to_string(),
-                if o.active { "yes" } else { "no" }.to_string(),
-            ]
+            let mut row = vec![o.id.to_string(), o.name.to_string()];
+            row.extend(terms_cells(o));
+            row.push(if o.active { "yes" } else { "no" }.to_string());
+            row
         })
         .collect();
     crate::table::print(

@@ -29,12 +29,11 @@ pub async fn run(args: ReconcileArgs, config: &Settings) -> anyhow::Result<()> {
         reconcile::source::days(date),
     )?;
     let run_id = reconcile::store::save_run(ledger.database(), date, &result).await?;
+    let currency = ledger::MoneyRules::from_settings(&config.money)?.currency;
     if let Some(out) = &args.out {
-        result.write(out)?;
+        result.write(out, currency)?;
     }
-    let exponent = ledger::MoneyRules::from_settings(&config.money)?
-        .currency
-        .exponent();
+    let exponent = currency.exponent();
     let rows: Vec<Vec<String>> = result
         .operator_summaries()?
         .into_iter()

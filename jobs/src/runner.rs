@@ -199,8 +199,8 @@ async fn wait_for_steps(
 /// files, a reconcile or report of the same date). Always taken in this order.
 fn locks(job: Job, date: Option<BusinessDate>) -> Vec<(Job, String)> {
     let jobs = match job {
-        Job::Settle => vec![
-            Job::Settle,
+        Job::Settle | Job::SettleProvisional => vec![
+            job,
             Job::IngestFiles,
             Job::IngestValidations,
             Job::Reconcile,
@@ -233,15 +233,15 @@ async fn attempts(
         span.in_scope(|| tracing::info!("job started"));
         let started = Instant::now();
         let result = tokio::select! {
-            r = execute(ctx, job, date).instrument(span.clone()) => r,
+            r = execute(ctx, job, date, &id).instrument(span.clone()) => r,
             () = &mut stop => {
-                job_run::finish(db, &id, None, Some("stopped by a signal before it finished")).await?;
+                job_run::finish(db, &id, None, None, Some("stopped by a signal before it finished")).await?;
                 return Err(RunError::Stopped { job, scope: scope.to_string(), attempt });
             }
         };
         match result {
             Ok(outcome) => {
-                job_run::finish(db, &id, Some(&outcome.counts), None).await?;
+                job_run::finish(db, &id, Some(&outcome.counts), Some(&outcome.note), None).await?;
                 // The guard of `in_scope` is never held across an await: a task that
                 // yields while inside a span would lend it to whatever runs next.
                 span.in_scope(|| {
@@ -267,7 +267,7 @@ async fn attempts(
             }
             Err(error) => {
                 let message = format!("{error}");
-                job_run::finish(db, &id, None, Some(&message)).await?;
+                job_run::finish(db, &id, None, None, Some(&message)).await?;
                 let retryable = error.retry() == RetryHint::Retry;
                 span.in_scope(|| {
                     JobAttemptFinished {

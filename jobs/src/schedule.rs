@@ -74,6 +74,29 @@ async fn run_logged(
     }
 }
 
+/// Settles again every date whose inputs changed after its last report (a late file, a
+/// late validation), oldest first.
+async fn resettle_stale(ctx: &JobContext, holder: &str, stopping: &watch::Receiver<bool>) {
+    let stale = match ledger::date_status::stale(ctx.ledger.database()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the stale dates");
+            return;
+        }
+    };
+    for date in stale {
+        if *stopping.borrow() {
+            return;
+        }
+        tracing::info!(
+            date = %date.business_date,
+            input = %date.last_input,
+            "settling a stale date again: its inputs changed after its report"
+        );
+        run_logged(ctx, Job::Settle, Some(date.business_date), holder, stopping).await;
+    }
+}
+
 pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
     let schedule = Schedule::from_config(&ctx.config)?;
     if let Some(addr) = ctx.config.telemetry.metrics_addr {
@@ -121,6 +144,9 @@ pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
             run_logged(&ctx, Job::IngestFiles, None, &holder, &stopping).await;
             if !*stopping.borrow() {
                 run_logged(&ctx, Job::IngestValidations, None, &holder, &stopping).await;
+            }
+            if ctx.config.schedule.resettle_stale {
+                resettle_stale(&ctx, &holder, &stopping).await;
             }
         }
         if at == next_settle && !*stopping.borrow() {

@@ -54,21 +54,56 @@ fn manage_operators(url: &str) {
     );
     assert!(set.status.success(), "{set:?}");
 
+    // The active flag changes at once; the void window from the next business date on.
     let list = recaudo(url, &["operators", "list", "--json"]);
     assert!(list.status.success());
     let ops: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
     assert_eq!(ops[0]["id"], "OP001");
     assert_eq!(ops[0]["name"], "Tienda La 14");
     assert_eq!(ops[0]["commission_rate"], "0.035");
-    assert_eq!(ops[0]["void_window"], 7200);
+    assert_eq!(ops[0]["void_window"], 1800);
     assert_eq!(ops[0]["active"], false);
-    let table = stdout(&recaudo(url, &["operators", "list"]));
+    let terms = recaudo(url, &["operators", "terms", "OP001", "--json"]);
+    assert!(terms.status.success(), "{terms:?}");
+    let versions: serde_json::Value = serde_json::from_str(&stdout(&terms)).unwrap();
+    let tomorrow = ledger::BusinessCalendar::default()
+        .business_date(chrono::Utc::now())
+        .succ()
+        .to_string();
+    assert_eq!(versions[0]["effective_from"], serde_json::Value::Null);
+    assert_eq!(versions[0]["void_window"], 1800);
+    assert_eq!(versions[1]["effective_from"], tomorrow.as_str());
+    assert_eq!(versions[1]["void_window"], 7200);
+    let table = stdout(&recaudo(url, &["operators", "terms", "OP001"]));
     assert!(
-        table.contains("Tienda La 14") && table.contains("2h"),
+        table.contains("registration") && table.contains(&tomorrow) && table.contains("2h"),
         "{table}"
     );
+    let table = stdout(&recaudo(url, &["operators", "list"]));
+    assert!(
+        table.contains("Tienda La 14") && table.contains("30m"),
+        "{table}"
+    );
+    // A date that has begun keeps its terms: a usage error, nothing changed.
+    let past = recaudo(
+        url,
+        &[
+            "operators",
+            "set",
+            "OP001",
+            "--commission-rate",
+            "0.5",
+            "--effective-from",
+            "2020-01-01",
+        ],
+    );
+    assert_eq!(past.status.code(), Some(2), "{past:?}");
+    assert!(
+        String::from_utf8_lossy(&past.stderr).contains("cannot take effect on 2020-01-01"),
+        "{past:?}"
+    );
 
-    // Bad input: a clear error naming the field, exit 1, nothing changed.
+    // Bad input: a clear error naming the field, exit 2 (a usage error), nothing changed.
     let bad = recaudo(
         url,
         &[
@@ -83,7 +118,7 @@ fn manage_operators(url: &str) {
             "0.19",
         ],
     );
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("commission_rate"),
         "{bad:?}"
@@ -139,6 +174,8 @@ fn every_command_explains_itself() {
         vec!["operators", "add", "--help"],
         vec!["operators", "list", "--help"],
         vec!["operators", "set", "--help"],
+        vec!["operators", "terms", "--help"],
+        vec!["dead-letters", "list", "--help"],
         vec!["run", "--help"],
         vec!["status", "--help"],
     ] {
@@ -156,4 +193,62 @@ fn every_command_explains_itself() {
     assert!(!help.to_lowercase().contains("bench"), "{help}");
     let bench = recaudo("sqlite://unused.db", &["bench", "ledger"]);
     assert_eq!(bench.status.code(), Some(2), "bench is not a command");
+}
+
+/// A command asked for wrongly is a usage error: exit 2, a message that says what to give,
+/// and nothing run or recorded.
+#[test]
+fn usage_errors_exit_2_and_run_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let today = ledger::BusinessCalendar::default()
+        .business_date(chrono::Utc::now())
+        .to_string();
+    for (args, says) in [
+        (vec!["run", "settle"], "settle needs --date"),
+        (vec!["run", "settle", "--date", "2026-02-30"], "--date"),
+        (
+            vec![
+                "backfill",
+                "settle",
+                "--from",
+                "2026-11-27",
+                "--to",
+                "2026-11-26",
+            ],
+            "--from 2026-11-27 is after --to 2026-11-26",
+        ),
+        (
+            vec!["run", "settle", "--date", &today],
+            "has not closed yet",
+        ),
+        (vec!["run", "report", "--date", &today], "--provisional"),
+        (
+            vec!["run", "reconcile", "--date", "2026-11-26", "--provisional"],
+            "goes with settle",
+        ),
+        (vec!["status", "--limit", "0"], "--limit"),
+    ] {
+        let out = recaudo(&url, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let status = recaudo(&url, &["status", "--json"]);
+    assert_eq!(stdout(&status).trim(), "[]", "nothing ran");
+}
+
+/// A database that refuses connections says so, not only that a pool timed out.
+#[test]
+fn an_unreachable_database_says_why() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("postgres://recaudo@{closed}/recaudo");
+    let out = recaudo(&url, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.to_lowercase().contains("connection refused"), "{said}");
+    assert!(!said.contains("pool timed out"), "{said}");
 }

@@ -118,7 +118,7 @@ async fn a_consumer_killed_half_way_posts_each_validation_once() {
         .await
         .unwrap();
     assert_eq!(fares, truth.validations_amount_minor);
-    let dead = ingest::validations::dead_letters(db.ledger.database())
+    let dead = ingest::validations::dead_letters(db.ledger.database(), 1_000_000)
         .await
         .unwrap();
     assert_eq!(dead.len() as u64, truth.malformed_events);

@@ -15,9 +15,8 @@ use crate::journal::{
     SaleId, SaleReceipt, Validation, ValidationBatchOutcome, VoidReceipt,
 };
 use crate::money::{Currency, Money};
-use crate::operator::{Operator, OperatorPatch};
+use crate::operator::{Operator, OperatorPatch, TermsVersion};
 use crate::reads;
-use crate::rows::{OPERATOR_COLUMNS, operator_from_row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -139,44 +138,113 @@ pub trait Ledger: Send + Sync {
         Ok(())
     }
 
-    /// Changes the fields the patch names, in one statement (so two changes at once
-    /// cannot lose either), and returns the operator as it now is.
+    /// Changes the fields the patch names and returns the operator as it is on the date
+    /// the change takes effect. A name or active flag changes the operator's row at once;
+    /// changed terms are a new version in force from `patch.effective_from` (default the
+    /// next business date), so a statement of an earlier date keeps the terms it had. Each
+    /// is one statement, so two changes at once cannot lose either.
     async fn update_operator(
         &self,
         id: &OperatorId,
         patch: &OperatorPatch,
     ) -> Result<Operator, LedgerError> {
-        let sql = format!(
-            "UPDATE operators SET name = COALESCE($2, name), \
-             commission_rate = COALESCE($3, commission_rate), tax_rate = COALESCE($4, tax_rate), \
-             void_window_secs = COALESCE($5, void_window_secs), \
-             settlement_lag_days = COALESCE($6, settlement_lag_days), \
-             active = COALESCE($7, active), updated_at = $8 \
-             WHERE id = $1 RETURNING {OPERATOR_COLUMNS}"
+        let today = self.settings().calendar.business_date(Utc::now());
+        let effective = patch.effective_from.unwrap_or_else(|| today.succ());
+        if patch.changes_terms() && effective < today {
+            return Err(LedgerError::TermsInThePast {
+                operator: id.to_string(),
+                effective_from: effective,
+                today,
+            });
+        }
+        let row_sql = "UPDATE operators SET name = COALESCE($2, name), \
+             active = COALESCE($3, active), updated_at = $4 WHERE id = $1";
+        // The new version starts from the terms in force on its date and overrides what
+        // the patch names; a second change for the same date merges into it.
+        let terms_sql = format!(
+            "INSERT INTO operator_terms (operator_id, effective_from, commission_rate, tax_rate, \
+               void_window_secs, settlement_lag_days, recorded_at) \
+             SELECT o.id, $2, COALESCE($3, o.commission_rate), COALESCE($4, o.tax_rate), \
+               COALESCE($5, o.void_window_secs), COALESCE($6, o.settlement_lag_days), $7 \
+             FROM ({}) o WHERE o.id = $1 \
+             ON CONFLICT (operator_id, effective_from) DO UPDATE SET \
+               commission_rate = COALESCE($3, operator_terms.commission_rate), \
+               tax_rate = COALESCE($4, operator_terms.tax_rate), \
+               void_window_secs = COALESCE($5, operator_terms.void_window_secs), \
+               settlement_lag_days = COALESCE($6, operator_terms.settlement_lag_days), \
+               recorded_at = $7",
+            crate::rows::operators_on("$2")
         );
-        let row = on_pool!(self.database(), pool => {
-            let row = sqlx::query(&sql)
+        let found = on_pool!(self.database(), pool => {
+            let mut tx = pool.begin().await?;
+            let mut found = sqlx::query(row_sql)
                 .bind(id.as_str())
                 .bind(patch.name.as_ref().map(|n| n.as_str().to_string()))
-                .bind(patch.commission_rate.map(|r| r.to_string()))
-                .bind(patch.tax_rate.map(|r| r.to_string()))
-                .bind(patch.void_window.map(|w| w.duration().as_secs() as i64))
-                .bind(patch.settlement_lag_days.map(i32::from))
                 .bind(patch.active)
                 .bind(Utc::now())
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(operator_from_row).transpose()?
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if found && patch.changes_terms() {
+                found = sqlx::query(&terms_sql)
+                    .bind(id.as_str())
+                    .bind(effective.naive())
+                    .bind(patch.commission_rate.map(|r| r.to_string()))
+                    .bind(patch.tax_rate.map(|r| r.to_string()))
+                    .bind(patch.void_window.map(|w| w.duration().as_secs() as i64))
+                    .bind(patch.settlement_lag_days.map(i32::from))
+                    .bind(Utc::now())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+            }
+            tx.commit().await?;
+            found
         });
-        row.ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))
+        if !found {
+            return Err(LedgerError::UnknownOperator(id.to_string()));
+        }
+        let on = if patch.changes_terms() {
+            effective
+        } else {
+            today
+        };
+        self.operator_on(id, on)
+            .await?
+            .ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))
     }
 
+    /// The operator with the terms in force today.
     async fn operator(&self, id: &OperatorId) -> Result<Option<Operator>, LedgerError> {
-        reads::operator(self.database(), id).await
+        let today = self.settings().calendar.business_date(Utc::now());
+        reads::operator(self.database(), id, today).await
     }
 
+    /// The operator with the terms in force on `date`.
+    async fn operator_on(
+        &self,
+        id: &OperatorId,
+        date: BusinessDate,
+    ) -> Result<Option<Operator>, LedgerError> {
+        reads::operator(self.database(), id, date).await
+    }
+
+    /// Every operator with the terms in force today.
     async fn operators(&self) -> Result<Vec<Operator>, LedgerError> {
-        reads::operators(self.database()).await
+        let today = self.settings().calendar.business_date(Utc::now());
+        reads::operators(self.database(), today).await
+    }
+
+    /// Every operator with the terms in force on `date` (what a statement of `date` uses).
+    async fn operators_on(&self, date: BusinessDate) -> Result<Vec<Operator>, LedgerError> {
+        reads::operators(self.database(), date).await
+    }
+
+    /// Every version of an operator's terms, oldest first.
+    async fn terms_versions(&self, id: &OperatorId) -> Result<Vec<TermsVersion>, LedgerError> {
+        reads::terms_versions(self.database(), id).await
     }
 
     /// Records a top-up: debit the operator's receivable, credit the card. Idempotent by

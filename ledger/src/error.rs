@@ -2,6 +2,7 @@
 
 use fault::{Blame, Fault};
 
+use crate::business_date::BusinessDate;
 use crate::money::Money;
 
 /// Input that does not parse into a domain value. It names the field and says why, so a
@@ -33,6 +34,15 @@ pub enum LedgerError {
     InactiveOperator(String),
     #[error("operator {0} is already registered")]
     DuplicateOperator(String),
+    #[error(
+        "terms of operator {operator} cannot take effect on {effective_from}: that date has \
+         begun (today is {today}); give --effective-from {today} or later"
+    )]
+    TermsInThePast {
+        operator: String,
+        effective_from: BusinessDate,
+        today: BusinessDate,
+    },
     #[error("{what} {reference} was already recorded with different content ({detail})")]
     Conflict {
         what: &'static str,

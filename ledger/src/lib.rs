@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod business_date;
+pub mod date_status;
 pub mod device_gap;
 pub mod discrepancy;
 pub mod error;
@@ -26,4 +27,4 @@ pub use ids::{
     TransportOperatorId,
 };
 pub use money::{Currency, Money, MoneyRules, Rate};
-pub use operator::{Operator, OperatorName, OperatorPatch, VoidWindow};
+pub use operator::{Operator, OperatorName, OperatorPatch, TermsVersion, VoidWindow};

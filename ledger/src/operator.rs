@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::business_date::BusinessDate;
 use crate::error::InvalidInput;
 use crate::ids::OperatorId;
 use crate::money::{Rate, truncate};
@@ -33,6 +34,29 @@ pub struct OperatorPatch {
     pub void_window: Option<VoidWindow>,
     pub settlement_lag_days: Option<u16>,
     pub active: Option<bool>,
+    /// The business date from which changed terms are in force; `None`: the next
+    /// business date. A name or active flag changes at once.
+    pub effective_from: Option<BusinessDate>,
+}
+
+impl OperatorPatch {
+    /// Whether the patch changes terms (and so makes a new version of them).
+    pub fn changes_terms(&self) -> bool {
+        self.commission_rate.is_some()
+            || self.tax_rate.is_some()
+            || self.void_window.is_some()
+            || self.settlement_lag_days.is_some()
+    }
+}
+
+/// One version of an operator's terms, as `recaudo operators terms` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TermsVersion {
+    /// `None`: the terms the operator was registered with, in force until the first change.
+    pub effective_from: Option<BusinessDate>,
+    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(flatten)]
+    pub terms: Operator,
 }
 
 /// A display name: 1 to 120 characters, no control characters.

@@ -19,7 +19,7 @@ use crate::journal::{
     ValidationBatchOutcome, VoidReceipt, card_account, fares_account, receivable_account,
 };
 use crate::money::Money;
-use crate::rows::{PAYMENT_COLUMNS, SALE_COLUMNS, payment_from_row, sale_from_row};
+use crate::rows::{PAYMENT_COLUMNS, SALE_COLUMNS, payment_from_row, sale_from_row, void_window_on};
 
 /// Creates an empty database named `{prefix}_{random}` on the server `admin_url` names and
 /// returns its URL (tests and benchmarks get a database of their own).
@@ -50,11 +50,24 @@ pub struct PgLedger {
 impl PgLedger {
     pub async fn connect(url: &str, settings: LedgerSettings) -> Result<PgLedger, LedgerError> {
         let options = PgConnectOptions::from_str(url)?.application_name("recaudo");
-        let pool = PgPoolOptions::new()
+        let pool = match PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options.clone())
-            .await?;
+            .await
+        {
+            Ok(pool) => pool,
+            // The pool only says it timed out; one plain connection says why (refused,
+            // unknown host, bad password).
+            Err(sqlx::Error::PoolTimedOut) => {
+                use sqlx::Connection;
+                return Err(match sqlx::PgConnection::connect_with(&options).await {
+                    Err(cause) => cause.into(),
+                    Ok(_) => sqlx::Error::PoolTimedOut.into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let relaxed_pool = PgPoolOptions::new()
             .max_connections((settings.max_connections / 2).max(2))
             .acquire_timeout(std::time::Duration::from_secs(10))
@@ -217,12 +230,13 @@ impl Ledger for PgLedger {
     ) -> Result<VoidReceipt, LedgerError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
-            "SELECT {SALE_COLUMNS}, (SELECT void_window_secs FROM operators o \
-               WHERE o.id = s.operator_id) AS void_window_secs \
-             FROM sales s WHERE id = $1 AND operator_id = $2 FOR UPDATE"
+            "SELECT {SALE_COLUMNS}, {} AS void_window_secs \
+             FROM sales s WHERE id = $1 AND operator_id = $2 FOR UPDATE",
+            void_window_on("$3")
         ))
         .bind(sale_id)
         .bind(operator.as_str())
+        .bind(self.settings.calendar.business_date(at).naive())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(LedgerError::SaleNotFound(sale_id))?;
@@ -404,7 +418,7 @@ impl Ledger for PgLedger {
                            $7::text[], $8::text[], $9::timestamptz[], $10::date[]) \
                     AS u(d, s, e, c, f, r, t, o, b) \
              ON CONFLICT (device_id, device_seq) DO NOTHING \
-             RETURNING card_id, fare, transport_operator_id",
+             RETURNING card_id, fare, transport_operator_id, business_date",
         )
         .bind(&device)
         .bind(&seq)
@@ -454,6 +468,18 @@ impl Ledger for PgLedger {
         .into_iter()
         .flatten()
         .collect();
+        let dates: std::collections::BTreeSet<NaiveDate> = posted
+            .iter()
+            .map(|r| r.try_get(3))
+            .collect::<Result<_, sqlx::Error>>()?;
+        for date in dates {
+            sqlx::query(crate::date_status::TOUCH)
+                .bind(date)
+                .bind(Utc::now())
+                .bind("validations")
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(ValidationBatchOutcome {
             posted: posted.len(),

@@ -8,11 +8,12 @@ use crate::ids::{CardId, OperatorId};
 use crate::journal::{CardBalance, CardEntry, InvariantReport, Sale, SaleId, card_account};
 use crate::money::{Currency, Money};
 use crate::on_pool;
-use crate::operator::Operator;
+use crate::operator::{Operator, TermsVersion};
 use crate::rows::{
     CARD_ENTRIES_SQL, OPERATOR_COLUMNS, SALE_COLUMNS, entry_from_row, invariants,
-    operator_from_row, sale_from_row,
+    operator_from_row, operators_on, sale_from_row,
 };
+use sqlx::Row;
 
 pub(crate) async fn card_balance(
     db: Database<'_>,
@@ -109,19 +110,59 @@ pub(crate) async fn operator_sales_page(
 pub(crate) async fn operator(
     db: Database<'_>,
     id: &OperatorId,
+    date: BusinessDate,
 ) -> Result<Option<Operator>, LedgerError> {
-    let sql = format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1");
+    let sql = format!("{} WHERE o.id = $2", operators_on("$1"));
     on_pool!(db, pool => {
-        let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(date.naive())
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?;
         row.as_ref().map(operator_from_row).transpose()
     })
 }
 
-pub(crate) async fn operators(db: Database<'_>) -> Result<Vec<Operator>, LedgerError> {
-    let sql = format!("SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY id");
+pub(crate) async fn operators(
+    db: Database<'_>,
+    date: BusinessDate,
+) -> Result<Vec<Operator>, LedgerError> {
+    let sql = format!("{} ORDER BY o.id", operators_on("$1"));
     on_pool!(db, pool => {
-        let rows = sqlx::query(&sql).fetch_all(pool).await?;
+        let rows = sqlx::query(&sql).bind(date.naive()).fetch_all(pool).await?;
         rows.iter().map(operator_from_row).collect()
+    })
+}
+
+/// Every version of an operator's terms: those it was registered with first (no date),
+/// then each change by its effective date.
+pub(crate) async fn terms_versions(
+    db: Database<'_>,
+    id: &OperatorId,
+) -> Result<Vec<TermsVersion>, LedgerError> {
+    let base = format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1");
+    const VERSIONS: &str = "SELECT o.id, o.name, t.commission_rate, t.tax_rate, \
+        t.void_window_secs, t.settlement_lag_days, o.active, t.effective_from, t.recorded_at \
+        FROM operator_terms t JOIN operators o ON o.id = t.operator_id \
+        WHERE t.operator_id = $1 ORDER BY t.effective_from";
+    on_pool!(db, pool => {
+        let Some(row) = sqlx::query(&base).bind(id.as_str()).fetch_optional(pool).await? else {
+            return Err(LedgerError::UnknownOperator(id.to_string()));
+        };
+        let mut versions = vec![TermsVersion {
+            effective_from: None,
+            recorded_at: None,
+            terms: operator_from_row(&row)?,
+        }];
+        for row in sqlx::query(VERSIONS).bind(id.as_str()).fetch_all(pool).await? {
+            let from: chrono::NaiveDate = row.try_get("effective_from")?;
+            versions.push(TermsVersion {
+                effective_from: Some(BusinessDate::from_naive(from)),
+                recorded_at: Some(row.try_get("recorded_at")?),
+                terms: operator_from_row(&row)?,
+            });
+        }
+        Ok(versions)
     })
 }
 

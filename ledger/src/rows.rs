@@ -25,6 +25,33 @@ pub(crate) const PAYMENT_COLUMNS: &str = "id, operator_id, payment_ref, card_id,
 pub(crate) const OPERATOR_COLUMNS: &str = "id, name, commission_rate, tax_rate, void_window_secs, \
      settlement_lag_days, active";
 
+/// Every operator with the terms in force on the business date bound as `date_param`: the
+/// latest version of `operator_terms` from that date or before, else those it was
+/// registered with. `FROM` ends the text, so a caller adds its `WHERE`.
+pub(crate) fn operators_on(date_param: &str) -> String {
+    format!(
+        "SELECT o.id, o.name, \
+           COALESCE(t.commission_rate, o.commission_rate) AS commission_rate, \
+           COALESCE(t.tax_rate, o.tax_rate) AS tax_rate, \
+           COALESCE(t.void_window_secs, o.void_window_secs) AS void_window_secs, \
+           COALESCE(t.settlement_lag_days, o.settlement_lag_days) AS settlement_lag_days, \
+           o.active \
+         FROM operators o LEFT JOIN operator_terms t ON t.operator_id = o.id \
+           AND t.effective_from = (SELECT MAX(u.effective_from) FROM operator_terms u \
+                                   WHERE u.operator_id = o.id AND u.effective_from <= {date_param})"
+    )
+}
+
+/// The void window of the sale `s`'s operator in force on the business date `date_param`.
+pub(crate) fn void_window_on(date_param: &str) -> String {
+    format!(
+        "(SELECT COALESCE((SELECT t.void_window_secs FROM operator_terms t \
+            WHERE t.operator_id = o.id AND t.effective_from <= {date_param} \
+            ORDER BY t.effective_from DESC LIMIT 1), o.void_window_secs) \
+          FROM operators o WHERE o.id = s.operator_id)"
+    )
+}
+
 fn corrupt(e: InvalidInput) -> LedgerError {
     LedgerError::Corrupt(e.to_string())
 }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
@@ -22,7 +22,7 @@ use crate::journal::{
     Void, VoidReceipt, card_account, fares_account, receivable_account,
 };
 use crate::money::Money;
-use crate::rows::{PAYMENT_COLUMNS, SALE_COLUMNS, payment_from_row, sale_from_row};
+use crate::rows::{PAYMENT_COLUMNS, SALE_COLUMNS, payment_from_row, sale_from_row, void_window_on};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -343,12 +343,13 @@ impl Ledger for SqliteLedger {
     ) -> Result<VoidReceipt, LedgerError> {
         let mut tx = self.write().await?;
         let row = sqlx::query(&format!(
-            "SELECT {SALE_COLUMNS}, (SELECT void_window_secs FROM operators o \
-               WHERE o.id = s.operator_id) AS void_window_secs \
-             FROM sales s WHERE id = $1 AND operator_id = $2"
+            "SELECT {SALE_COLUMNS}, {} AS void_window_secs \
+             FROM sales s WHERE id = $1 AND operator_id = $2",
+            void_window_on("$3")
         ))
         .bind(sale_id)
         .bind(operator.as_str())
+        .bind(self.settings.calendar.business_date(at).naive())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(LedgerError::SaleNotFound(sale_id))?;
@@ -519,6 +520,18 @@ impl Ledger for SqliteLedger {
                     .await?;
                 flagged.push(card.to_string());
             }
+        }
+        let dates: std::collections::BTreeSet<NaiveDate> = posted
+            .iter()
+            .map(|v| self.settings.calendar.business_date(v.occurred_at).naive())
+            .collect();
+        for date in dates {
+            sqlx::query(crate::date_status::TOUCH)
+                .bind(date)
+                .bind(Utc::now())
+                .bind("validations")
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(ValidationBatchOutcome {

@@ -21,6 +21,7 @@ on_both_backends!(
     validations_post_even_below_zero_and_flag_the_card,
     unknown_and_inactive_operators_cannot_sell,
     operators_are_registered_listed_and_changed,
+    terms_are_versioned_by_the_date_they_take_effect,
     sales_are_listed_by_business_date,
     concurrent_payments_never_overdraw,
     concurrent_identical_sales_make_one_transaction,
@@ -267,19 +268,90 @@ async fn operators_are_registered_listed_and_changed(ledger: Arc<dyn Ledger>) {
         settlement_lag_days: Some(3),
         ..OperatorPatch::default()
     };
+    // By default, changed terms take effect on the next business date: today keeps its own.
     let changed = ledger
         .update_operator(&op_id("OP001"), &patch)
         .await
         .unwrap();
     assert_eq!(changed.void_window.to_string(), "2h");
-    let stored = ledger.operator(&op_id("OP001")).await.unwrap().unwrap();
-    assert_eq!(stored, changed);
-    assert_eq!(stored.commission_rate.to_string(), "0.035");
+    let today = ledger.settings().calendar.business_date(chrono::Utc::now());
+    let now = ledger.operator(&op_id("OP001")).await.unwrap().unwrap();
+    assert_eq!(now.void_window.to_string(), "30m");
+    let tomorrow = ledger
+        .operator_on(&op_id("OP001"), today.succ())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tomorrow, changed);
+    assert_eq!(tomorrow.commission_rate.to_string(), "0.035");
+    let name = OperatorPatch {
+        name: Some(ledger::OperatorName::parse("Renamed").unwrap()),
+        ..OperatorPatch::default()
+    };
+    let renamed = ledger
+        .update_operator(&op_id("OP001"), &name)
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_str(), "Renamed", "a name changes at once");
     let missing = ledger
         .update_operator(&op_id("OP404"), &patch)
         .await
         .unwrap_err();
     assert!(matches!(missing, LedgerError::UnknownOperator(_)));
+}
+
+async fn terms_are_versioned_by_the_date_they_take_effect(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    let today = ledger.settings().calendar.business_date(chrono::Utc::now());
+    let (d1, d2) = (today.succ(), today.succ().succ());
+    let rate = |r: &str| Some(ledger::Rate::parse("commission_rate", r).unwrap());
+    let at = |d, rate: Option<ledger::Rate>, tax: Option<&str>| OperatorPatch {
+        commission_rate: rate,
+        tax_rate: tax.map(|t| ledger::Rate::parse("tax_rate", t).unwrap()),
+        effective_from: Some(d),
+        ..OperatorPatch::default()
+    };
+    ledger
+        .update_operator(&op_id("OP001"), &at(d2, rate("0.05"), None))
+        .await
+        .unwrap();
+    // A second change for the same date merges with the first; one for an earlier date
+    // does not reach past the later version.
+    ledger
+        .update_operator(&op_id("OP001"), &at(d2, None, Some("0.16")))
+        .await
+        .unwrap();
+    ledger
+        .update_operator(&op_id("OP001"), &at(d1, rate("0.02"), None))
+        .await
+        .unwrap();
+    let on = |d| {
+        let ledger = ledger.clone();
+        async move {
+            let o = ledger
+                .operator_on(&op_id("OP001"), d)
+                .await
+                .unwrap()
+                .unwrap();
+            (o.commission_rate.to_string(), o.tax_rate.to_string())
+        }
+    };
+    assert_eq!(on(today).await, ("0.035".to_string(), "0.19".to_string()));
+    assert_eq!(on(d1).await, ("0.02".to_string(), "0.19".to_string()));
+    assert_eq!(on(d2).await, ("0.05".to_string(), "0.16".to_string()));
+    assert_eq!(
+        on(d2.succ()).await,
+        ("0.05".to_string(), "0.16".to_string())
+    );
+    let versions = ledger.terms_versions(&op_id("OP001")).await.unwrap();
+    let dates: Vec<Option<BusinessDate>> = versions.iter().map(|v| v.effective_from).collect();
+    assert_eq!(dates, [None, Some(d1), Some(d2)]);
+    // A date that has begun keeps its terms.
+    let err = ledger
+        .update_operator(&op_id("OP001"), &at(today.pred(), rate("0.5"), None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::TermsInThePast { .. }), "{err:?}");
 }
 
 async fn sales_are_listed_by_business_date(ledger: Arc<dyn Ledger>) {

@@ -69,7 +69,37 @@ async fn reconciles_a_fixtures_day_to_its_truth(ledger: Arc<dyn Ledger>) {
             expected
         );
         let out = tempfile::tempdir().unwrap();
-        result.write(out.path()).unwrap();
+        result.write(out.path(), ledger::Currency::COP).unwrap();
+        // The CSV reads as the reports do: amounts in pesos with two digits, instants in
+        // RFC 3339 UTC.
+        let csv = std::fs::read_to_string(out.path().join("items.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let (amount, instant) = (at("ledger_amount"), at("ledger_occurred_at"));
+        let mut seen = 0;
+        for line in lines.take(200) {
+            let cells: Vec<&str> = line.split(',').collect();
+            if cells[amount].is_empty() {
+                continue;
+            }
+            let (units, cents) = cells[amount]
+                .trim_start_matches('-')
+                .split_once('.')
+                .unwrap();
+            assert!(
+                units.bytes().all(|b| b.is_ascii_digit()) && cents.len() == 2,
+                "{line}"
+            );
+            assert!(
+                cells[instant].ends_with('Z') && cells[instant].contains('T'),
+                "{line}"
+            );
+            seen += 1;
+        }
+        assert!(seen > 0);
+        let summary = std::fs::read_to_string(out.path().join("summary.csv")).unwrap();
+        assert!(summary.lines().next().unwrap().contains("ledger_total"));
         outputs.push((
             std::fs::read(out.path().join("items.csv")).unwrap(),
             std::fs::read(out.path().join("items.parquet")).unwrap(),

@@ -18,7 +18,7 @@ pub struct ReportFile {
     pub rows: Option<u64>,
 }
 
-pub const SETTLEMENT_COLUMNS: [&str; 18] = [
+pub const SETTLEMENT_COLUMNS: [&str; 19] = [
     "business_date",
     "operator_id",
     "operator_name",
@@ -37,9 +37,10 @@ pub const SETTLEMENT_COLUMNS: [&str; 18] = [
     "exception_count",
     "exception_amount",
     "status",
+    "report_kind",
 ];
 
-pub const DISCREPANCY_COLUMNS: [&str; 11] = [
+pub const DISCREPANCY_COLUMNS: [&str; 12] = [
     "business_date",
     "operator_id",
     "case",
@@ -51,9 +52,10 @@ pub const DISCREPANCY_COLUMNS: [&str; 11] = [
     "difference",
     "ledger_occurred_at",
     "file_occurred_at",
+    "report_kind",
 ];
 
-pub const FARE_COLUMNS: [&str; 8] = [
+pub const FARE_COLUMNS: [&str; 9] = [
     "business_date",
     "transport_operator_id",
     "currency",
@@ -62,6 +64,15 @@ pub const FARE_COLUMNS: [&str; 8] = [
     "online_payments_count",
     "online_payments_amount",
     "revenue",
+    "report_kind",
+];
+
+pub const NEGATIVE_CARD_COLUMNS: [&str; 5] = [
+    "business_date",
+    "card_id",
+    "balance",
+    "validations",
+    "report_kind",
 ];
 
 fn number(n: i64) -> Cell<'static> {
@@ -75,6 +86,7 @@ pub fn render(statement: &Statement) -> Result<Vec<ReportFile>, ReportError> {
     discrepancies(statement, &mut files)?;
     fares(statement, &mut files)?;
     files.push(device_gaps(statement));
+    files.push(negative_cards(statement));
     files.push(ReportFile {
         path: "index.html".into(),
         bytes: crate::page::render(statement)?.into_bytes(),
@@ -92,7 +104,13 @@ fn csv_file(path: String, table: CsvTable) -> ReportFile {
     }
 }
 
-fn parquet_file(path: &str, mut frame: DataFrame) -> Result<ReportFile, ReportError> {
+/// Every data file says whether it is final or provisional, in its last column: a
+/// provisional file read out of its folder must not pass for a final one.
+fn parquet_file(s: &Statement, path: &str, frame: DataFrame) -> Result<ReportFile, ReportError> {
+    let mut frame = frame
+        .lazy()
+        .with_column(lit(s.meta.kind.as_str()).alias("report_kind"))
+        .collect()?;
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes).finish(&mut frame)?;
     Ok(ReportFile {
@@ -133,6 +151,7 @@ fn settlement(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportEr
                 number(l.exception_count),
                 money(l.exception_amount),
                 Cell::Text(l.status()),
+                Cell::Text(s.meta.kind.as_str()),
             ]
         };
         summary.row(cells());
@@ -171,7 +190,7 @@ fn settlement(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportEr
         col("due_date").cast(DataType::Date),
     ])
     .collect()?;
-    files.insert(1, parquet_file("settlement_summary.parquet", frame)?);
+    files.insert(1, parquet_file(s, "settlement_summary.parquet", frame)?);
     Ok(())
 }
 
@@ -206,6 +225,7 @@ fn discrepancies(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), Repor
             money(Some(c.difference.get(i).unwrap_or(0))),
             instant(c.ledger_occurred_at.get(i)),
             instant(c.file_occurred_at.get(i)),
+            Cell::Text(s.meta.kind.as_str()),
         ]);
     }
     files.push(csv_file("discrepancies.csv".into(), table));
@@ -230,7 +250,7 @@ fn discrepancies(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), Repor
             col("file_occurred_at").cast(utc()),
         ])
         .collect()?;
-    files.push(parquet_file("discrepancies.parquet", frame)?);
+    files.push(parquet_file(s, "discrepancies.parquet", frame)?);
     Ok(())
 }
 
@@ -249,6 +269,7 @@ fn fares(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportError> 
             number(f.online_payments_count),
             money(f.online_payments_amount),
             money(f.revenue()),
+            Cell::Text(s.meta.kind.as_str()),
         ]);
     }
     files.push(csv_file("fare_distribution.csv".into(), table));
@@ -267,7 +288,7 @@ fn fares(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportError> 
     .lazy()
     .with_column(col("business_date").cast(DataType::Date))
     .collect()?;
-    files.push(parquet_file("fare_distribution.parquet", frame)?);
+    files.push(parquet_file(s, "fare_distribution.parquet", frame)?);
     Ok(())
 }
 
@@ -278,6 +299,7 @@ fn device_gaps(s: &Statement) -> ReportFile {
         "from_seq",
         "to_seq",
         "missing",
+        "report_kind",
     ]);
     for g in &s.gaps {
         table.row([
@@ -286,7 +308,24 @@ fn device_gaps(s: &Statement) -> ReportFile {
             number(g.from_seq),
             number(g.to_seq),
             number(g.to_seq - g.from_seq + 1),
+            Cell::Text(s.meta.kind.as_str()),
         ]);
     }
     csv_file("device_gaps.csv".into(), table)
+}
+
+/// Cards the date's validations left below zero, with their balance at the end of it.
+fn negative_cards(s: &Statement) -> ReportFile {
+    let exp = s.currency.exponent();
+    let mut table = CsvTable::new(&NEGATIVE_CARD_COLUMNS);
+    for c in &s.negative_cards {
+        table.row([
+            Cell::Number(s.date.to_string()),
+            Cell::Text(&c.card_id),
+            Cell::Number(format_minor(c.balance, exp)),
+            number(c.validations),
+            Cell::Text(s.meta.kind.as_str()),
+        ]);
+    }
+    csv_file("negative_cards.csv".into(), table)
 }

@@ -47,12 +47,34 @@ impl Fares {
 /// An operator file the reconciliation used, as the manifest fingerprints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InputFile {
+    /// Where the object is kept now (under `processed/`).
     pub object_key: String,
+    /// Where it arrived (under `incoming/`).
+    pub received_as: String,
     pub operator_id: String,
     pub business_date: String,
     pub seq: i32,
     pub sha256: String,
     pub records: i64,
+}
+
+/// An operator file of the date that was rejected, as the page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedFile {
+    pub operator_id: String,
+    pub received_as: String,
+    /// Where it is kept, with its `.errors.json` report beside it.
+    pub kept_at: String,
+    pub error_count: i32,
+}
+
+/// A card that the date's validations left below zero (a tap is honoured at the gate even
+/// when the card cannot pay), with its balance at the end of the date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NegativeCard {
+    pub card_id: String,
+    pub balance: i64,
+    pub validations: i64,
 }
 
 /// Everything one report is made from.
@@ -68,6 +90,9 @@ pub struct ReportInputs {
     pub fares: BTreeMap<String, Fares>,
     pub gaps: Vec<DeviceGap>,
     pub files: Vec<InputFile>,
+    pub rejected_files: Vec<RejectedFile>,
+    /// Sorted by card id.
+    pub negative_cards: Vec<NegativeCard>,
 }
 
 // CAST(SUM …): PostgreSQL sums bigints into numeric.
@@ -80,16 +105,34 @@ const VALIDATIONS_SQL: &str = "SELECT transport_operator_id, COUNT(*), CAST(SUM(
 const PAYMENTS_SQL: &str = "SELECT transport_operator_id, COUNT(*), CAST(SUM(amount) AS BIGINT) \
     FROM payments WHERE business_date = $1 GROUP BY transport_operator_id";
 /// The file in force per operator for the date and its neighbours, as reconciliation reads them.
-const FILES_SQL: &str = "SELECT f.object_key, f.operator_id, f.business_date, f.seq, f.sha256, \
+const FILES_SQL: &str = "SELECT COALESCE(f.stored_key, f.object_key), f.object_key, f.operator_id, f.business_date, f.seq, f.sha256, \
     f.record_count FROM operator_files f \
     WHERE f.status = 'accepted' AND f.business_date BETWEEN $1 AND $2 \
       AND f.seq = (SELECT MAX(g.seq) FROM operator_files g WHERE g.operator_id = f.operator_id \
                    AND g.business_date = f.business_date AND g.status = 'accepted') \
     ORDER BY f.business_date, f.operator_id";
 
+const REJECTED_SQL: &str = "SELECT operator_id, object_key, \
+    COALESCE(stored_key, 'rejected/' || substr(object_key, 10)), error_count FROM operator_files \
+    WHERE status = 'rejected' AND business_date = $1 ORDER BY operator_id, object_key, id";
+/// Flagged cards' balances at the end of the date, from the dated rows that move a card:
+/// sales, voids, online payments and validations. Only flagged cards can be below zero.
+const NEGATIVE_CARDS_SQL: &str = "SELECT c.card_id, CAST(\
+      COALESCE((SELECT SUM(amount) FROM sales s WHERE s.card_id = c.card_id \
+                AND s.business_date <= $1), 0) \
+    - COALESCE((SELECT SUM(amount) FROM sales s WHERE s.card_id = c.card_id \
+                AND s.void_business_date <= $1), 0) \
+    - COALESCE((SELECT SUM(amount) FROM payments p WHERE p.card_id = c.card_id \
+                AND p.business_date <= $1), 0) \
+    - COALESCE((SELECT SUM(fare) FROM validations v WHERE v.card_id = c.card_id \
+                AND v.business_date <= $1), 0) AS BIGINT), \
+    (SELECT COUNT(*) FROM validations v WHERE v.card_id = c.card_id AND v.business_date = $1) \
+    FROM (SELECT substr(id, 6) AS card_id FROM accounts WHERE flagged = TRUE AND id LIKE 'card:%') c \
+    ORDER BY c.card_id";
+
 type Sums = Vec<(String, i64, i64)>;
 type SalesRow = (String, i64, i64, i64, i64);
-type FileRow = (String, String, chrono::NaiveDate, i32, String, i64);
+type FileRow = (String, String, String, chrono::NaiveDate, i32, String, i64);
 
 /// Reads the inputs of `date`. Fails with `NotReconciled` when the date has no current
 /// reconciliation run: a report without one would show no exceptions it should.
@@ -103,9 +146,18 @@ pub async fn load(
     let reconciliation = reconcile::store::current_run(db, date)
         .await?
         .ok_or(ReportError::NotReconciled(date))?;
-    let operators = ledger.operators().await?;
+    // A statement uses the terms in force on its own date, whatever changed since.
+    let operators = ledger.operators_on(date).await?;
     let d = date.naive();
-    let (sales, validations, payments, files): (Vec<SalesRow>, Sums, Sums, Vec<FileRow>) = ledger::on_pool!(db, pool => (
+    #[allow(clippy::type_complexity)]
+    let (sales, validations, payments, files, rejected, negative): (
+        Vec<SalesRow>,
+        Sums,
+        Sums,
+        Vec<FileRow>,
+        Vec<(String, String, String, i32)>,
+        Vec<(String, i64, i64)>,
+    ) = ledger::on_pool!(db, pool => (
         sqlx::query_as(SALES_SQL).bind(d).fetch_all(pool).await?,
         sqlx::query_as(VALIDATIONS_SQL).bind(d).fetch_all(pool).await?,
         sqlx::query_as(PAYMENTS_SQL).bind(d).fetch_all(pool).await?,
@@ -114,6 +166,8 @@ pub async fn load(
             .bind(date.succ().naive())
             .fetch_all(pool)
             .await?,
+        sqlx::query_as(REJECTED_SQL).bind(d).fetch_all(pool).await?,
+        sqlx::query_as(NEGATIVE_CARDS_SQL).bind(d).fetch_all(pool).await?,
     ));
     let sales = sales
         .into_iter()
@@ -143,8 +197,9 @@ pub async fn load(
     let files = files
         .into_iter()
         .map(
-            |(object_key, operator_id, day, seq, sha256, records)| InputFile {
+            |(object_key, received_as, operator_id, day, seq, sha256, records)| InputFile {
                 object_key,
+                received_as,
                 operator_id,
                 business_date: day.format("%Y-%m-%d").to_string(),
                 seq,
@@ -153,11 +208,33 @@ pub async fn load(
             },
         )
         .collect();
+    let rejected_files = rejected
+        .into_iter()
+        .map(
+            |(operator_id, received_as, kept_at, error_count)| RejectedFile {
+                operator_id,
+                received_as,
+                kept_at,
+                error_count,
+            },
+        )
+        .collect();
+    let negative_cards = negative
+        .into_iter()
+        .filter(|(_, balance, validations)| *balance < 0 && *validations > 0)
+        .map(|(card_id, balance, validations)| NegativeCard {
+            card_id,
+            balance,
+            validations,
+        })
+        .collect();
     Ok(ReportInputs {
         date,
         currency,
         holidays,
         operators,
+        rejected_files,
+        negative_cards,
         sales,
         reconciliation,
         fares,

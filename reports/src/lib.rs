@@ -21,7 +21,7 @@ use storage::ObjectStore;
 
 pub use inputs::ReportInputs;
 pub use publish::Published;
-pub use statement::Statement;
+pub use statement::{ReportKind, ReportMeta, Statement};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -31,13 +31,15 @@ pub enum ReportError {
     NotReconciled(BusinessDate),
     #[error(
         "the reconciliation of {date} is out of date for {operator}: the ledger's net sales are \
-         {ledger} but the current run reconciled {reconciled} (minor units); reconcile {date} again"
+         {ledger} but the current run reconciled {reconciled}; reconcile {date} again (or run \
+         settle, which does)"
     )]
     StaleReconciliation {
         date: BusinessDate,
         operator: String,
-        ledger: i64,
-        reconciled: i64,
+        /// Decimal amounts with the currency (`2950.00 COP`).
+        ledger: String,
+        reconciled: String,
     },
     #[error("object storage: {0}")]
     Storage(#[from] storage::StorageError),
@@ -73,20 +75,41 @@ impl fault::Fault for ReportError {
     }
 }
 
-/// Reads the inputs of `date`, renders every file and publishes them as a new version.
+/// Reads the inputs of `date`, renders every file and publishes them: a final report as
+/// the date's next version (and the date counts as settled as of when its inputs were
+/// read), a provisional one under `reports/{date}/provisional/`. `run_id` is the job run
+/// that made it, recorded in the manifest.
 pub async fn report(
     ledger: &dyn Ledger,
     store: &dyn ObjectStore,
     date: BusinessDate,
     currency: Currency,
     holidays: Vec<BusinessDate>,
+    kind: ReportKind,
+    run_id: &str,
 ) -> Result<(Statement, Published), ReportError> {
+    // Read before the inputs: anything that arrives while the report is made is newer
+    // than it, and makes the date stale.
+    let as_of = chrono::Utc::now();
     let inputs = inputs::load(ledger, date, currency, holidays).await?;
-    let statement = statement::build(&inputs)?;
+    let version = match kind {
+        ReportKind::Final => Some(publish::next_version(store, &date.to_string()).await?),
+        ReportKind::Provisional => None,
+    };
+    let meta = ReportMeta {
+        kind,
+        version,
+        as_of: as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let statement = statement::build(&inputs, meta)?;
     let files = files::render(&statement)?;
-    let published = publish::publish(store, &inputs, files).await?;
+    let published = publish::publish(store, &inputs, files, &statement.meta, run_id).await?;
+    if kind == ReportKind::Final {
+        ledger::date_status::settled(ledger.database(), date, as_of).await?;
+    }
     tracing::info!(
         business_date = %date,
+        kind = kind.as_str(),
         version = published.version,
         prefix = %published.prefix,
         "report published"

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use ledger::money::format_minor;
 
 use crate::ReportError;
-use crate::statement::Statement;
+use crate::statement::{ReportKind, Statement};
 
 /// Rows of the exceptions table on the page; the CSV has them all.
 const EXCEPTION_ROWS: usize = 200;
@@ -121,6 +121,8 @@ table{border-collapse:collapse;width:100%;font-size:.85rem}
 th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .empty,.note{color:var(--muted)}
+.banner{background:#fde68a;color:#111;padding:8px 12px;border-radius:6px;font-weight:600}
+.status-no_file,.status-exceptions{font-weight:600}
 ";
 
 pub fn render(s: &Statement) -> Result<String, ReportError> {
@@ -133,11 +135,28 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <link rel=\"icon\" href=\"data:,\">\
-         <title>Settlement {date}</title><style>{STYLE}</style></head><body>\
-         <header><h1>Settlement of {date}</h1><p>Amounts in {cur}. \
-         Data: settlement_summary.csv, discrepancies.csv, fare_distribution.csv, device_gaps.csv.</p></header><main>",
+         <title>{title_kind}Settlement {date}</title><style>{STYLE}</style></head><body>\
+         <header><h1>{title_kind}Settlement of {date}</h1><p id=\"report-meta\">{meta}. \
+         Amounts in {cur}. Data: settlement_summary.csv, discrepancies.csv, \
+         fare_distribution.csv, device_gaps.csv, negative_cards.csv.</p>{banner}</header><main>",
         date = s.date,
         cur = escape(s.currency.code()),
+        title_kind = match s.meta.kind {
+            ReportKind::Provisional => "PROVISIONAL ",
+            ReportKind::Final => "",
+        },
+        meta = match s.meta.version {
+            Some(v) => format!("Version {v}, inputs as of {}", s.meta.as_of),
+            None => format!("Provisional, inputs as of {}", s.meta.as_of),
+        },
+        banner = match s.meta.kind {
+            ReportKind::Provisional => {
+                "<p class=\"banner\" id=\"provisional\">PROVISIONAL: this day has not closed. \
+                 Nothing was posted and these figures will change; the final report is \
+                 published when the day is settled.</p>"
+            }
+            ReportKind::Final => "",
+        },
     );
     out.push_str("<section><h2>Totals</h2><dl class=\"totals\">");
     let mut total = |id: &str, label: &str, value: String, warn: bool| {
@@ -176,6 +195,7 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
     );
     total("fare-revenue", "Fare revenue", money(t.fare_revenue), false);
     out.push_str("</dl></section>");
+    operators(&mut out, s, &money);
 
     let sales: Vec<(String, i64)> = s
         .lines
@@ -258,8 +278,162 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
         }
         out.push_str("</tbody></table></div></section>");
     }
+    rejected_files(&mut out, s);
+    device_gaps(&mut out, s);
+    negative_cards(&mut out, s, &money);
     out.push_str("</main></body></html>\n");
     Ok(out)
+}
+
+/// Starts a section with a table, or says there is nothing and returns false.
+fn table_section(
+    out: &mut String,
+    id: &str,
+    title: &str,
+    rows: usize,
+    empty: &str,
+    header: &[&str],
+) -> bool {
+    let _ = write!(out, "<section id=\"{id}\"><h2>{title} ({rows})</h2>");
+    if rows == 0 {
+        let _ = write!(out, "<p class=\"empty\">{empty}</p></section>");
+        return false;
+    }
+    out.push_str("<div class=\"table-wrap\"><table><thead><tr>");
+    for h in header {
+        let _ = write!(out, "<th>{h}</th>");
+    }
+    out.push_str("</tr></thead><tbody>");
+    true
+}
+
+fn end_table(out: &mut String) {
+    out.push_str("</tbody></table></div></section>");
+}
+
+/// What each operator owes, by when, and whether its file agreed.
+fn operators(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
+    let header = [
+        "Operator",
+        "Name",
+        "Net sales",
+        "Net due",
+        "Due date",
+        "Status",
+    ];
+    if !table_section(
+        out,
+        "operators",
+        "Operators",
+        s.lines.len(),
+        "No operator.",
+        &header,
+    ) {
+        return;
+    }
+    for l in &s.lines {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td>{}</td><td class=\"status-{}\">{}</td></tr>",
+            escape(&l.operator_id),
+            escape(&l.operator_name),
+            money(l.sales.net()),
+            money(l.settlement.net_due),
+            l.due_date,
+            l.status().to_ascii_lowercase(),
+            l.status(),
+        );
+    }
+    end_table(out);
+}
+
+fn rejected_files(out: &mut String, s: &Statement) {
+    let header = [
+        "Operator",
+        "Received as",
+        "Kept at (with .errors.json)",
+        "Errors",
+    ];
+    let rows = s.rejected_files.len();
+    if !table_section(
+        out,
+        "rejected-files",
+        "Rejected files",
+        rows,
+        "No file was rejected.",
+        &header,
+    ) {
+        return;
+    }
+    for f in &s.rejected_files {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            escape(&f.operator_id),
+            escape(&f.received_as),
+            escape(&f.kept_at),
+            f.error_count,
+        );
+    }
+    end_table(out);
+}
+
+fn device_gaps(out: &mut String, s: &Statement) {
+    let header = ["Device", "From seq", "To seq", "Missing taps"];
+    let rows = s.gaps.len();
+    if !table_section(
+        out,
+        "device-gaps",
+        "Device gaps",
+        rows,
+        "No tap is missing.",
+        &header,
+    ) {
+        return;
+    }
+    for g in &s.gaps {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
+            escape(&g.device_id),
+            g.from_seq,
+            g.to_seq,
+            g.to_seq - g.from_seq + 1,
+        );
+    }
+    end_table(out);
+}
+
+fn negative_cards(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
+    let header = [
+        "Card",
+        "Balance at the end of the day",
+        "Validations on the day",
+    ];
+    let rows = s.negative_cards.len();
+    let empty = "No card went below zero.";
+    if !table_section(
+        out,
+        "negative-cards",
+        "Cards below zero",
+        rows,
+        empty,
+        &header,
+    ) {
+        return;
+    }
+    for c in &s.negative_cards {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape(&c.card_id),
+            money(c.balance),
+            c.validations,
+        );
+    }
+    end_table(out);
 }
 
 #[cfg(test)]

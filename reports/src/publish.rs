@@ -36,6 +36,8 @@ pub struct LedgerFingerprint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Inputs {
     pub operator_files: Vec<InputFile>,
+    /// Each operator's terms in force on the date: what its statement was computed with.
+    pub operator_terms: Vec<ledger::Operator>,
     /// Counts and totals in minor units of the ledger rows the report read.
     pub ledger: LedgerFingerprint,
     pub reconciliation_run_id: String,
@@ -44,10 +46,13 @@ pub struct Inputs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Manifest {
     pub business_date: String,
+    /// FINAL or PROVISIONAL.
+    pub kind: &'static str,
+    /// 0 for a provisional report.
     pub version: u32,
     pub prefix: String,
-    /// This report run; the only values besides `generated_at` that differ between two
-    /// runs on the same inputs.
+    /// The job run that made this report (as `recaudo status` shows it); with
+    /// `generated_at` and the page, what differs between two runs on the same inputs.
     pub run_id: String,
     pub generated_at: String,
     pub currency: String,
@@ -84,6 +89,7 @@ fn fingerprint(inputs: &ReportInputs) -> Inputs {
     }
     Inputs {
         operator_files: inputs.files.clone(),
+        operator_terms: inputs.operators.clone(),
         ledger: l,
         reconciliation_run_id: inputs.reconciliation.run_id.clone(),
     }
@@ -107,15 +113,34 @@ pub async fn versions(store: &dyn ObjectStore, date: &str) -> Result<Vec<u32>, R
     Ok(found)
 }
 
-/// Writes `files` and their manifest as the next version of the date, then moves `latest`.
+/// The version a final report of `date` publishes next: one past the highest found, even
+/// one a crashed run left half-written.
+pub async fn next_version(store: &dyn ObjectStore, date: &str) -> Result<u32, ReportError> {
+    Ok(versions(store, date).await?.first().map_or(1, |v| v + 1))
+}
+
+/// Writes `files` and their manifest: a final report under its version, then `latest`
+/// moved to it; a provisional one in place of the last provisional (`latest` untouched).
 pub async fn publish(
     store: &dyn ObjectStore,
     inputs: &ReportInputs,
     files: Vec<ReportFile>,
+    meta: &crate::ReportMeta,
+    run_id: &str,
 ) -> Result<Published, ReportError> {
     let date = inputs.date.to_string();
-    let version = versions(store, &date).await?.first().map_or(1, |v| v + 1);
-    let prefix = format!("reports/{date}/v{version}/");
+    let (version, prefix) = match meta.version {
+        Some(v) => (v, format!("reports/{date}/v{v}/")),
+        None => {
+            let prefix = format!("reports/{date}/provisional/");
+            // A look at an open day replaces the last look: no file of an earlier one
+            // (an operator since gone, say) may stay beside it.
+            for old in store.list(&prefix).await? {
+                store.delete(&old.key).await?;
+            }
+            (0, prefix)
+        }
+    };
     let mut listed = Vec::with_capacity(files.len());
     for f in files {
         listed.push(ManifestFile {
@@ -130,14 +155,15 @@ pub async fn publish(
     }
     let manifest = Manifest {
         business_date: date.clone(),
+        kind: meta.kind.as_str(),
         version,
         prefix: prefix.clone(),
-        run_id: uuid::Uuid::new_v4().to_string(),
+        run_id: run_id.to_string(),
         generated_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         currency: inputs.currency.code().to_string(),
         versions: serde_json::json!({
             "recaudo": env!("CARGO_PKG_VERSION"),
-            "report_format": 1,
+            "report_format": 2,
         }),
         files: listed,
         inputs: fingerprint(inputs),
@@ -146,13 +172,15 @@ pub async fn publish(
     store
         .put(&format!("{prefix}manifest.json"), bytes::Bytes::from(body))
         .await?;
-    let latest = serde_json::json!({ "version": version, "prefix": prefix });
-    store
-        .put(
-            &format!("reports/{date}/latest.json"),
-            bytes::Bytes::from(serde_json::to_vec_pretty(&latest).expect("latest serializes")),
-        )
-        .await?;
+    if meta.version.is_some() {
+        let latest = serde_json::json!({ "version": version, "prefix": prefix });
+        store
+            .put(
+                &format!("reports/{date}/latest.json"),
+                bytes::Bytes::from(serde_json::to_vec_pretty(&latest).expect("latest serializes")),
+            )
+            .await?;
+    }
     Ok(Published {
         version,
         prefix,

@@ -24,16 +24,49 @@ pub struct SettlementLine {
     pub exception_count: i64,
     /// Σ differences (ledger − file) of the operator's non-MATCHED items.
     pub exception_amount: i64,
+    /// Whether the operator's accepted file for the date was reconciled.
+    pub has_file: bool,
 }
 
 impl SettlementLine {
+    /// NO_FILE when no accepted file of the operator's was reconciled (it sent none, or
+    /// every one was rejected): nothing confirms its sales, whatever they are.
     pub fn status(&self) -> &'static str {
-        if self.exception_count == 0 {
+        if !self.has_file {
+            "NO_FILE"
+        } else if self.exception_count == 0 {
             "BALANCED"
         } else {
             "EXCEPTIONS"
         }
     }
+}
+
+/// Final (the date has closed: `reports/{D}/v{n}/`, `latest.json` moved) or provisional
+/// (a look at a date that has not closed: `reports/{D}/provisional/`, every file marked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    Final,
+    Provisional,
+}
+
+impl ReportKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReportKind::Final => "FINAL",
+            ReportKind::Provisional => "PROVISIONAL",
+        }
+    }
+}
+
+/// What the page says about the report itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportMeta {
+    pub kind: ReportKind,
+    /// The version being published (`None`: provisional).
+    pub version: Option<u32>,
+    /// When the report read its inputs (RFC 3339, UTC).
+    pub as_of: String,
 }
 
 /// The whole day.
@@ -46,12 +79,15 @@ pub struct Statement {
     pub discrepancies: DataFrame,
     pub fares: BTreeMap<String, Fares>,
     pub gaps: Vec<ledger::device_gap::DeviceGap>,
+    pub rejected_files: Vec<crate::inputs::RejectedFile>,
+    pub negative_cards: Vec<crate::inputs::NegativeCard>,
+    pub meta: ReportMeta,
 }
 
 /// Computes the statement. An operator appears when it is active or has anything on the
 /// date. Fails when the reconciliation run no longer matches the ledger (sales arrived or
 /// were voided after it ran): the statement and its exceptions would disagree.
-pub fn build(inputs: &ReportInputs) -> Result<Statement, ReportError> {
+pub fn build(inputs: &ReportInputs, meta: ReportMeta) -> Result<Statement, ReportError> {
     let run = &inputs.reconciliation;
     let summaries: BTreeMap<&str, &reconcile::store::OperatorSummary> = run
         .summaries
@@ -70,11 +106,12 @@ pub fn build(inputs: &ReportInputs) -> Result<Statement, ReportError> {
         }
         let reconciled_net = summary.map_or(0, |s| s.ledger_total);
         if reconciled_net != sales.net() {
+            let amount = |minor| ledger::Money::new(minor, inputs.currency).to_string();
             return Err(ReportError::StaleReconciliation {
                 date: inputs.date,
                 operator: id.to_string(),
-                ledger: sales.net(),
-                reconciled: reconciled_net,
+                ledger: amount(sales.net()),
+                reconciled: amount(reconciled_net),
             });
         }
         lines.push(SettlementLine {
@@ -86,6 +123,10 @@ pub fn build(inputs: &ReportInputs) -> Result<Statement, ReportError> {
             matched_count: summary.map_or(0, |s| s.matched()),
             exception_count: summary.map_or(0, |s| s.exceptions()),
             exception_amount: summary.map_or(0, |s| s.exceptions_difference),
+            has_file: inputs
+                .files
+                .iter()
+                .any(|f| f.operator_id == id && f.business_date == inputs.date.to_string()),
             sales,
         });
     }
@@ -105,6 +146,9 @@ pub fn build(inputs: &ReportInputs) -> Result<Statement, ReportError> {
         discrepancies,
         fares: inputs.fares.clone(),
         gaps: inputs.gaps.clone(),
+        rejected_files: inputs.rejected_files.clone(),
+        negative_cards: inputs.negative_cards.clone(),
+        meta,
     })
 }
 
@@ -136,9 +180,16 @@ impl Statement {
             t.commission += l.settlement.commission;
             t.commission_tax += l.settlement.commission_tax;
             t.net_due += l.settlement.net_due;
-            t.exception_count += l.exception_count;
-            t.exception_amount += l.exception_amount;
         }
+        // From the discrepancies themselves, as the exceptions table counts them: the
+        // totals and the table cannot disagree.
+        t.exception_count = self.discrepancies.height() as i64;
+        t.exception_amount = self
+            .discrepancies
+            .column("difference")
+            .ok()
+            .and_then(|c| c.i64().ok().map(|d| d.sum().unwrap_or(0)))
+            .unwrap_or(0);
         t.fare_revenue = self.fares.values().map(Fares::revenue).sum();
         t
     }

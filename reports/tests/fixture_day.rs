@@ -21,8 +21,19 @@ async fn read(store: &dyn ObjectStore, key: &str) -> Vec<u8> {
 
 async fn reports_a_fixtures_day(ledger: Arc<dyn Ledger>, store: Arc<dyn ObjectStore>) {
     let (date, truth) = prepare_day(&*ledger).await;
-    let run = || reports::report(&*ledger, &*store, date, Currency::COP, vec![]);
-    let (_, first) = run().await.unwrap();
+    let run = |run_id: &'static str| {
+        reports::report(
+            &*ledger,
+            &*store,
+            date,
+            Currency::COP,
+            vec![],
+            reports::ReportKind::Final,
+            run_id,
+        )
+    };
+    let (_, first) = run("run-1").await.unwrap();
+    assert_eq!(first.manifest.run_id, "run-1", "the job run that made it");
     assert_eq!(first.version, 1);
     assert_eq!(first.prefix, "reports/2026-11-26/v1/");
     let v1 = |name: &str| format!("reports/2026-11-26/v1/{name}");
@@ -133,6 +144,27 @@ async fn reports_a_fixtures_day(ledger: Arc<dyn Ledger>, store: Arc<dyn ObjectSt
         truth.discrepancies.len() as u64
     );
     assert_eq!(rows("settlement_summary.csv"), summary.len() as u64);
+    // Instants in Parquet are UTC instants (isAdjustedToUTC), as DuckDB, Spark and
+    // pandas need to read them as such.
+    let parquet = read(&*store, &v1("discrepancies.parquet")).await;
+    use polars::prelude::SerReader;
+    let mut reader = polars::prelude::ParquetReader::new(std::io::Cursor::new(parquet));
+    let metadata = reader.get_metadata().unwrap();
+    let instants: Vec<String> = metadata
+        .schema()
+        .columns()
+        .iter()
+        .filter(|c| {
+            c.path_in_schema
+                .last()
+                .is_some_and(|n| n.ends_with("_occurred_at"))
+        })
+        .map(|c| format!("{:?}", c.descriptor.primitive_type.logical_type))
+        .collect();
+    assert_eq!(instants.len(), 2);
+    for t in instants {
+        assert!(t.contains("is_adjusted_to_utc: true"), "{t}");
+    }
     assert_eq!(
         manifest["inputs"]["ledger"]["validations_amount"],
         truth.validations_amount_minor
@@ -145,7 +177,7 @@ async fn reports_a_fixtures_day(ledger: Arc<dyn Ledger>, store: Arc<dyn ObjectSt
     );
 
     // A re-run: a new version, identical data files, `latest` moved, v1 untouched.
-    let (_, second) = run().await.unwrap();
+    let (_, second) = run("run-2").await.unwrap();
     assert_eq!(second.version, 2);
     let latest: serde_json::Value =
         serde_json::from_slice(&read(&*store, "reports/2026-11-26/latest.json").await).unwrap();
@@ -153,8 +185,18 @@ async fn reports_a_fixtures_day(ledger: Arc<dyn Ledger>, store: Arc<dyn ObjectSt
         latest,
         serde_json::json!({"version": 2, "prefix": "reports/2026-11-26/v2/"})
     );
-    assert_eq!(first.manifest.files, second.manifest.files);
-    for f in &first.manifest.files {
+    // Every data file is the same; the page says which version it is and as of when.
+    let data = |files: &[reports::publish::ManifestFile]| {
+        files
+            .iter()
+            .filter(|f| f.path != "index.html")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(data(&first.manifest.files), data(&second.manifest.files));
+    let page = String::from_utf8(read(&*store, "reports/2026-11-26/v2/index.html").await).unwrap();
+    assert!(page.contains("Version 2, inputs as of "), "{page}");
+    for f in data(&first.manifest.files) {
         assert_eq!(
             read(&*store, &v1(&f.path)).await,
             read(&*store, &format!("reports/2026-11-26/v2/{}", f.path)).await,
@@ -218,10 +260,7 @@ async fn a_date_never_reconciled_is_refused_with_the_command_to_run() {
     let objects = tempfile::tempdir().unwrap();
     let store = LocalStore::new(objects.path()).unwrap();
     let date = BusinessDate::parse("2026-11-26").unwrap();
-    let err = reports::report(&*db.ledger, &store, date, Currency::COP, vec![])
-        .await
-        .err()
-        .expect("refused");
+    let err = refused(&*db.ledger, &store, date).await;
     assert!(matches!(err, reports::ReportError::NotReconciled(_)));
     assert!(
         err.to_string()
@@ -231,4 +270,54 @@ async fn a_date_never_reconciled_is_refused_with_the_command_to_run() {
         store.list("").await.unwrap().is_empty(),
         "nothing published"
     );
+}
+
+/// A sale recorded after the reconciliation: the report refuses, and says the amounts as
+/// finance reads them and what to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_changed_since_its_reconciliation_is_refused_in_pesos() {
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
+    let (date, truth) = prepare_day(&*db.ledger).await;
+    let operator = truth.ledger_net_by_operator.keys().next().unwrap().clone();
+    db.ledger
+        .record_sale(&ledger::journal::NewSale {
+            operator_id: ledger::OperatorId::parse(&operator).unwrap(),
+            operator_ref: ledger::OperatorRef::parse("LATE-1").unwrap(),
+            card_id: ledger::CardId::parse("CARD0000000001").unwrap(),
+            amount: ledger::Money::new(123_450, Currency::COP),
+            point_of_sale: ledger::PointOfSale::parse("POS-1").unwrap(),
+            occurred_at: chrono::DateTime::parse_from_rfc3339("2026-11-26T12:00:00-05:00")
+                .unwrap()
+                .into(),
+        })
+        .await
+        .unwrap();
+    let objects = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(objects.path()).unwrap();
+    let err = refused(&*db.ledger, &store, date).await;
+    let text = err.to_string();
+    let net = truth.ledger_net_by_operator[&operator] + 123_450;
+    let pesos = ledger::Money::new(net, Currency::COP).to_string();
+    assert!(text.contains(&pesos), "{text} should say {pesos}");
+    assert!(text.contains("reconcile 2026-11-26 again"), "{text}");
+}
+
+/// The error a final report of `date` is refused with.
+async fn refused(
+    ledger: &dyn Ledger,
+    store: &dyn ObjectStore,
+    date: BusinessDate,
+) -> reports::ReportError {
+    reports::report(
+        ledger,
+        store,
+        date,
+        Currency::COP,
+        vec![],
+        reports::ReportKind::Final,
+        "run-1",
+    )
+    .await
+    .err()
+    .expect("refused")
 }

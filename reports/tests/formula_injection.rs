@@ -74,18 +74,32 @@ fn inputs() -> ReportInputs {
             to_seq: 4,
         }],
         files: vec![],
+        rejected_files: vec![],
+        negative_cards: vec![reports::inputs::NegativeCard {
+            card_id: "=CARD1".into(),
+            balance: -500,
+            validations: 2,
+        }],
+    }
+}
+
+fn meta() -> reports::ReportMeta {
+    reports::ReportMeta {
+        kind: reports::ReportKind::Final,
+        version: Some(1),
+        as_of: "2026-11-27T05:00:00Z".into(),
     }
 }
 
 #[test]
 fn text_starting_a_formula_is_escaped_in_every_csv() {
-    let statement = reports::statement::build(&inputs()).unwrap();
+    let statement = reports::statement::build(&inputs(), meta()).unwrap();
     let files = reports::files::render(&statement).unwrap();
     let csvs: Vec<_> = files.iter().filter(|f| f.path.ends_with(".csv")).collect();
     assert_eq!(
         csvs.len(),
-        5,
-        "summary, one operator, discrepancies, fares, gaps"
+        6,
+        "summary, one operator, discrepancies, fares, gaps, negative cards"
     );
     for f in csvs {
         // Read as a spreadsheet or a CSV library would.

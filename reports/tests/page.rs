@@ -136,7 +136,7 @@ async fn the_page_shows_the_summary_totals_and_fetches_nothing() {
     let inputs = reports::inputs::load(&*db.ledger, date, Currency::COP, vec![])
         .await
         .unwrap();
-    let statement = reports::statement::build(&inputs).unwrap();
+    let statement = reports::statement::build(&inputs, support::final_meta()).unwrap();
     let files = reports::files::render(&statement).unwrap();
     let file = |path: &str| files.iter().find(|f| f.path == path).unwrap().bytes.clone();
     let summary = csv_rows(&file("settlement_summary.csv"));

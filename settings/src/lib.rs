@@ -137,6 +137,9 @@ pub struct ScheduleSettings {
     /// Whether `recaudo schedule` settles, on start, a previous date whose settle never
     /// succeeded.
     pub catch_up: bool,
+    /// Whether `recaudo schedule` settles again, after each ingest, the settled dates whose
+    /// inputs changed since their last report (stale dates).
+    pub resettle_stale: bool,
     /// How long a run in progress may go on after SIGTERM before it is stopped and
     /// recorded as failed (keep it under the pod's termination grace).
     pub grace: Duration,
@@ -231,6 +234,7 @@ struct Flat {
     schedule_ingest: String,
     schedule_settle: String,
     schedule_catch_up: bool,
+    schedule_resettle_stale: bool,
     schedule_grace_secs: u64,
 }
 
@@ -268,6 +272,7 @@ impl Default for Flat {
             schedule_ingest: "*/5 * * * *".into(),
             schedule_settle: "0 2 * * *".into(),
             schedule_catch_up: true,
+            schedule_resettle_stale: true,
             schedule_grace_secs: 30,
         }
     }
@@ -290,6 +295,68 @@ fn list_or_commas<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
             .map(String::from)
             .collect(),
     })
+}
+
+/// The configuration file: its settings, and its other `kafka_*` keys as Kafka client
+/// options (`kafka_security_protocol = "SASL_SSL"`), as the environment's
+/// `RECAUDO_KAFKA_*` variables are. Any other unknown key stays, to be refused by name.
+struct SettingsFile {
+    settings: figment::value::Map<Profile, Dict>,
+    client: ClientOptions,
+    metadata: Metadata,
+}
+
+impl SettingsFile {
+    fn read(path: &Path, known: &[String]) -> Result<SettingsFile, SettingsError> {
+        let toml = Toml::file_exact(path);
+        let metadata = toml.metadata();
+        let mut settings = toml.data()?;
+        let mut client = ClientOptions::default();
+        for dict in settings.values_mut() {
+            let options: Vec<String> = dict
+                .keys()
+                .filter(|k| k.starts_with("kafka_") && !known.contains(k))
+                .cloned()
+                .collect();
+            for key in options {
+                let value = dict.remove(&key).expect("the key was just listed");
+                let text = match value {
+                    figment::value::Value::String(_, s) => s,
+                    ref number @ figment::value::Value::Num(..) => match number.to_i128() {
+                        Some(i) => i.to_string(),
+                        None => number.to_f64().map(|f| f.to_string()).unwrap_or_default(),
+                    },
+                    figment::value::Value::Bool(_, b) => b.to_string(),
+                    _ => {
+                        return Err(SettingsError::Invalid {
+                            key: "kafka_*",
+                            reason: format!(
+                                "{key} in {}: a Kafka client option is a string, a number \
+                                 or a bool",
+                                path.display()
+                            ),
+                        });
+                    }
+                };
+                client.insert(key["kafka_".len()..].replace('_', "."), text);
+            }
+        }
+        Ok(SettingsFile {
+            settings,
+            client,
+            metadata,
+        })
+    }
+}
+
+impl Provider for SettingsFile {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<figment::value::Map<Profile, Dict>, figment::Error> {
+        Ok(self.settings.clone())
+    }
 }
 
 /// The `RECAUDO_*` variables that are settings, as raw strings: figment's lossy extraction
@@ -352,7 +419,17 @@ impl Settings {
             if !path.exists() {
                 return Err(SettingsError::MissingFile(path.to_path_buf()));
             }
-            figment = figment.merge(Toml::file_exact(path));
+            let file = SettingsFile::read(path, &known)?;
+            // The environment wins: its client options are put in after the file's.
+            let from_env = std::mem::take(&mut client);
+            client = file.client.clone();
+            for (k, v) in from_env.plain {
+                client.insert(k, v);
+            }
+            for (k, v) in from_env.secret {
+                client.insert(k, v.expose());
+            }
+            figment = figment.merge(file);
         }
         let flat: Flat = figment.merge(Environment(env)).extract_lossy()?;
         flat.into_settings(client)
@@ -427,6 +504,7 @@ impl Flat {
                 ingest: self.schedule_ingest,
                 settle: self.schedule_settle,
                 catch_up: self.schedule_catch_up,
+                resettle_stale: self.schedule_resettle_stale,
                 grace: Duration::from_secs(self.schedule_grace_secs),
             },
             jobs: JobSettings {

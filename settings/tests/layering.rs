@@ -174,3 +174,100 @@ fn secrets_never_appear_in_debug_output_or_logs() {
             .any(|(k, v)| k == "sasl.password" && v == "kafka-s3cret")
     );
 }
+
+/// A valid value of each setting, as TOML.
+fn sample(key: &str) -> &'static str {
+    match key {
+        "api_addr" => "\"0.0.0.0:8080\"",
+        "api_body_limit_bytes" | "api_page_size_max" | "api_rate_burst" | "api_rate_limit" => "100",
+        "api_request_timeout_ms" | "job_retry_backoff_ms" => "1000",
+        "currency" => "\"COP\"",
+        "database_max_connections" | "job_lease_secs" | "job_retries" => "4",
+        "database_url" => "\"postgres://recaudo@db/recaudo\"",
+        "day_close" => "\"23:00\"",
+        "events_dir" => "\"events\"",
+        "holidays" => "[\"2026-12-25\"]",
+        "jwt_algorithms" => "\"RS256,ES256\"",
+        "jwt_audience" | "jwt_issuer" => "\"https://idp.example\"",
+        "jwt_jwks" => "\"jwks.json\"",
+        "kafka_brokers" => "\"b-1.msk:9098\"",
+        "kafka_group" | "kafka_topic" => "\"taps\"",
+        "log_format" => "\"json\"",
+        "max_amount" => "\"500000.00\"",
+        "metrics_addr" => "\"0.0.0.0:9464\"",
+        "object_store" => "\"s3://bucket/prefix/\"",
+        "s3_sse_kms_key_id" => "\"alias/recaudo\"",
+        "schedule_catch_up" | "schedule_resettle_stale" => "false",
+        "schedule_grace_secs" => "10",
+        "schedule_ingest" | "schedule_settle" => "\"*/10 * * * *\"",
+        "timezone" => "\"America/Lima\"",
+        other => panic!("no sample value for the setting {other}: add one here"),
+    }
+}
+
+/// Every variable the README's configuration table documents can be given in the file as
+/// well, under its name without the prefix, and takes effect from there.
+#[test]
+fn every_documented_variable_is_also_a_file_key() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("the README");
+    let table = readme
+        .split("## Configuration")
+        .nth(1)
+        .expect("a Configuration section")
+        .split("\n\n")
+        .find(|block| block.starts_with("| variable"))
+        .expect("the variables table");
+    let mut documented = Vec::new();
+    for row in table.lines().skip(2) {
+        let first = row.split('|').nth(1).unwrap_or_default();
+        for name in first.split('`').filter(|n| n.starts_with("RECAUDO_")) {
+            if name.ends_with('*') {
+                continue; // RECAUDO_KAFKA_* other: client options, checked below
+            }
+            documented.push(name.to_string());
+        }
+    }
+    assert!(documented.len() > 25, "{documented:?}");
+    let keys = settings::names();
+    for name in &documented {
+        let key = name["RECAUDO_".len()..].to_ascii_lowercase();
+        assert!(
+            keys.contains(&key),
+            "{name} is documented but {key} is no file key"
+        );
+        // The file takes the key with a value the environment would take.
+        let value = sample(&key);
+        let f = file(&format!("{key} = {value}\n"));
+        Settings::from_sources(Some(f.path()), &BTreeMap::new())
+            .unwrap_or_else(|e| panic!("{key} = {value} in the file: {e}"));
+    }
+    for key in &keys {
+        let name = format!("RECAUDO_{}", key.to_ascii_uppercase());
+        assert!(
+            documented.contains(&name),
+            "{name} is a setting the README does not document"
+        );
+    }
+}
+
+#[test]
+fn kafka_client_options_can_be_given_in_the_file_and_the_environment_wins() {
+    let f = file(
+        "kafka_brokers = \"b-1:9098\"\nkafka_security_protocol = \"SASL_SSL\"\n\
+         kafka_sasl_password = \"from-file\"\nkafka_session_timeout_ms = 6000\n",
+    );
+    let s = Settings::from_sources(
+        Some(f.path()),
+        &vars(&[("RECAUDO_KAFKA_SASL_PASSWORD", "from-env")]),
+    )
+    .unwrap();
+    let client: BTreeMap<&str, &str> = s.kafka.client.expose().collect();
+    assert_eq!(client["security.protocol"], "SASL_SSL");
+    assert_eq!(client["session.timeout.ms"], "6000");
+    assert_eq!(client["sasl.password"], "from-env");
+    assert!(
+        !format!("{:?}", s.kafka).contains("from-env"),
+        "a secret never prints"
+    );
+}

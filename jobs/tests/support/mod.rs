@@ -28,7 +28,21 @@ impl Env {
 
     /// `recaudo` with the embedded defaults but the database, under this folder.
     pub fn recaudo(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_recaudo"));
+        self.configure(Command::new(env!("CARGO_BIN_EXE_recaudo")), args)
+    }
+
+    /// `recaudo` as it would run a day from now (Debian's `faketime`): what a test sold
+    /// today through the API is then on a closed date, which it may settle. The product
+    /// has no switch for this.
+    pub fn recaudo_a_day_later(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("faketime");
+        c.args(["-f", "+1d", env!("CARGO_BIN_EXE_recaudo")])
+            // Only the wall clock moves; timers and timeouts keep real time.
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        self.configure(c, args)
+    }
+
+    fn configure(&self, mut c: Command, args: &[&str]) -> Command {
         c.current_dir(self.dir.path())
             .args(args)
             .env("RECAUDO_DATABASE_URL", &self.database_url)

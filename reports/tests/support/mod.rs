@@ -61,3 +61,12 @@ pub async fn prepare_day(ledger: &dyn Ledger) -> (BusinessDate, Truth) {
         .unwrap();
     (date, truth)
 }
+
+/// What a final first version says of itself.
+pub fn final_meta() -> reports::ReportMeta {
+    reports::ReportMeta {
+        kind: reports::ReportKind::Final,
+        version: Some(1),
+        as_of: "2026-11-27T05:00:00Z".into(),
+    }
+}
