@@ -267,8 +267,18 @@ async fn a_stopped_s3_server_fails_the_run_after_its_retries_and_a_later_run_suc
     for (r, attempt) in runs.iter().zip([3, 2, 1]) {
         assert_eq!(r["status"], "failed");
         assert_eq!(r["attempt"], attempt);
-        assert!(r["error"].as_str().unwrap().contains("S3"), "{r}");
+        // One line for people: what failed, why, and what to check; no SDK internals.
+        let error = r["error"].as_str().unwrap();
+        assert!(
+            error.contains("the object store could not be reached")
+                && error.contains("AWS_ENDPOINT_URL")
+                && !error.contains("DispatchFailure")
+                && error.len() < 400,
+            "{error}"
+        );
     }
+    let last = said.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: ") && last.len() < 500, "{last}");
     let table = text(&env.run(&["status"]).stdout);
     assert!(table.contains("failed") && table.contains("S3"), "{table}");
 

@@ -95,11 +95,46 @@ where
         }),
         _ => false,
     };
+    // People get one short line; the SDK's whole context goes to the log.
+    tracing::debug!(op, key, detail = %DisplayErrorContext(&err), "S3 request failed");
     StorageError::S3 {
         op,
         key: key.to_string(),
-        message: DisplayErrorContext(&err).to_string(),
+        message: readable(&err, status.as_deref()),
         retryable,
+    }
+}
+
+/// What went wrong, for a person: the service's code and message, or the innermost cause
+/// of a request that never got an answer (`Connection refused (os error 111)`), with what
+/// to check.
+fn readable<E, R>(err: &SdkError<E, R>, code: Option<&str>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let root = || {
+        let mut cause: &dyn std::error::Error = err;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        cause.to_string()
+    };
+    match err {
+        SdkError::ServiceError(s) => {
+            let message = s.err().message().unwrap_or("no message");
+            format!("{}: {message}", code.unwrap_or("error"))
+        }
+        SdkError::DispatchFailure(_) => format!(
+            "the object store could not be reached ({}); check RECAUDO_OBJECT_STORE, \
+             AWS_ENDPOINT_URL and that the store is up",
+            root()
+        ),
+        SdkError::TimeoutError(_) => "the object store did not answer in time".to_string(),
+        SdkError::ResponseError(_) => {
+            format!("the object store's answer could not be read ({})", root())
+        }
+        _ => root(),
     }
 }
 
