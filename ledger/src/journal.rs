@@ -20,6 +20,13 @@ pub type SaleId = i64;
 pub type PaymentId = i64;
 pub type TransactionId = i64;
 
+/// The time now, to the microsecond: what PostgreSQL keeps, so an instant reads back as it
+/// was written on either backend.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 pub fn card_account(card: &CardId) -> String {
     format!("card:{card}")
 }

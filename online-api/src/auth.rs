@@ -57,13 +57,34 @@ impl Caller {
     }
 }
 
+/// The claims recaudo reads. Identity providers write scopes two ways: OAuth's `scope`, one
+/// space-delimited string (RFC 8693 §4.2), and a JSON array (`scp` in Okta and Entra ID,
+/// `scope` in some others); every form is taken.
 #[derive(Debug, Deserialize)]
 struct Claims {
     #[allow(dead_code)]
     sub: String,
     operator_id: String,
     #[serde(default)]
-    scope: String,
+    scope: Option<Scopes>,
+    #[serde(default)]
+    scp: Option<Scopes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    Delimited(String),
+    List(Vec<String>),
+}
+
+impl Scopes {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Scopes::Delimited(s) => s.split_whitespace().map(str::to_string).collect(),
+            Scopes::List(v) => v,
+        }
+    }
 }
 
 /// Where the public keys come from.
@@ -171,9 +192,11 @@ impl Verifier {
                 "the token's algorithm is not accepted",
             ));
         }
-        let kid = header
-            .kid
-            .ok_or_else(|| Problem::unauthorized("the token has no key id (kid)"))?;
+        let kid = header.kid.ok_or_else(|| {
+            Problem::unauthorized(
+                "the token's header has no key id (kid): the verifying key is chosen by it",
+            )
+        })?;
         let key = self
             .key(&kid)
             .await
@@ -198,7 +221,28 @@ impl Verifier {
                 K::InvalidAudience => "the token is for another audience",
                 K::InvalidIssuer => "the token is from another issuer",
                 K::InvalidSignature => "the token's signature is not valid",
-                K::MissingRequiredClaim(_) => "the token lacks a required claim",
+                K::MissingRequiredClaim(claim) => {
+                    return Problem::unauthorized(&format!(
+                        "the token lacks the required claim {claim:?}"
+                    ));
+                }
+                // The claims did not have the types recaudo needs.
+                K::Json(e) => {
+                    let text = e.to_string();
+                    if let Some(claim) = text
+                        .strip_prefix("missing field `")
+                        .and_then(|rest| rest.split('`').next())
+                    {
+                        return Problem::unauthorized(&format!(
+                            "the token lacks the required claim {claim:?}"
+                        ));
+                    }
+                    return Problem::unauthorized(&format!(
+                        "the token's claims are not as required ({}): operator_id and sub are \
+                         strings, scope a space-delimited string or an array of strings",
+                        text.split(" at line").next().unwrap_or_default()
+                    ));
+                }
                 _ => "the token is not valid",
             })
         })?;
@@ -209,8 +253,9 @@ impl Verifier {
             scopes: data
                 .claims
                 .scope
-                .split_whitespace()
-                .map(str::to_string)
+                .into_iter()
+                .chain(data.claims.scp)
+                .flat_map(Scopes::into_vec)
                 .collect(),
         })
     }

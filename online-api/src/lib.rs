@@ -136,6 +136,97 @@ impl utoipa::Modify for SecurityAddon {
                     .build(),
             ),
         );
+        openapi.servers = Some(vec![
+            utoipa::openapi::server::ServerBuilder::new()
+                .url("/")
+                .description(Some(
+                    "The host that serves this document (the API gateway in production)",
+                ))
+                .build(),
+        ]);
+    }
+}
+
+/// What the routes' own annotations cannot say, added once every route is in: the problem
+/// types and the response headers.
+fn complete(openapi: &mut utoipa::openapi::OpenApi) {
+    if let Some(components) = openapi.components.as_mut()
+        && let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(problem))) =
+            components.schemas.get_mut("Problem")
+    {
+        let types: Vec<String> = problem::TYPES
+            .iter()
+            .map(|slug| format!("`urn:recaudo:problem:{slug}`"))
+            .collect();
+        problem.description = Some(format!(
+            "An RFC 9457 problem. `type` is one of: {}.",
+            types.join(", ")
+        ));
+    }
+    document_headers(openapi);
+}
+
+/// The response headers every client generator should know: `X-Request-Id` on every
+/// answer, `WWW-Authenticate` on 401 and 403, `Retry-After` on 429 and 503, and
+/// `Idempotent-Replayed` on the success of a call that takes an `Idempotency-Key`.
+fn document_headers(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let header = |kind: Type, description: &str| {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(kind))
+            .description(Some(description))
+            .build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let idempotent = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.name.eq_ignore_ascii_case("idempotency-key"));
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let utoipa::openapi::RefOr::T(response) = response else {
+                    continue;
+                };
+                response.headers.insert(
+                    "X-Request-Id".into(),
+                    header(Type::String, "The request's id (the caller's, if it sent a valid one), as the logs name it"),
+                );
+                match status.as_str() {
+                    "401" | "403" => {
+                        response.headers.insert(
+                            "WWW-Authenticate".into(),
+                            header(
+                                Type::String,
+                                "The Bearer challenge of RFC 6750: error and error_description",
+                            ),
+                        );
+                    }
+                    "429" | "503" => {
+                        response.headers.insert(
+                            "Retry-After".into(),
+                            header(Type::Integer, "Seconds to wait before trying again"),
+                        );
+                    }
+                    "200" | "201" if idempotent => {
+                        response.headers.insert(
+                            "Idempotent-Replayed".into(),
+                            header(Type::String, "`true` when this is the stored answer to an earlier request with the same Idempotency-Key"),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }
 
@@ -165,6 +256,7 @@ pub fn openapi_document() -> String {
     let (public, operator) = documented_routes();
     let (_, mut api) = public.split_for_parts();
     api.merge(operator.split_for_parts().1);
+    complete(&mut api);
     let mut text = api.to_pretty_json().expect("the document serializes");
     text.push('\n');
     text
@@ -243,7 +335,13 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     };
     let caller: Caller = match state.verifier.verify(token).await {
         Ok(c) => c,
-        Err(p) => return p.into_response(),
+        Err(p) => {
+            let mut response = p.into_response();
+            if let Some(claimed) = telemetry::ClaimedOperator::of(token) {
+                response.extensions_mut().insert(claimed);
+            }
+            return response;
+        }
     };
     match state.operator_active(&caller.operator).await {
         Ok(true) => {}
@@ -254,7 +352,9 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         Err(p) => return p.into_response(),
     }
     if let Err(retry_after) = state.rate.check(&caller.operator) {
-        return Problem::rate_limited(retry_after).into_response();
+        let mut response = Problem::rate_limited(retry_after).into_response();
+        response.extensions_mut().insert(caller);
+        return response;
     }
     req.extensions_mut().insert(caller.clone());
     let mut response = next.run(req).await;

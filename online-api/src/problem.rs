@@ -139,7 +139,9 @@ impl Problem {
             "rate-limited",
             "Too many requests",
         )
-        .detail(format!("retry after {retry_after_secs} s"));
+        .detail(format!(
+            "the operator's rate limit is reached; retry after {retry_after_secs} s"
+        ));
         p.retry_after_secs = Some(retry_after_secs);
         p
     }
@@ -234,10 +236,38 @@ impl Problem {
     }
 }
 
+/// Every problem `type` the API answers with, as `urn:recaudo:problem:{slug}`.
+pub const TYPES: [&str; 18] = [
+    "already-voided",
+    "conflict",
+    "forbidden",
+    "idempotency-key-in-use",
+    "idempotency-key-reused",
+    "insufficient-balance",
+    "insufficient-scope",
+    "internal",
+    "invalid-field",
+    "malformed-request",
+    "method-not-allowed",
+    "not-found",
+    "payload-too-large",
+    "rate-limited",
+    "unauthorized",
+    "unavailable",
+    "unsupported-media-type",
+    "void-window-closed",
+];
+
+/// Why a request was refused, as the request log line says it (the problem's detail).
+#[derive(Debug, Clone)]
+pub struct Refusal(pub String);
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (self.status(), body).into_response();
+        let reason = self.detail.clone().unwrap_or_else(|| self.title.clone());
+        response.extensions_mut().insert(Refusal(reason));
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -89,6 +89,30 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The operator an unverified token claims (for the log line of a refused request only;
+/// nothing is ever decided on it).
+#[derive(Debug, Clone)]
+pub struct ClaimedOperator(pub String);
+
+impl ClaimedOperator {
+    /// The `operator_id` in a token's payload, read without verifying anything, when it is
+    /// a plausible id.
+    pub fn of(token: &str) -> Option<ClaimedOperator> {
+        use base64::Engine;
+        let payload = token.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let id = claims.get("operator_id")?.as_str()?;
+        (id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+        .then(|| ClaimedOperator(id.to_string()))
+    }
+}
+
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
@@ -102,19 +126,26 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let took = start.elapsed();
     let status = response.status().as_u16();
     state.metrics.record(&route, method, status, took);
-    let operator = response
+    // A refused token names no verified operator; the one it claims still helps ops.
+    let operator = match (
+        response.extensions().get::<Caller>(),
+        response.extensions().get::<ClaimedOperator>(),
+    ) {
+        (Some(c), _) => c.operator.to_string(),
+        (None, Some(claimed)) => format!("{} (unverified)", claimed.0),
+        (None, None) => "-".to_string(),
+    };
+    let reason = response
         .extensions()
-        .get::<Caller>()
-        .map(|c| c.operator.to_string());
-    tracing::info!(
-        request_id = %id,
-        method,
-        route = %route,
-        status,
-        latency_ms = took.as_millis() as u64,
-        operator = operator.as_deref().unwrap_or("-"),
-        "request"
-    );
+        .get::<crate::problem::Refusal>()
+        .map(|r| r.0.as_str())
+        .unwrap_or("-");
+    let latency_ms = took.as_millis() as u64;
+    if status >= 400 {
+        tracing::warn!(request_id = %id, method, route = %route, status, latency_ms, operator, reason, "request refused");
+    } else {
+        tracing::info!(request_id = %id, method, route = %route, status, latency_ms, operator, "request");
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }

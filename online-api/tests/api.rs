@@ -22,7 +22,86 @@ on_both_backends!(
     concurrent_payments_cannot_overdraw,
     a_sale_can_be_voided_once,
     sales_are_listed_in_pages,
+    token_problems_say_which_and_scopes_come_as_text_or_array,
+    instants_read_back_as_written_and_a_missing_query_field_is_named,
 );
+
+async fn token_problems_say_which_and_scopes_come_as_text_or_array(app: TestApp) {
+    let good = claims("OPA", "balances:read");
+    let detail = |token: String| {
+        let app = &app;
+        async move {
+            let r = app.get("/v1/cards/CARD0001/balance", &token).await;
+            let (status, _, body) = status_and_body(r).await;
+            (
+                status,
+                body["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        }
+    };
+    let mut no_sub = good.clone();
+    no_sub.as_object_mut().unwrap().remove("sub");
+    let (status, said) = detail(rs256(&no_sub)).await;
+    assert_eq!(status, 401);
+    assert!(said.contains("\"sub\""), "{said}");
+    let no_kid = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &good,
+        &EncodingKey::from_rsa_pem(keys().rsa_private_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let (status, said) = detail(no_kid).await;
+    assert_eq!(status, 401);
+    assert!(said.contains("key id (kid)"), "{said}");
+    let mut numeric = good.clone();
+    numeric["operator_id"] = json!(42);
+    let (status, said) = detail(rs256(&numeric)).await;
+    assert_eq!(status, 401);
+    assert!(said.contains("operator_id and sub are strings"), "{said}");
+    // Scopes as a JSON array, under `scope` or under `scp`, are scopes.
+    for claim in ["scope", "scp"] {
+        let mut listed = good.clone();
+        listed.as_object_mut().unwrap().remove("scope");
+        listed[claim] = json!(["balances:read", "sales:read"]);
+        let (status, said) = detail(rs256(&listed)).await;
+        assert_eq!(status, 200, "{claim}: {said}");
+    }
+}
+
+async fn instants_read_back_as_written_and_a_missing_query_field_is_named(app: TestApp) {
+    let t = token("OPA");
+    let r = app
+        .post(
+            "/v1/sales",
+            &t,
+            Some("k-time"),
+            &sale_body("R-T", "CARD0001", "1000"),
+        )
+        .await;
+    let (status, _, created) = status_and_body(r).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["sale_id"].as_i64().unwrap();
+    let r = app.get(&format!("/v1/sales/{id}"), &t).await;
+    let (_, _, read) = status_and_body(r).await;
+    assert_eq!(created["occurred_at"], read["occurred_at"], "one precision");
+    let fraction = created["occurred_at"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .map_or(0, |f| f.trim_end_matches('Z').len());
+    assert!(fraction <= 6, "{created}");
+
+    let r = app.get("/v1/sales", &t).await;
+    let (status, _, body) = status_and_body(r).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "business_date", "{body}");
+    let r = app
+        .get("/v1/sales?business_date=2026-11-26&colour=red", &t)
+        .await;
+    let (_, _, body) = status_and_body(r).await;
+    assert_eq!(body["field"], "colour", "{body}");
+}
 
 async fn status_and_body(r: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
     let status = r.status().as_u16();

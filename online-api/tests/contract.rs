@@ -22,6 +22,60 @@ fn the_committed_openapi_document_is_the_generated_one() {
     );
 }
 
+/// What a client generator needs besides the shapes: the response headers, the problem
+/// types and where the API is.
+#[test]
+fn the_document_names_headers_problem_types_and_servers() {
+    let doc: Value = serde_json::from_str(&online_api::openapi_document()).unwrap();
+    assert_eq!(doc["servers"][0]["url"], "/");
+    let sale = &doc["paths"]["/v1/sales"]["post"]["responses"];
+    for (status, header) in [
+        ("201", "Idempotent-Replayed"),
+        ("201", "X-Request-Id"),
+        ("401", "WWW-Authenticate"),
+        ("429", "Retry-After"),
+    ] {
+        assert!(
+            sale[status]["headers"][header].is_object(),
+            "POST /v1/sales {status} lacks {header}: {}",
+            sale[status]
+        );
+    }
+    let list = &doc["paths"]["/v1/sales"]["get"]["responses"];
+    assert!(
+        list["200"]["headers"]["Idempotent-Replayed"].is_null(),
+        "a GET takes no key"
+    );
+    let problem = doc["components"]["schemas"]["Problem"]["description"]
+        .as_str()
+        .unwrap();
+    for slug in online_api::problem::TYPES {
+        assert!(
+            problem.contains(&format!("urn:recaudo:problem:{slug}")),
+            "{slug}"
+        );
+    }
+    // Every problem the code can answer with is in the list.
+    let code: String = [
+        "src/problem.rs",
+        "src/idempotency.rs",
+        "src/lib.rs",
+        "src/body.rs",
+    ]
+    .iter()
+    .map(|f| {
+        std::fs::read_to_string(format!("{}/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap_or_default()
+    })
+    .collect();
+    for part in code.split("Problem::new(").skip(1) {
+        let slug = part.split('"').nth(1).unwrap();
+        assert!(
+            online_api::problem::TYPES.contains(&slug),
+            "{slug} is not in problem::TYPES"
+        );
+    }
+}
+
 /// Every (method, path) of the document, with path parameters filled in.
 fn documented_operations() -> Vec<(String, String)> {
     let doc: Value = serde_json::from_str(&online_api::openapi_document()).unwrap();

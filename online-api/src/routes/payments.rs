@@ -87,7 +87,7 @@ impl PaymentRequest {
             route_id: RouteId::parse(&self.route_id).map_err(Problem::invalid)?,
             transport_operator_id: TransportOperatorId::parse(&self.transport_operator_id)
                 .map_err(Problem::invalid)?,
-            occurred_at: Utc::now(),
+            occurred_at: ledger::journal::now(),
         })
     }
 }

@@ -108,7 +108,7 @@ impl SaleRequest {
                 .parse_amount("amount", &self.amount)
                 .map_err(Problem::invalid)?,
             point_of_sale: PointOfSale::parse(&self.point_of_sale).map_err(Problem::invalid)?,
-            occurred_at: Utc::now(),
+            occurred_at: ledger::journal::now(),
         })
     }
 }
@@ -208,7 +208,7 @@ pub async fn void_sale(
         let id = parse_id(&sale_id, "sale")?;
         let receipt = state
             .ledger
-            .void_sale(&caller.operator, id, Utc::now())
+            .void_sale(&caller.operator, id, ledger::journal::now())
             .await
             .map_err(Problem::from_ledger)?;
         ok_json(
@@ -265,6 +265,30 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
+/// A query string that does not deserialize, said as the field it is about: serde names a
+/// missing or unknown field between backticks.
+fn query_problem(e: QueryRejection) -> Problem {
+    let text = e.body_text();
+    let named = |marker: &str| {
+        let rest = text.split(marker).nth(1)?;
+        Some(rest.split('`').nth(1)?.to_string())
+    };
+    let problem = Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-field",
+        "A query parameter is not valid",
+    );
+    if let Some(field) = named("missing field") {
+        let detail = format!("{field}: is required");
+        return problem.field(field).detail(detail);
+    }
+    if let Some(field) = named("unknown field") {
+        let detail = format!("{field}: is not a parameter of this endpoint");
+        return problem.field(field).detail(detail);
+    }
+    problem.detail(text)
+}
+
 /// List the operator's own sales of a business date, oldest first.
 #[utoipa::path(
     get,
@@ -286,14 +310,7 @@ pub async fn list_sales(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::SalesRead)?;
-    let Query(q) = query.map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-field",
-            "A query parameter is not valid",
-        )
-        .detail(e.body_text())
-    })?;
+    let Query(q) = query.map_err(query_problem)?;
     let date = BusinessDate::parse(&q.business_date).map_err(Problem::invalid)?;
     let max = state.limits.page_size_max;
     let limit = match q.limit {
