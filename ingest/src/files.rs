@@ -160,13 +160,11 @@ pub async fn ingest_file(
         Some(_) => None,
     };
     if let Some(reason) = not_allowed {
+        // Kept with its report but not remembered by its bytes: once the operator is
+        // registered (or active again), the same file sent again goes in.
         let sha = sha_of(store, key).await?;
-        if let Some(outcome) = already_seen(store, db, key, &sha).await? {
-            return Ok(outcome);
-        }
         let errors = file_error("operator_id", reason);
-        let kept = reject(store, key, &sha, &errors, 1, None).await?;
-        record_rejection(db, key, &kept, &name, &sha, 1, now).await?;
+        reject(store, key, &sha, &errors, 1, None).await?;
         OperatorFileRejected { key, errors: 1 }.emit();
         return Ok(FileOutcome::Rejected { errors: 1 });
     }

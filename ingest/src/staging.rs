@@ -213,12 +213,18 @@ impl StageTx {
                     .await;
                 match updated {
                     Ok(date) => {
-                        sqlx::query(ledger::date_status::TOUCH)
-                            .bind(date)
-                            .bind(Utc::now())
-                            .bind("operator file")
-                            .execute(&mut *tx)
-                            .await?;
+                        // A date's reconciliation reads its neighbours' files too.
+                        for day in [date.pred_opt(), Some(date), date.succ_opt()]
+                            .into_iter()
+                            .flatten()
+                        {
+                            sqlx::query(ledger::date_status::TOUCH)
+                                .bind(day)
+                                .bind(Utc::now())
+                                .bind("operator file")
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                         tx.commit().await?;
                         Ok(Staged::Accepted { file_id })
                     }

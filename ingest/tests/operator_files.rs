@@ -603,6 +603,65 @@ async fn files_of_unknown_or_inactive_operators_are_rejected(env: Env) {
         );
     }
     assert_eq!(staged_records(&*env.ledger).await, 0);
+    // Once registered, the same file sent again goes in.
+    env.ledger
+        .add_operator(&ledger::Operator {
+            id: ledger::OperatorId::parse("OP404").unwrap(),
+            name: ledger::OperatorName::parse("Nueva").unwrap(),
+            commission_rate: ledger::Rate::parse("commission_rate", "0.035").unwrap(),
+            tax_rate: ledger::Rate::parse("tax_rate", "0.19").unwrap(),
+            void_window: ledger::VoidWindow::parse("30m").unwrap(),
+            settlement_lag_days: 1,
+            active: true,
+        })
+        .await
+        .unwrap();
+    let key = "incoming/OP404/2026-11-26/OP404_20261126_001.csv";
+    let bytes = env
+        .store
+        .get_bytes("rejected/OP404/2026-11-26/OP404_20261126_001.csv")
+        .await
+        .unwrap();
+    env.store.put(key, bytes).await.unwrap();
+    let outcome = ingest_file(&*env.store, &*env.ledger, rules(), key)
+        .await
+        .unwrap();
+    assert_eq!(outcome, FileOutcome::Accepted { records: 2 });
+}
+
+/// The input counters of 2026-11-25 to 2026-11-28.
+async fn input_seqs(env: &Env) -> Vec<i64> {
+    let mut out = Vec::new();
+    for d in ["2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28"] {
+        let date = ledger::BusinessDate::parse(d).unwrap();
+        out.push(
+            ledger::date_status::input_seq(env.ledger.database(), date)
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}
+
+async fn an_accepted_file_moves_its_date_and_both_neighbours_on(env: Env) {
+    assert_eq!(input_seqs(&env).await, [0, 0, 0, 0]);
+    env.store
+        .put(KEY, Bytes::from(file(&[H, SALE, VOID, T])))
+        .await
+        .unwrap();
+    ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+        .await
+        .unwrap();
+    assert_eq!(input_seqs(&env).await, [1, 1, 1, 0]);
+    // A rejected file changes no figure: nothing moves.
+    env.store
+        .put(KEY, Bytes::from(file(&[H, SALE])))
+        .await
+        .unwrap();
+    ingest_file(&*env.store, &*env.ledger, rules(), KEY)
+        .await
+        .unwrap();
+    assert_eq!(input_seqs(&env).await, [1, 1, 1, 0]);
 }
 
 async fn a_trailer_count_says_lines_and_parsed_records(env: Env) {
@@ -664,5 +723,6 @@ on_both!(
     other_bytes_under_an_accepted_seq_are_rejected_and_nothing_kept_is_overwritten,
     the_same_bytes_under_another_key_are_set_aside_with_a_report,
     files_of_unknown_or_inactive_operators_are_rejected,
-    a_trailer_count_says_lines_and_parsed_records
+    a_trailer_count_says_lines_and_parsed_records,
+    an_accepted_file_moves_its_date_and_both_neighbours_on
 );

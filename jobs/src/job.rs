@@ -280,6 +280,10 @@ async fn ingest_validations(ctx: &JobContext) -> Result<Outcome, StepError> {
 
 async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome, StepError> {
     let db = ctx.ledger.database();
+    // Read before the inputs: input that commits while they are read moves it on.
+    let input_seq = ledger::date_status::input_seq(db, date)
+        .await
+        .map_err(reconcile::ReconcileError::Database)?;
     let (ledger_side, file_side) = reconcile::source::load(db, date).await?;
     let result = reconcile::reconcile(
         ledger_side.lazy(),
@@ -287,6 +291,7 @@ async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome,
         reconcile::source::days(date),
     )?;
     let run_id = reconcile::store::save_run(db, date, &result).await?;
+    reconcile::store::record_input_seq(db, &run_id, input_seq).await?;
     let summaries = result.operator_summaries()?;
     let mut cases = BTreeMap::new();
     for s in &summaries {

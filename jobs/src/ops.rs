@@ -253,7 +253,7 @@ fn print_stale(stale: &[ledger::date_status::StaleDate]) {
         .map(|s| {
             vec![
                 s.business_date.to_string(),
-                s.settled_as_of.format("%Y-%m-%d %H:%M:%S").to_string(),
+                s.settled_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 format!(
                     "{} at {}",
                     s.last_input,

@@ -22,6 +22,7 @@ pub struct ReconcileArgs {
 pub async fn run(args: ReconcileArgs, config: &Settings) -> anyhow::Result<()> {
     let date = BusinessDate::parse(&args.date)?;
     let ledger = crate::open_ledger(config).await?;
+    let input_seq = ledger::date_status::input_seq(ledger.database(), date).await?;
     let (ledger_side, file_side) = reconcile::source::load(ledger.database(), date).await?;
     let result = reconcile::reconcile(
         ledger_side.lazy(),
@@ -29,6 +30,7 @@ pub async fn run(args: ReconcileArgs, config: &Settings) -> anyhow::Result<()> {
         reconcile::source::days(date),
     )?;
     let run_id = reconcile::store::save_run(ledger.database(), date, &result).await?;
+    reconcile::store::record_input_seq(ledger.database(), &run_id, input_seq).await?;
     let currency = ledger::MoneyRules::from_settings(&config.money)?.currency;
     if let Some(out) = &args.out {
         result.write(out, currency)?;

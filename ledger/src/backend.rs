@@ -150,7 +150,7 @@ pub trait Ledger: Send + Sync {
     ) -> Result<Operator, LedgerError> {
         let today = self.settings().calendar.business_date(Utc::now());
         let effective = patch.effective_from.unwrap_or_else(|| today.succ());
-        if patch.changes_terms() && effective < today {
+        if patch.changes_terms() && effective <= today {
             return Err(LedgerError::TermsInThePast {
                 operator: id.to_string(),
                 effective_from: effective,
@@ -159,22 +159,18 @@ pub trait Ledger: Send + Sync {
         }
         let row_sql = "UPDATE operators SET name = COALESCE($2, name), \
              active = COALESCE($3, active), updated_at = $4 WHERE id = $1";
-        // The new version starts from the terms in force on its date and overrides what
-        // the patch names; a second change for the same date merges into it.
-        let terms_sql = format!(
-            "INSERT INTO operator_terms (operator_id, effective_from, commission_rate, tax_rate, \
-               void_window_secs, settlement_lag_days, recorded_at) \
-             SELECT o.id, $2, COALESCE($3, o.commission_rate), COALESCE($4, o.tax_rate), \
-               COALESCE($5, o.void_window_secs), COALESCE($6, o.settlement_lag_days), $7 \
-             FROM ({}) o WHERE o.id = $1 \
+        // A version sets only the terms the patch names; a second change for the same
+        // date merges into it.
+        let terms_sql = "INSERT INTO operator_terms (operator_id, effective_from, commission_rate, \
+               tax_rate, void_window_secs, settlement_lag_days, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (operator_id, effective_from) DO UPDATE SET \
-               commission_rate = COALESCE($3, operator_terms.commission_rate), \
-               tax_rate = COALESCE($4, operator_terms.tax_rate), \
-               void_window_secs = COALESCE($5, operator_terms.void_window_secs), \
-               settlement_lag_days = COALESCE($6, operator_terms.settlement_lag_days), \
-               recorded_at = $7",
-            crate::rows::operators_on("$2")
-        );
+               commission_rate = COALESCE(excluded.commission_rate, operator_terms.commission_rate), \
+               tax_rate = COALESCE(excluded.tax_rate, operator_terms.tax_rate), \
+               void_window_secs = COALESCE(excluded.void_window_secs, operator_terms.void_window_secs), \
+               settlement_lag_days = COALESCE(excluded.settlement_lag_days, \
+                 operator_terms.settlement_lag_days), \
+               recorded_at = excluded.recorded_at";
         let found = on_pool!(self.database(), pool => {
             let mut tx = pool.begin().await?;
             let mut found = sqlx::query(row_sql)
@@ -187,7 +183,7 @@ pub trait Ledger: Send + Sync {
                 .rows_affected()
                 > 0;
             if found && patch.changes_terms() {
-                found = sqlx::query(&terms_sql)
+                found = sqlx::query(terms_sql)
                     .bind(id.as_str())
                     .bind(effective.naive())
                     .bind(patch.commission_rate.map(|r| r.to_string()))

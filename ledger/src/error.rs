@@ -35,8 +35,8 @@ pub enum LedgerError {
     #[error("operator {0} is already registered")]
     DuplicateOperator(String),
     #[error(
-        "terms of operator {operator} cannot take effect on {effective_from}: that date has \
-         begun (today is {today}); give --effective-from {today} or later"
+        "terms of operator {operator} cannot take effect on {effective_from}: a date that has \
+         begun keeps its terms (today is {today}); give --effective-from after {today}"
     )]
     TermsInThePast {
         operator: String,

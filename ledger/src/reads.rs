@@ -13,7 +13,6 @@ use crate::rows::{
     CARD_ENTRIES_SQL, OPERATOR_COLUMNS, SALE_COLUMNS, entry_from_row, invariants,
     operator_from_row, operators_on, sale_from_row,
 };
-use sqlx::Row;
 
 pub(crate) async fn card_balance(
     db: Database<'_>,
@@ -135,35 +134,43 @@ pub(crate) async fn operators(
 }
 
 /// Every version of an operator's terms: those it was registered with first (no date),
-/// then each change by its effective date.
+/// then the terms in force from each change's effective date on.
 pub(crate) async fn terms_versions(
     db: Database<'_>,
     id: &OperatorId,
 ) -> Result<Vec<TermsVersion>, LedgerError> {
     let base = format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1");
-    const VERSIONS: &str = "SELECT o.id, o.name, t.commission_rate, t.tax_rate, \
-        t.void_window_secs, t.settlement_lag_days, o.active, t.effective_from, t.recorded_at \
-        FROM operator_terms t JOIN operators o ON o.id = t.operator_id \
-        WHERE t.operator_id = $1 ORDER BY t.effective_from";
-    on_pool!(db, pool => {
+    const VERSIONS: &str = "SELECT effective_from, recorded_at FROM operator_terms \
+        WHERE operator_id = $1 ORDER BY effective_from";
+    let (registered, changes): (
+        Operator,
+        Vec<(chrono::NaiveDate, chrono::DateTime<chrono::Utc>)>,
+    ) = on_pool!(db, pool => {
         let Some(row) = sqlx::query(&base).bind(id.as_str()).fetch_optional(pool).await? else {
             return Err(LedgerError::UnknownOperator(id.to_string()));
         };
-        let mut versions = vec![TermsVersion {
-            effective_from: None,
-            recorded_at: None,
-            terms: operator_from_row(&row)?,
-        }];
-        for row in sqlx::query(VERSIONS).bind(id.as_str()).fetch_all(pool).await? {
-            let from: chrono::NaiveDate = row.try_get("effective_from")?;
-            versions.push(TermsVersion {
-                effective_from: Some(BusinessDate::from_naive(from)),
-                recorded_at: Some(row.try_get("recorded_at")?),
-                terms: operator_from_row(&row)?,
-            });
-        }
-        Ok(versions)
-    })
+        (
+            operator_from_row(&row)?,
+            sqlx::query_as(VERSIONS).bind(id.as_str()).fetch_all(pool).await?,
+        )
+    });
+    let mut versions = vec![TermsVersion {
+        effective_from: None,
+        recorded_at: None,
+        terms: registered,
+    }];
+    for (from, recorded_at) in changes {
+        let date = BusinessDate::from_naive(from);
+        let terms = operator(db, id, date)
+            .await?
+            .ok_or_else(|| LedgerError::UnknownOperator(id.to_string()))?;
+        versions.push(TermsVersion {
+            effective_from: Some(date),
+            recorded_at: Some(recorded_at),
+            terms,
+        });
+    }
+    Ok(versions)
 }
 
 /// Every invariant of the journal, read in one transaction so the checks see one snapshot

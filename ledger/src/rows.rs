@@ -25,20 +25,23 @@ pub(crate) const PAYMENT_COLUMNS: &str = "id, operator_id, payment_ref, card_id,
 pub(crate) const OPERATOR_COLUMNS: &str = "id, name, commission_rate, tax_rate, void_window_secs, \
      settlement_lag_days, active";
 
-/// Every operator with the terms in force on the business date bound as `date_param`: the
-/// latest version of `operator_terms` from that date or before, else those it was
-/// registered with. `FROM` ends the text, so a caller adds its `WHERE`.
+/// Every operator with the terms in force on the business date bound as `date_param`:
+/// each term from the latest version on or before that date that sets it, else the one it
+/// was registered with. `FROM` ends the text, so a caller adds its `WHERE`.
 pub(crate) fn operators_on(date_param: &str) -> String {
+    let term = |name: &str| {
+        format!(
+            "COALESCE((SELECT t.{name} FROM operator_terms t WHERE t.operator_id = o.id \
+               AND t.effective_from <= {date_param} AND t.{name} IS NOT NULL \
+               ORDER BY t.effective_from DESC LIMIT 1), o.{name}) AS {name}"
+        )
+    };
     format!(
-        "SELECT o.id, o.name, \
-           COALESCE(t.commission_rate, o.commission_rate) AS commission_rate, \
-           COALESCE(t.tax_rate, o.tax_rate) AS tax_rate, \
-           COALESCE(t.void_window_secs, o.void_window_secs) AS void_window_secs, \
-           COALESCE(t.settlement_lag_days, o.settlement_lag_days) AS settlement_lag_days, \
-           o.active \
-         FROM operators o LEFT JOIN operator_terms t ON t.operator_id = o.id \
-           AND t.effective_from = (SELECT MAX(u.effective_from) FROM operator_terms u \
-                                   WHERE u.operator_id = o.id AND u.effective_from <= {date_param})"
+        "SELECT o.id, o.name, {}, {}, {}, {}, o.active FROM operators o",
+        term("commission_rate"),
+        term("tax_rate"),
+        term("void_window_secs"),
+        term("settlement_lag_days"),
     )
 }
 
@@ -47,6 +50,7 @@ pub(crate) fn void_window_on(date_param: &str) -> String {
     format!(
         "(SELECT COALESCE((SELECT t.void_window_secs FROM operator_terms t \
             WHERE t.operator_id = o.id AND t.effective_from <= {date_param} \
+            AND t.void_window_secs IS NOT NULL \
             ORDER BY t.effective_from DESC LIMIT 1), o.void_window_secs) \
           FROM operators o WHERE o.id = s.operator_id)"
     )

@@ -346,12 +346,36 @@ async fn terms_are_versioned_by_the_date_they_take_effect(ledger: Arc<dyn Ledger
     let versions = ledger.terms_versions(&op_id("OP001")).await.unwrap();
     let dates: Vec<Option<BusinessDate>> = versions.iter().map(|v| v.effective_from).collect();
     assert_eq!(dates, [None, Some(d1), Some(d2)]);
-    // A date that has begun keeps its terms.
-    let err = ledger
-        .update_operator(&op_id("OP001"), &at(today.pred(), rate("0.5"), None))
+    // A date that has begun (today's included) keeps its terms.
+    for day in [today.pred(), today] {
+        let err = ledger
+            .update_operator(&op_id("OP001"), &at(day, rate("0.5"), None))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::TermsInThePast { .. }), "{err:?}");
+    }
+    // A change never undoes another made for a later date: a version sets only its terms.
+    with_operators(&ledger, &["OP002"]).await;
+    ledger
+        .update_operator(&op_id("OP002"), &at(d2, rate("0.05"), None))
         .await
-        .unwrap_err();
-    assert!(matches!(err, LedgerError::TermsInThePast { .. }), "{err:?}");
+        .unwrap();
+    ledger
+        .update_operator(&op_id("OP002"), &at(d1, None, Some("0.16")))
+        .await
+        .unwrap();
+    let later = ledger
+        .operator_on(&op_id("OP002"), d2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            later.commission_rate.to_string(),
+            later.tax_rate.to_string()
+        ),
+        ("0.05".to_string(), "0.16".to_string())
+    );
 }
 
 async fn sales_are_listed_by_business_date(ledger: Arc<dyn Ledger>) {

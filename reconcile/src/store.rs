@@ -195,6 +195,9 @@ impl Reconciliation {
 /// The current run of a date, as the reports read it.
 pub struct CurrentRun {
     pub run_id: String,
+    /// The date's input counter when the run began reading (`None`: not recorded), which
+    /// says whether input arrived after it (see `ledger::date_status`).
+    pub input_seq: Option<i64>,
     pub summaries: Vec<OperatorSummary>,
     /// The non-MATCHED items, columns as in `Reconciliation::items`.
     pub exceptions: DataFrame,
@@ -220,24 +223,29 @@ pub async fn current_run(
     db: Database<'_>,
     date: BusinessDate,
 ) -> Result<Option<CurrentRun>, ReconcileError> {
-    const RUN: &str = "SELECT id FROM recon_runs WHERE business_date = $1 AND is_current";
+    const RUN: &str =
+        "SELECT id, input_seq FROM recon_runs WHERE business_date = $1 AND is_current";
     const SUMMARIES: &str = "SELECT operator_id, counts, ledger_total, file_total, \
         exceptions_difference FROM recon_summaries WHERE run_id = $1 ORDER BY operator_id";
     const ITEMS: &str = "SELECT operator_id, operator_ref, case_name, ledger_card_id, \
         file_card_id, ledger_amount, file_amount, difference, ledger_occurred_at, \
         file_occurred_at FROM recon_items WHERE run_id = $1 AND case_name <> 'MATCHED' \
         ORDER BY operator_id, operator_ref";
-    let (run_id, summaries, items): (String, Vec<StoredSummary>, Vec<StoredItem>) = ledger::on_pool!(db, pool => {
-        let Some(run_id): Option<String> = sqlx::query_scalar(RUN)
+    let ((run_id, input_seq), summaries, items): (
+        (String, Option<i64>),
+        Vec<StoredSummary>,
+        Vec<StoredItem>,
+    ) = ledger::on_pool!(db, pool => {
+        let Some(run): Option<(String, Option<i64>)> = sqlx::query_as(RUN)
             .bind(date.naive())
             .fetch_optional(pool)
             .await?
         else {
             return Ok(None);
         };
-        let summaries = sqlx::query_as(SUMMARIES).bind(&run_id).fetch_all(pool).await?;
-        let items = sqlx::query_as(ITEMS).bind(&run_id).fetch_all(pool).await?;
-        (run_id, summaries, items)
+        let summaries = sqlx::query_as(SUMMARIES).bind(&run.0).fetch_all(pool).await?;
+        let items = sqlx::query_as(ITEMS).bind(&run.0).fetch_all(pool).await?;
+        (run, summaries, items)
     });
     let summaries = summaries
         .into_iter()
@@ -273,9 +281,23 @@ pub async fn current_run(
     )?;
     Ok(Some(CurrentRun {
         run_id,
+        input_seq,
         summaries,
         exceptions,
     }))
+}
+
+/// Records the date's input counter as it was when `run_id` began reading its inputs.
+pub async fn record_input_seq(
+    db: Database<'_>,
+    run_id: &str,
+    input_seq: i64,
+) -> Result<(), ReconcileError> {
+    const SQL: &str = "UPDATE recon_runs SET input_seq = $2 WHERE id = $1";
+    ledger::on_pool!(db, pool => {
+        sqlx::query(SQL).bind(run_id).bind(input_seq).execute(pool).await?;
+    });
+    Ok(())
 }
 
 /// The current run's non-MATCHED items of a date: `(operator_id, operator_ref, case)`.

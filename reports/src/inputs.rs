@@ -105,7 +105,7 @@ const VALIDATIONS_SQL: &str = "SELECT transport_operator_id, COUNT(*), CAST(SUM(
 const PAYMENTS_SQL: &str = "SELECT transport_operator_id, COUNT(*), CAST(SUM(amount) AS BIGINT) \
     FROM payments WHERE business_date = $1 GROUP BY transport_operator_id";
 /// The file in force per operator for the date and its neighbours, as reconciliation reads them.
-const FILES_SQL: &str = "SELECT COALESCE(f.stored_key, f.object_key), f.object_key, f.operator_id, f.business_date, f.seq, f.sha256, \
+const FILES_SQL: &str = "SELECT COALESCE(f.stored_key, 'processed/' || substr(f.object_key, 10)), f.object_key, f.operator_id, f.business_date, f.seq, f.sha256, \
     f.record_count FROM operator_files f \
     WHERE f.status = 'accepted' AND f.business_date BETWEEN $1 AND $2 \
       AND f.seq = (SELECT MAX(g.seq) FROM operator_files g WHERE g.operator_id = f.operator_id \

@@ -88,9 +88,10 @@ pub async fn report(
     kind: ReportKind,
     run_id: &str,
 ) -> Result<(Statement, Published), ReportError> {
-    // Read before the inputs: anything that arrives while the report is made is newer
-    // than it, and makes the date stale.
+    // Read before the inputs: anything that arrives while the report is made moves the
+    // date's input counter past it, and makes the date stale.
     let as_of = chrono::Utc::now();
+    let input_seq = ledger::date_status::input_seq(ledger.database(), date).await?;
     let inputs = inputs::load(ledger, date, currency, holidays).await?;
     let version = match kind {
         ReportKind::Final => Some(publish::next_version(store, &date.to_string()).await?),
@@ -105,7 +106,10 @@ pub async fn report(
     let files = files::render(&statement)?;
     let published = publish::publish(store, &inputs, files, &statement.meta, run_id).await?;
     if kind == ReportKind::Final {
-        ledger::date_status::settled(ledger.database(), date, as_of).await?;
+        // The files and sales come from the reconciliation: the report is only as current
+        // as the older of the two reads.
+        let seen = input_seq.min(inputs.reconciliation.input_seq.unwrap_or(0));
+        ledger::date_status::settled(ledger.database(), date, seen, as_of).await?;
     }
     tracing::info!(
         business_date = %date,

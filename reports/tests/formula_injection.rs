@@ -58,6 +58,7 @@ fn inputs() -> ReportInputs {
         sales: BTreeMap::from([("OP001".to_string(), sales)]),
         reconciliation: CurrentRun {
             run_id: "run".into(),
+            input_seq: Some(0),
             summaries: vec![OperatorSummary {
                 operator_id: "OP001".into(),
                 counts,
