@@ -231,20 +231,23 @@ struct Env {
 
 /// OP001 sends the files here; OP009 is registered but inactive.
 async fn register(ledger: &dyn Ledger) {
-    for (id, active) in [("OP001", true), ("OP009", false)] {
-        ledger
-            .add_operator(&ledger::Operator {
-                id: ledger::OperatorId::parse(id).unwrap(),
-                name: ledger::OperatorName::parse("Tienda").unwrap(),
-                commission_rate: ledger::Rate::parse("commission_rate", "0.035").unwrap(),
-                tax_rate: ledger::Rate::parse("tax_rate", "0.19").unwrap(),
-                void_window: ledger::VoidWindow::parse("30m").unwrap(),
-                settlement_lag_days: 1,
-                active,
-            })
-            .await
-            .unwrap();
-    }
+    add_operator(ledger, "OP001", true).await;
+    add_operator(ledger, "OP009", false).await;
+}
+
+async fn add_operator(ledger: &dyn Ledger, id: &str, active: bool) {
+    ledger
+        .add_operator(&ledger::Operator {
+            id: ledger::OperatorId::parse(id).unwrap(),
+            name: ledger::OperatorName::parse("Tienda").unwrap(),
+            commission_rate: ledger::Rate::parse("commission_rate", "0.035").unwrap(),
+            tax_rate: ledger::Rate::parse("tax_rate", "0.19").unwrap(),
+            void_window: ledger::VoidWindow::parse("30m").unwrap(),
+            settlement_lag_days: 1,
+            active,
+        })
+        .await
+        .unwrap();
 }
 
 async fn sqlite_env() -> Env {
@@ -604,18 +607,7 @@ async fn files_of_unknown_or_inactive_operators_are_rejected(env: Env) {
     }
     assert_eq!(staged_records(&*env.ledger).await, 0);
     // Once registered, the same file sent again goes in.
-    env.ledger
-        .add_operator(&ledger::Operator {
-            id: ledger::OperatorId::parse("OP404").unwrap(),
-            name: ledger::OperatorName::parse("Nueva").unwrap(),
-            commission_rate: ledger::Rate::parse("commission_rate", "0.035").unwrap(),
-            tax_rate: ledger::Rate::parse("tax_rate", "0.19").unwrap(),
-            void_window: ledger::VoidWindow::parse("30m").unwrap(),
-            settlement_lag_days: 1,
-            active: true,
-        })
-        .await
-        .unwrap();
+    add_operator(&*env.ledger, "OP404", true).await;
     let key = "incoming/OP404/2026-11-26/OP404_20261126_001.csv";
     let bytes = env
         .store
