@@ -290,8 +290,9 @@ async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome,
         file_side.lazy(),
         reconcile::source::days(date),
     )?;
-    let run_id = reconcile::store::save_run(db, date, &result).await?;
-    reconcile::store::record_input_seq(db, &run_id, input_seq).await?;
+    let currency = ledger::MoneyRules::from_settings(&ctx.config.money)?.currency;
+    let run_id =
+        crate::reconciliation::save(db, &*ctx.store, date, &result, currency, input_seq).await?;
     let summaries = result.operator_summaries()?;
     let mut cases = BTreeMap::new();
     for s in &summaries {

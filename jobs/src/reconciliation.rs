@@ -19,9 +19,60 @@ pub struct ReconcileArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Why saving a run failed: the object store or the database.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("writing the run's items: {0}")]
+    Store(#[from] storage::StorageError),
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::ReconcileError),
+}
+
+impl fault::Fault for SaveError {
+    fn blame(&self) -> fault::Blame {
+        match self {
+            SaveError::Store(e) => e.blame(),
+            SaveError::Reconcile(e) => e.blame(),
+        }
+    }
+
+    fn retry(&self) -> fault::RetryHint {
+        match self {
+            SaveError::Store(e) => e.retry(),
+            SaveError::Reconcile(e) => e.retry(),
+        }
+    }
+}
+
+/// Saves a run: first its whole item list to the object store as Parquet
+/// (`reconciliation/{date}/{run_id}/items.parquet`), then the run, naming that object and
+/// its sha256, made current in one transaction. A crash in between leaves an object no run
+/// names, never a run without its object.
+pub async fn save(
+    db: ledger::Database<'_>,
+    store: &dyn storage::ObjectStore,
+    date: BusinessDate,
+    result: &reconcile::Reconciliation,
+    currency: ledger::Currency,
+    input_seq: i64,
+) -> Result<String, SaveError> {
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let bytes = result.items_parquet(currency)?;
+    let sha256 = reports::publish::sha256_hex(&bytes);
+    let key = format!("reconciliation/{date}/{run_id}/items.parquet");
+    store.put(&key, bytes.into()).await?;
+    let record = reconcile::store::RunRecord {
+        input_seq: Some(input_seq),
+        items_object: Some((key, sha256)),
+    };
+    reconcile::store::save_run_as(db, date, result, &run_id, &record).await?;
+    Ok(run_id)
+}
+
 pub async fn run(args: ReconcileArgs, config: &Settings) -> anyhow::Result<()> {
     let date = BusinessDate::parse(&args.date)?;
     let ledger = crate::open_ledger(config).await?;
+    let store = crate::data_in::object_store(config).await?;
     let input_seq = ledger::date_status::input_seq(ledger.database(), date).await?;
     let (ledger_side, file_side) = reconcile::source::load(ledger.database(), date).await?;
     let result = reconcile::reconcile(
@@ -29,9 +80,16 @@ pub async fn run(args: ReconcileArgs, config: &Settings) -> anyhow::Result<()> {
         file_side.lazy(),
         reconcile::source::days(date),
     )?;
-    let run_id = reconcile::store::save_run(ledger.database(), date, &result).await?;
-    reconcile::store::record_input_seq(ledger.database(), &run_id, input_seq).await?;
     let currency = ledger::MoneyRules::from_settings(&config.money)?.currency;
+    let run_id = save(
+        ledger.database(),
+        &*store,
+        date,
+        &result,
+        currency,
+        input_seq,
+    )
+    .await?;
     if let Some(out) = &args.out {
         result.write(out, currency)?;
     }

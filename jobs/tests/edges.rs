@@ -449,3 +449,57 @@ fn the_scheduler_settles_a_stale_date_again_by_itself() {
     idle.wait().unwrap();
     assert_eq!(env.versions(DATE).len(), 2, "not settled again");
 }
+
+/// The database keeps what people query (the run, its summaries, its non-MATCHED items);
+/// the whole item list is Parquet in the object store, named by the run with its sha256,
+/// and the same inputs give the same bytes.
+#[test]
+fn a_run_keeps_its_exceptions_in_the_database_and_every_item_in_the_store() {
+    let env = sqlite_env();
+    env.fixtures_day(DATE, "800");
+    ok(&env.run(&["run", "settle", "--date", DATE]));
+    ok(&env.run(&["run", "reconcile", "--date", DATE]));
+    let db = env.database_url.trim_start_matches("sqlite://").to_string();
+    let query = |sql: &str| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3,sys,json;c=sqlite3.connect(sys.argv[1]);print(json.dumps(c.execute(sys.argv[2]).fetchall()))", &db, sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        query("SELECT COUNT(*) FROM recon_items WHERE case_name = 'MATCHED'"),
+        serde_json::json!([[0]])
+    );
+    let runs = query(
+        "SELECT r.items, r.exceptions, r.items_key, r.items_sha256, \
+         (SELECT COUNT(*) FROM recon_items i WHERE i.run_id = r.id) \
+         FROM recon_runs r ORDER BY r.created_at",
+    );
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let mut objects = Vec::new();
+    for run in runs {
+        let (items, exceptions, key, sha, stored) = (&run[0], &run[1], &run[2], &run[3], &run[4]);
+        assert_eq!(
+            exceptions, stored,
+            "every non-MATCHED item is in the database"
+        );
+        assert!(items.as_i64().unwrap() > exceptions.as_i64().unwrap());
+        let key = key.as_str().unwrap();
+        assert!(
+            key.starts_with(&format!("reconciliation/{DATE}/")) && key.ends_with("/items.parquet")
+        );
+        let bytes = env.object(key);
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            sha.as_str().unwrap()
+        );
+        objects.push(bytes);
+    }
+    assert!(
+        objects[0] == objects[1],
+        "the same inputs give the same Parquet bytes"
+    );
+}

@@ -3,7 +3,6 @@
 //! currency's minor digits, instants in RFC 3339 UTC); the Parquet keeps integer minor
 //! units beside a `currency` column.
 
-use std::fs::File;
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate};
@@ -17,16 +16,24 @@ impl Reconciliation {
     /// Writes `items.parquet`, `items.csv` and `summary.csv` under `dir`.
     pub fn write(&self, dir: &Path, currency: Currency) -> Result<(), ReconcileError> {
         std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("items.parquet"), self.items_parquet(currency)?)?;
+        write_csv(&self.items, &dir.join("items.csv"), currency)?;
+        write_csv(&self.summary, &dir.join("summary.csv"), currency)?;
+        Ok(())
+    }
+
+    /// Every item as Parquet, with a `currency` column beside the minor units: what the
+    /// object store keeps of a run (`reconciliation/{date}/{run_id}/items.parquet`).
+    pub fn items_parquet(&self, currency: Currency) -> Result<Vec<u8>, ReconcileError> {
         let mut items = self
             .items
             .clone()
             .lazy()
             .with_column(lit(currency.code()).alias("currency"))
             .collect()?;
-        ParquetWriter::new(File::create(dir.join("items.parquet"))?).finish(&mut items)?;
-        write_csv(&self.items, &dir.join("items.csv"), currency)?;
-        write_csv(&self.summary, &dir.join("summary.csv"), currency)?;
-        Ok(())
+        let mut bytes = Vec::new();
+        ParquetWriter::new(&mut bytes).finish(&mut items)?;
+        Ok(bytes)
     }
 
     /// The non-MATCHED items: `(operator_id, operator_ref, case)`.

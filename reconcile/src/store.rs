@@ -62,38 +62,142 @@ fn item_rows(items: &DataFrame) -> Result<Vec<ItemRow<'_>>, ReconcileError> {
         .collect())
 }
 
-/// Saves a run and makes it the current one for its date; returns the run id.
+/// What a job knows about a run besides its results.
+#[derive(Debug, Clone, Default)]
+pub struct RunRecord {
+    /// The date's input counter when the run began reading (see `ledger::date_status`).
+    pub input_seq: Option<i64>,
+    /// Where the full item list was written, and its sha256.
+    pub items_object: Option<(String, String)>,
+}
+
+/// Saves a run under a new id and makes it the current one for its date; returns the id.
 pub async fn save_run(
     db: Database<'_>,
     date: BusinessDate,
     result: &Reconciliation,
 ) -> Result<String, ReconcileError> {
     let run_id = uuid::Uuid::new_v4().to_string();
-    let rows = item_rows(&result.items)?;
-    let exceptions = rows.iter().filter(|r| r.case != "MATCHED").count() as i64;
+    save_run_as(db, date, result, &run_id, &RunRecord::default()).await?;
+    Ok(run_id)
+}
+
+/// Saves a run as `run_id` and makes it the current one for its date, in one transaction.
+/// Only what people query is kept in the database: the run, its per-operator summaries and
+/// its non-MATCHED items (PostgreSQL takes them through COPY). The whole item list belongs
+/// in the object store (`record.items_object`).
+pub async fn save_run_as(
+    db: Database<'_>,
+    date: BusinessDate,
+    result: &Reconciliation,
+    run_id: &str,
+    record: &RunRecord,
+) -> Result<(), ReconcileError> {
+    let rows: Vec<ItemRow<'_>> = item_rows(&result.items)?
+        .into_iter()
+        .filter(|r| r.case != "MATCHED")
+        .collect();
+    let exceptions = rows.len() as i64;
     let summaries = result.operator_summaries()?;
-    macro_rules! save {
-        ($tx:expr, $chunk:expr) => {{
-            let mut tx = $tx;
+    let (items_key, items_sha256) = record.items_object.clone().unzip();
+    macro_rules! header {
+        ($tx:expr) => {
             sqlx::query(
-                "INSERT INTO recon_runs (id, business_date, created_at, items, exceptions, is_current) \
-                 VALUES ($1, $2, $3, $4, $5, false)",
+                "INSERT INTO recon_runs (id, business_date, created_at, items, exceptions, \
+                 is_current, input_seq, items_key, items_sha256) \
+                 VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8)",
             )
-            .bind(&run_id)
+            .bind(run_id)
             .bind(date.naive())
             .bind(Utc::now())
-            .bind(rows.len() as i64)
+            .bind(result.items.height() as i64)
             .bind(exceptions)
-            .execute(&mut *tx)
+            .bind(record.input_seq)
+            .bind(&items_key)
+            .bind(&items_sha256)
+            .execute(&mut *$tx)
+            .await?
+        };
+    }
+    macro_rules! rest {
+        ($tx:expr) => {{
+            for summary in &summaries {
+                sqlx::query(
+                    "INSERT INTO recon_summaries (run_id, operator_id, counts, ledger_total, \
+                     file_total, exceptions_difference) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(run_id)
+                .bind(&summary.operator_id)
+                .bind(serde_json::to_string(&summary.counts).expect("counts serialize"))
+                .bind(summary.ledger_total)
+                .bind(summary.file_total)
+                .bind(summary.exceptions_difference)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            sqlx::query(
+                "UPDATE recon_runs SET is_current = false WHERE business_date = $1 AND is_current",
+            )
+            .bind(date.naive())
+            .execute(&mut *$tx)
             .await?;
-            for chunk in rows.chunks($chunk) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO recon_items (run_id, operator_id, operator_ref, case_name, \
-                     ledger_card_id, file_card_id, ledger_amount, file_amount, difference, \
-                     ledger_occurred_at, file_occurred_at) ",
-                );
+            sqlx::query("UPDATE recon_runs SET is_current = true WHERE id = $1")
+                .bind(run_id)
+                .execute(&mut *$tx)
+                .await?;
+        }};
+    }
+    const ITEM_COLUMNS: &str = "recon_items (run_id, operator_id, operator_ref, case_name, \
+        ledger_card_id, file_card_id, ledger_amount, file_amount, difference, \
+        ledger_occurred_at, file_occurred_at)";
+    match db {
+        Database::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            header!(tx);
+            if !rows.is_empty() {
+                // Text COPY: every value is a checked identifier, a number or a time, so
+                // none holds a tab, a line break or a backslash.
+                let mut data = String::with_capacity(rows.len() * 160);
+                for r in &rows {
+                    use std::fmt::Write;
+                    let text = |v: Option<&str>| v.unwrap_or("\\N").to_string();
+                    let int = |v: Option<i64>| v.map_or("\\N".to_string(), |v| v.to_string());
+                    let time = |v: Option<DateTime<Utc>>| {
+                        v.map_or("\\N".to_string(), |t| {
+                            t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                        })
+                    };
+                    let _ = writeln!(
+                        data,
+                        "{run_id}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        r.operator_id,
+                        r.operator_ref,
+                        r.case,
+                        text(r.ledger_card_id),
+                        text(r.file_card_id),
+                        int(r.ledger_amount),
+                        int(r.file_amount),
+                        r.difference,
+                        time(r.ledger_occurred_at),
+                        time(r.file_occurred_at),
+                    );
+                }
+                let mut copy = tx
+                    .copy_in_raw(&format!("COPY {ITEM_COLUMNS} FROM STDIN"))
+                    .await?;
+                copy.send(data.into_bytes()).await?;
+                copy.finish().await?;
+            }
+            rest!(tx);
+            tx.commit().await?;
+        }
+        Database::Sqlite(pool) => {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            header!(tx);
+            for chunk in rows.chunks(2_500) {
+                let mut q = sqlx::QueryBuilder::new(format!("INSERT INTO {ITEM_COLUMNS} "));
                 q.push_values(chunk, |mut b, r| {
-                    b.push_bind(&run_id)
+                    b.push_bind(run_id)
                         .push_bind(r.operator_id)
                         .push_bind(r.operator_ref)
                         .push_bind(r.case)
@@ -107,36 +211,11 @@ pub async fn save_run(
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            for summary in &summaries {
-                sqlx::query(
-                    "INSERT INTO recon_summaries (run_id, operator_id, counts, ledger_total, \
-                     file_total, exceptions_difference) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&run_id)
-                .bind(&summary.operator_id)
-                .bind(serde_json::to_string(&summary.counts).expect("counts serialize"))
-                .bind(summary.ledger_total)
-                .bind(summary.file_total)
-                .bind(summary.exceptions_difference)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query("UPDATE recon_runs SET is_current = false WHERE business_date = $1 AND is_current")
-                .bind(date.naive())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE recon_runs SET is_current = true WHERE id = $1")
-                .bind(&run_id)
-                .execute(&mut *tx)
-                .await?;
+            rest!(tx);
             tx.commit().await?;
-        }};
+        }
     }
-    match db {
-        Database::Postgres(pool) => save!(pool.begin().await?, 5_000),
-        Database::Sqlite(pool) => save!(pool.begin_with("BEGIN IMMEDIATE").await?, 2_500),
-    }
-    Ok(run_id)
+    Ok(())
 }
 
 /// One operator's line of a run's summary.
@@ -285,19 +364,6 @@ pub async fn current_run(
         summaries,
         exceptions,
     }))
-}
-
-/// Records the date's input counter as it was when `run_id` began reading its inputs.
-pub async fn record_input_seq(
-    db: Database<'_>,
-    run_id: &str,
-    input_seq: i64,
-) -> Result<(), ReconcileError> {
-    const SQL: &str = "UPDATE recon_runs SET input_seq = $2 WHERE id = $1";
-    ledger::on_pool!(db, pool => {
-        sqlx::query(SQL).bind(run_id).bind(input_seq).execute(pool).await?;
-    });
-    Ok(())
 }
 
 /// The current run's non-MATCHED items of a date: `(operator_id, operator_ref, case)`.
