@@ -420,6 +420,36 @@ pub(crate) fn validation_postings<'a>(
 }
 
 /// The answer to a sale that was recorded before: the same sale, or a conflict.
+/// The sales of an import chunk that are new, as `record_sale` would decide: a key already
+/// recorded with the same content is a replay (skipped), with other content a conflict;
+/// of repeats within the import the first counts (`seen` carries them across chunks).
+pub(crate) fn new_in_import<'a>(
+    chunk: &[(usize, &'a NewSale)],
+    recorded: &std::collections::HashMap<(String, String), Sale>,
+    seen: &mut std::collections::HashMap<(String, String), &'a NewSale>,
+    currency: Currency,
+) -> Result<Vec<(usize, &'a NewSale)>, LedgerError> {
+    let mut fresh = Vec::with_capacity(chunk.len());
+    for (i, s) in chunk {
+        let key = (s.operator_id.to_string(), s.operator_ref.to_string());
+        if let Some(sale) = recorded.get(&key) {
+            replay_sale(sale.clone(), s, Money::zero(currency))?;
+        } else if let Some(first) = seen.get(&key) {
+            if (&first.card_id, first.amount) != (&s.card_id, s.amount) {
+                return Err(LedgerError::Conflict {
+                    what: "sale",
+                    reference: s.operator_ref.to_string(),
+                    detail: "differs from an earlier sale with this ref in the same import".into(),
+                });
+            }
+        } else {
+            seen.insert(key, *s);
+            fresh.push((*i, *s));
+        }
+    }
+    Ok(fresh)
+}
+
 pub(crate) fn replay_sale(
     existing: Sale,
     new: &NewSale,

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use crate::backend::{
     Backend, Database, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
-    parse_cards, replay_payment, replay_sale, validation_postings,
+    new_in_import, parse_cards, replay_payment, replay_sale, validation_postings,
 };
 use crate::error::LedgerError;
 use crate::ids::{CardId, OperatorId};
@@ -177,6 +177,136 @@ impl Ledger for PgLedger {
     async fn migrate(&self) -> Result<(), LedgerError> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// A bulk load in one database transaction of a few statements over arrays, with one
+    /// journal transaction per new sale as `record_sale` makes it (fixtures, the demo and a
+    /// migration load millions of sales; one round trip per sale would take an hour).
+    async fn import_sales(&self, sales: &[NewSale]) -> Result<Vec<Option<SaleId>>, LedgerError> {
+        for s in sales {
+            check_currency(&self.settings, &s.amount)?;
+        }
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
+        let operators: std::collections::BTreeSet<&OperatorId> =
+            sales.iter().map(|s| &s.operator_id).collect();
+        for op in operators {
+            if let Some(refusal) = self.operator_refusal(op).await? {
+                return Err(refusal);
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let (ops, refs): (Vec<&str>, Vec<&str>) = sales
+            .iter()
+            .map(|s| (s.operator_id.as_str(), s.operator_ref.as_str()))
+            .unzip();
+        let mut recorded = std::collections::HashMap::new();
+        let existing = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE (operator_id, operator_ref) IN \
+             (SELECT * FROM UNNEST($1::text[], $2::text[]))"
+        ))
+        .bind(&ops)
+        .bind(&refs)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in existing {
+            let sale = sale_from_row(&row)?;
+            recorded.insert(
+                (sale.operator_id.to_string(), sale.operator_ref.to_string()),
+                sale,
+            );
+        }
+        let indexed: Vec<(usize, &NewSale)> = sales.iter().enumerate().collect();
+        let fresh = new_in_import(
+            &indexed,
+            &recorded,
+            &mut Default::default(),
+            self.settings.currency,
+        )?;
+        let mut ids = vec![None; sales.len()];
+        if fresh.is_empty() {
+            tx.commit().await?;
+            return Ok(ids);
+        }
+        let tx_ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval('transactions_id_seq') FROM generate_series(1, $1::int8)",
+        )
+        .bind(fresh.len() as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO transactions (id, kind) SELECT UNNEST($1::int8[]), 'sale'")
+            .bind(&tx_ids)
+            .execute(&mut *tx)
+            .await?;
+        let column = |f: fn(&NewSale) -> &str| fresh.iter().map(|(_, s)| f(s)).collect::<Vec<_>>();
+        let amounts: Vec<i64> = fresh.iter().map(|(_, s)| s.amount.minor).collect();
+        let at: Vec<DateTime<Utc>> = fresh.iter().map(|(_, s)| s.occurred_at).collect();
+        let dates: Vec<NaiveDate> = at
+            .iter()
+            .map(|t| self.settings.calendar.business_date(*t).naive())
+            .collect();
+        let sale_ids: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO sales (operator_id, operator_ref, card_id, amount, currency, \
+               point_of_sale, occurred_at, business_date, transaction_id) \
+             SELECT o, r, c, a, $5, p, t, d, x FROM UNNEST($1::text[], $2::text[], $3::text[], \
+               $4::int8[], $6::text[], $7::timestamptz[], $8::date[], $9::int8[]) \
+               AS u(o, r, c, a, p, t, d, x) \
+             RETURNING transaction_id, id",
+        )
+        .bind(column(|s| s.operator_id.as_str()))
+        .bind(column(|s| s.operator_ref.as_str()))
+        .bind(column(|s| s.card_id.as_str()))
+        .bind(&amounts)
+        .bind(self.settings.currency.code())
+        .bind(column(|s| s.point_of_sale.as_str()))
+        .bind(&at)
+        .bind(&dates)
+        .bind(&tx_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        // Each sale debits its operator's receivable and credits its card.
+        let mut posting_tx = Vec::with_capacity(2 * fresh.len());
+        let mut posting_account = Vec::with_capacity(2 * fresh.len());
+        let mut posting_amount = Vec::with_capacity(2 * fresh.len());
+        let mut by_account: std::collections::BTreeMap<String, i64> = Default::default();
+        for ((_, s), tx_id) in fresh.iter().zip(&tx_ids) {
+            for (account, amount) in [
+                (card_account(&s.card_id), s.amount.minor),
+                (receivable_account(&s.operator_id), -s.amount.minor),
+            ] {
+                *by_account.entry(account.clone()).or_default() += amount;
+                posting_tx.push(*tx_id);
+                posting_account.push(account);
+                posting_amount.push(amount);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO postings (transaction_id, account_id, amount) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[])",
+        )
+        .bind(&posting_tx)
+        .bind(&posting_account)
+        .bind(&posting_amount)
+        .execute(&mut *tx)
+        .await?;
+        // Accounts in id order, as every writer locks them.
+        let (accounts, deltas): (Vec<String>, Vec<i64>) = by_account.into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO accounts AS acc (id, balance) \
+             SELECT * FROM UNNEST($1::text[], $2::int8[]) ORDER BY 1 \
+             ON CONFLICT (id) DO UPDATE SET balance = acc.balance + EXCLUDED.balance",
+        )
+        .bind(&accounts)
+        .bind(&deltas)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let by_tx: std::collections::HashMap<i64, i64> = sale_ids.into_iter().collect();
+        for ((i, _), tx_id) in fresh.iter().zip(&tx_ids) {
+            ids[*i] = by_tx.get(tx_id).copied();
+        }
+        Ok(ids)
     }
 
     async fn record_sale(&self, sale: &NewSale) -> Result<SaleReceipt, LedgerError> {

@@ -13,7 +13,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 
 use crate::backend::{
     Backend, Database, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
-    parse_cards, replay_payment, replay_sale, validation_postings,
+    new_in_import, parse_cards, replay_payment, replay_sale, validation_postings,
 };
 use crate::error::LedgerError;
 use crate::ids::{CardId, OperatorId};
@@ -245,28 +245,7 @@ impl Ledger for SqliteLedger {
                     sale,
                 );
             }
-            // As `record_sale`: a recorded key with the same content is a replay, with other
-            // content a conflict. Of repeats within the call the first counts.
-            let mut fresh_keys = Vec::with_capacity(chunk.len());
-            for (i, s) in chunk {
-                let key = (s.operator_id.to_string(), s.operator_ref.to_string());
-                if let Some(sale) = recorded.get(&key) {
-                    replay_sale(sale.clone(), s, Money::zero(self.settings.currency))?;
-                } else if let Some(first) = seen.get(&key) {
-                    let first: &NewSale = first;
-                    if (&first.card_id, first.amount) != (&s.card_id, s.amount) {
-                        return Err(LedgerError::Conflict {
-                            what: "sale",
-                            reference: s.operator_ref.to_string(),
-                            detail: "differs from an earlier sale with this ref in the same import"
-                                .into(),
-                        });
-                    }
-                } else {
-                    seen.insert(key, *s);
-                    fresh_keys.push((*i, *s));
-                }
-            }
+            let fresh_keys = new_in_import(chunk, &recorded, &mut seen, self.settings.currency)?;
             let fresh: Vec<(usize, &NewSale, i64, i64)> = fresh_keys
                 .into_iter()
                 .map(|(i, s)| {
