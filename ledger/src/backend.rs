@@ -266,6 +266,15 @@ pub trait Ledger: Send + Sync {
         }
         Ok(ids)
     }
+    /// Voids many sales at once (a bulk load, like `import_sales`), each as `void_sale`
+    /// would: its own journal transaction, its window and the card's balance checked. A
+    /// sale already voided, or named twice, is voided once; any other refusal fails the
+    /// whole call with nothing changed. Returns how many sales it voided.
+    async fn import_voids(
+        &self,
+        voids: &[(OperatorId, SaleId, DateTime<Utc>)],
+    ) -> Result<u64, LedgerError>;
+
     /// Voids the operator's own sale inside its void window, once. The card must still hold
     /// the amount: a top-up that was already spent cannot be voided.
     async fn void_sale(

@@ -127,6 +127,42 @@ impl PgLedger {
     }
 }
 
+/// Writes many transactions' postings and moves their accounts' balances: two array
+/// statements, the accounts taken in id order as every writer takes them.
+async fn post_in_batch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    moves: impl Iterator<Item = (i64, String, i64)>,
+) -> Result<(), sqlx::Error> {
+    let (mut transactions, mut accounts, mut amounts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut by_account: std::collections::BTreeMap<String, i64> = Default::default();
+    for (tx_id, account, amount) in moves {
+        *by_account.entry(account.clone()).or_default() += amount;
+        transactions.push(tx_id);
+        accounts.push(account);
+        amounts.push(amount);
+    }
+    sqlx::query(
+        "INSERT INTO postings (transaction_id, account_id, amount) \
+         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[])",
+    )
+    .bind(&transactions)
+    .bind(&accounts)
+    .bind(&amounts)
+    .execute(&mut **tx)
+    .await?;
+    let (accounts, deltas): (Vec<String>, Vec<i64>) = by_account.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO accounts AS acc (id, balance) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[]) ORDER BY 1 \
+         ON CONFLICT (id) DO UPDATE SET balance = acc.balance + EXCLUDED.balance",
+    )
+    .bind(&accounts)
+    .bind(&deltas)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// One statement does the whole sale: insert the sale (or nothing, on a replay), its journal
 /// transaction, two postings and both balances, locking accounts in id order.
 const RECORD_SALE: &str = "
@@ -266,41 +302,13 @@ impl Ledger for PgLedger {
         .fetch_all(&mut *tx)
         .await?;
         // Each sale debits its operator's receivable and credits its card.
-        let mut posting_tx = Vec::with_capacity(2 * fresh.len());
-        let mut posting_account = Vec::with_capacity(2 * fresh.len());
-        let mut posting_amount = Vec::with_capacity(2 * fresh.len());
-        let mut by_account: std::collections::BTreeMap<String, i64> = Default::default();
-        for ((_, s), tx_id) in fresh.iter().zip(&tx_ids) {
-            for (account, amount) in [
-                (card_account(&s.card_id), s.amount.minor),
-                (receivable_account(&s.operator_id), -s.amount.minor),
-            ] {
-                *by_account.entry(account.clone()).or_default() += amount;
-                posting_tx.push(*tx_id);
-                posting_account.push(account);
-                posting_amount.push(amount);
-            }
-        }
-        sqlx::query(
-            "INSERT INTO postings (transaction_id, account_id, amount) \
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[])",
-        )
-        .bind(&posting_tx)
-        .bind(&posting_account)
-        .bind(&posting_amount)
-        .execute(&mut *tx)
-        .await?;
-        // Accounts in id order, as every writer locks them.
-        let (accounts, deltas): (Vec<String>, Vec<i64>) = by_account.into_iter().unzip();
-        sqlx::query(
-            "INSERT INTO accounts AS acc (id, balance) \
-             SELECT * FROM UNNEST($1::text[], $2::int8[]) ORDER BY 1 \
-             ON CONFLICT (id) DO UPDATE SET balance = acc.balance + EXCLUDED.balance",
-        )
-        .bind(&accounts)
-        .bind(&deltas)
-        .execute(&mut *tx)
-        .await?;
+        let moves = fresh.iter().zip(&tx_ids).flat_map(|((_, s), tx_id)| {
+            [
+                (*tx_id, card_account(&s.card_id), s.amount.minor),
+                (*tx_id, receivable_account(&s.operator_id), -s.amount.minor),
+            ]
+        });
+        post_in_batch(&mut tx, moves).await?;
         tx.commit().await?;
         let by_tx: std::collections::HashMap<i64, i64> = sale_ids.into_iter().collect();
         for ((i, _), tx_id) in fresh.iter().zip(&tx_ids) {
@@ -350,6 +358,119 @@ impl Ledger for PgLedger {
             sale,
             self.card_balance_in(&self.pool, &sale.card_id).await?,
         )
+    }
+
+    async fn import_voids(
+        &self,
+        voids: &[(OperatorId, SaleId, DateTime<Utc>)],
+    ) -> Result<u64, LedgerError> {
+        if voids.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = voids.iter().map(|v| v.1).collect();
+        let ops: Vec<&str> = voids.iter().map(|v| v.0.as_str()).collect();
+        let ats: Vec<DateTime<Utc>> = voids.iter().map(|v| v.2).collect();
+        let dates: Vec<NaiveDate> = ats
+            .iter()
+            .map(|t| self.settings.calendar.business_date(*t).naive())
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS}, {} AS void_window_secs \
+             FROM UNNEST($1::int8[], $2::text[], $3::date[]) AS u(vid, vop, vd) \
+             JOIN sales s ON s.id = u.vid AND s.operator_id = u.vop ORDER BY s.id FOR UPDATE OF s",
+            void_window_on("u.vd")
+        ))
+        .bind(&ids)
+        .bind(&ops)
+        .bind(&dates)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let window: i64 = row.try_get("void_window_secs")?;
+            let sale = sale_from_row(row)?;
+            found.insert(sale.id, (sale, window));
+        }
+        // The same checks as `void_sale`, in input order; a sale named twice is voided once.
+        let mut todo: Vec<(&Sale, DateTime<Utc>, NaiveDate)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut by_card: std::collections::BTreeMap<String, i64> = Default::default();
+        for ((_, id, at), date) in voids.iter().zip(&dates) {
+            let (sale, window) = found.get(id).ok_or(LedgerError::SaleNotFound(*id))?;
+            match check_voidable(sale, *window, *at) {
+                Ok(()) if seen.insert(*id) => {
+                    *by_card.entry(card_account(&sale.card_id)).or_default() += sale.amount.minor;
+                    todo.push((sale, *at, *date));
+                }
+                Ok(()) | Err(LedgerError::AlreadyVoided(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if todo.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        // Every card must still hold what its voids take back, as with `void_sale`.
+        let (cards, takes): (Vec<String>, Vec<i64>) = by_card.into_iter().unzip();
+        let balances: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&cards)
+        .fetch_all(&mut *tx)
+        .await?;
+        let balances: std::collections::HashMap<String, i64> = balances.into_iter().collect();
+        for (card, take) in cards.iter().zip(&takes) {
+            let balance = balances.get(card).copied().unwrap_or(0);
+            if balance < *take {
+                let needed = todo
+                    .iter()
+                    .find(|(s, _, _)| &card_account(&s.card_id) == card)
+                    .map(|(s, _, _)| s.amount)
+                    .expect("a card with a void");
+                return Err(LedgerError::InsufficientBalance {
+                    balance: Money::new(balance, self.settings.currency),
+                    needed,
+                });
+            }
+        }
+        let tx_ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval('transactions_id_seq') FROM generate_series(1, $1::int8)",
+        )
+        .bind(todo.len() as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO transactions (id, kind) SELECT UNNEST($1::int8[]), 'void'")
+            .bind(&tx_ids)
+            .execute(&mut *tx)
+            .await?;
+        let moves = todo.iter().zip(&tx_ids).flat_map(|((sale, _, _), tx_id)| {
+            [
+                (*tx_id, card_account(&sale.card_id), -sale.amount.minor),
+                (
+                    *tx_id,
+                    receivable_account(&sale.operator_id),
+                    sale.amount.minor,
+                ),
+            ]
+        });
+        post_in_batch(&mut tx, moves).await?;
+        let sale_ids: Vec<i64> = todo.iter().map(|(s, _, _)| s.id).collect();
+        let void_at: Vec<DateTime<Utc>> = todo.iter().map(|(_, at, _)| *at).collect();
+        let void_dates: Vec<NaiveDate> = todo.iter().map(|(_, _, d)| *d).collect();
+        sqlx::query(
+            "UPDATE sales SET voided_at = u.at, void_business_date = u.d, void_transaction_id = u.x \
+             FROM UNNEST($1::int8[], $2::timestamptz[], $3::date[], $4::int8[]) AS u(id, at, d, x) \
+             WHERE sales.id = u.id",
+        )
+        .bind(&sale_ids)
+        .bind(&void_at)
+        .bind(&void_dates)
+        .bind(&tx_ids)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(todo.len() as u64)
     }
 
     async fn void_sale(

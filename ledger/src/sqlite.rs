@@ -58,6 +58,62 @@ impl SqliteLedger {
         Ok(SqliteLedger { pool, settings })
     }
 
+    /// A void inside the caller's write transaction (`void_sale` and `import_voids`).
+    async fn void_in(
+        &self,
+        tx: &mut Tx,
+        operator: &OperatorId,
+        sale_id: SaleId,
+        at: DateTime<Utc>,
+    ) -> Result<VoidReceipt, LedgerError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SALE_COLUMNS}, {} AS void_window_secs \
+             FROM sales s WHERE id = $1 AND operator_id = $2",
+            void_window_on("$3")
+        ))
+        .bind(sale_id)
+        .bind(operator.as_str())
+        .bind(self.settings.calendar.business_date(at).naive())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(LedgerError::SaleNotFound(sale_id))?;
+        let mut sale = sale_from_row(&row)?;
+        check_voidable(&sale, row.try_get("void_window_secs")?, at)?;
+        let balance = self.balance_in(tx, &sale.card_id).await?;
+        if balance.minor < sale.amount.minor {
+            return Err(LedgerError::InsufficientBalance {
+                balance,
+                needed: sale.amount,
+            });
+        }
+        let tx_id = self.new_transaction(tx, "void").await?;
+        let moves = [
+            (card_account(&sale.card_id), -sale.amount.minor),
+            (receivable_account(&sale.operator_id), sale.amount.minor),
+        ];
+        let balances = self.post(tx, tx_id, &moves).await?;
+        let void_date = self.settings.calendar.business_date(at);
+        sqlx::query(
+            "UPDATE sales SET voided_at = $2, void_business_date = $3, void_transaction_id = $4 \
+             WHERE id = $1",
+        )
+        .bind(sale_id)
+        .bind(at)
+        .bind(void_date.naive())
+        .bind(tx_id)
+        .execute(&mut **tx)
+        .await?;
+        sale.void = Some(Void {
+            voided_at: at,
+            business_date: void_date,
+            transaction_id: tx_id,
+        });
+        Ok(VoidReceipt {
+            sale,
+            card_balance: Money::new(balances[0], self.settings.currency),
+        })
+    }
+
     async fn write(&self) -> Result<Tx, LedgerError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -321,53 +377,28 @@ impl Ledger for SqliteLedger {
         at: DateTime<Utc>,
     ) -> Result<VoidReceipt, LedgerError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {SALE_COLUMNS}, {} AS void_window_secs \
-             FROM sales s WHERE id = $1 AND operator_id = $2",
-            void_window_on("$3")
-        ))
-        .bind(sale_id)
-        .bind(operator.as_str())
-        .bind(self.settings.calendar.business_date(at).naive())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(LedgerError::SaleNotFound(sale_id))?;
-        let mut sale = sale_from_row(&row)?;
-        check_voidable(&sale, row.try_get("void_window_secs")?, at)?;
-        let balance = self.balance_in(&mut tx, &sale.card_id).await?;
-        if balance.minor < sale.amount.minor {
-            return Err(LedgerError::InsufficientBalance {
-                balance,
-                needed: sale.amount,
-            });
-        }
-        let tx_id = self.new_transaction(&mut tx, "void").await?;
-        let moves = [
-            (card_account(&sale.card_id), -sale.amount.minor),
-            (receivable_account(&sale.operator_id), sale.amount.minor),
-        ];
-        let balances = self.post(&mut tx, tx_id, &moves).await?;
-        let void_date = self.settings.calendar.business_date(at);
-        sqlx::query(
-            "UPDATE sales SET voided_at = $2, void_business_date = $3, void_transaction_id = $4 \
-             WHERE id = $1",
-        )
-        .bind(sale_id)
-        .bind(at)
-        .bind(void_date.naive())
-        .bind(tx_id)
-        .execute(&mut *tx)
-        .await?;
+        let receipt = self.void_in(&mut tx, operator, sale_id, at).await?;
         tx.commit().await?;
-        sale.void = Some(Void {
-            voided_at: at,
-            business_date: void_date,
-            transaction_id: tx_id,
-        });
-        Ok(VoidReceipt {
-            sale,
-            card_balance: Money::new(balances[0], self.settings.currency),
-        })
+        Ok(receipt)
+    }
+
+    /// All the voids in one write transaction: any refusal but "already voided" rolls back
+    /// every one of them.
+    async fn import_voids(
+        &self,
+        voids: &[(OperatorId, SaleId, DateTime<Utc>)],
+    ) -> Result<u64, LedgerError> {
+        let mut tx = self.write().await?;
+        let mut voided = 0;
+        for (operator, sale_id, at) in voids {
+            match self.void_in(&mut tx, operator, *sale_id, *at).await {
+                Ok(_) => voided += 1,
+                Err(LedgerError::AlreadyVoided(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(voided)
     }
 
     async fn pay_fare(&self, p: &NewPayment) -> Result<PaymentReceipt, LedgerError> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use ledger::idempotency::KeyClaim;
-use ledger::journal::EntryKind;
+use ledger::journal::{EntryKind, SaleId};
 use ledger::{BusinessDate, Ledger, LedgerError, OperatorPatch, VoidWindow};
 use support::*;
 
@@ -27,7 +27,69 @@ on_both_backends!(
     concurrent_identical_sales_make_one_transaction,
     idempotency_keys_claim_replay_and_expire,
     a_bulk_import_is_one_transaction_per_new_sale,
+    bulk_voids_are_checked_like_one_void_each,
 );
+
+async fn bulk_voids_are_checked_like_one_void_each(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001", "OP002"]).await;
+    let batch: Vec<_> = (0..40)
+        .map(|i| {
+            sale(
+                "OP001",
+                &format!("V-{i}"),
+                &format!("CARD{:04}", i % 3),
+                10_000 + i,
+            )
+        })
+        .collect();
+    let ids: Vec<SaleId> = ledger
+        .import_sales(&batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    let at = t0() + Duration::minutes(5);
+    let void = |id: SaleId| (op_id("OP001"), id, at);
+    // One voided before; one named twice; the rest once.
+    ledger.void_sale(&op_id("OP001"), ids[0], at).await.unwrap();
+    let mut voids: Vec<_> = ids[..20].iter().map(|id| void(*id)).collect();
+    voids.push(void(ids[5]));
+    assert_eq!(ledger.import_voids(&voids).await.unwrap(), 19);
+    for (i, id) in ids.iter().enumerate() {
+        let sale = ledger.sale(&op_id("OP001"), *id).await.unwrap().unwrap();
+        assert_eq!(sale.void.is_some(), i < 20, "sale {i}");
+    }
+    for c in 0..3i64 {
+        let expected: i64 = (20..40).filter(|i| i % 3 == c).map(|i| 10_000 + i).sum();
+        let balance = ledger
+            .card_balance(&card(&format!("CARD{c:04}")))
+            .await
+            .unwrap();
+        assert_eq!(balance.balance, cop(expected), "CARD{c:04}");
+    }
+    // Any other refusal fails the whole call and changes nothing: another operator's
+    // sale, a closed window.
+    let err = ledger
+        .import_voids(&[void(ids[20]), (op_id("OP002"), ids[21], at)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::SaleNotFound(_)), "{err:?}");
+    let late = t0() + Duration::hours(2);
+    let err = ledger
+        .import_voids(&[void(ids[22]), (op_id("OP001"), ids[23], late)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LedgerError::VoidWindowClosed { .. }),
+        "{err:?}"
+    );
+    for id in &ids[20..24] {
+        let sale = ledger.sale(&op_id("OP001"), *id).await.unwrap().unwrap();
+        assert!(sale.void.is_none(), "nothing changed");
+    }
+    assert_sound(&ledger).await;
+}
 
 async fn a_replayed_sale_is_one_transaction(ledger: Arc<dyn Ledger>) {
     with_operators(&ledger, &["OP001"]).await;
