@@ -225,14 +225,24 @@ impl Ledger for PgLedger {
         if sales.is_empty() {
             return Ok(Vec::new());
         }
-        let operators: std::collections::BTreeSet<&OperatorId> =
-            sales.iter().map(|s| &s.operator_id).collect();
-        for op in operators {
-            if let Some(refusal) = self.operator_refusal(op).await? {
-                return Err(refusal);
+        let mut tx = self.pool.begin().await?;
+        // As `record_sale` checks it in its own statement: inside the transaction, held.
+        let operators: std::collections::BTreeSet<&str> =
+            sales.iter().map(|s| s.operator_id.as_str()).collect();
+        let operators: Vec<&str> = operators.into_iter().collect();
+        let allowed: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT id, active FROM operators WHERE id = ANY($1) ORDER BY id FOR SHARE",
+        )
+        .bind(&operators)
+        .fetch_all(&mut *tx)
+        .await?;
+        for op in &operators {
+            match allowed.iter().find(|(id, _)| id == op) {
+                None => return Err(LedgerError::UnknownOperator(op.to_string())),
+                Some((_, false)) => return Err(LedgerError::InactiveOperator(op.to_string())),
+                Some((_, true)) => {}
             }
         }
-        let mut tx = self.pool.begin().await?;
         let (ops, refs): (Vec<&str>, Vec<&str>) = sales
             .iter()
             .map(|s| (s.operator_id.as_str(), s.operator_ref.as_str()))
@@ -271,10 +281,6 @@ impl Ledger for PgLedger {
         .bind(fresh.len() as i64)
         .fetch_all(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO transactions (id, kind) SELECT UNNEST($1::int8[]), 'sale'")
-            .bind(&tx_ids)
-            .execute(&mut *tx)
-            .await?;
         let column = |f: fn(&NewSale) -> &str| fresh.iter().map(|(_, s)| f(s)).collect::<Vec<_>>();
         let amounts: Vec<i64> = fresh.iter().map(|(_, s)| s.amount.minor).collect();
         let at: Vec<DateTime<Utc>> = fresh.iter().map(|(_, s)| s.occurred_at).collect();
@@ -288,6 +294,7 @@ impl Ledger for PgLedger {
              SELECT o, r, c, a, $5, p, t, d, x FROM UNNEST($1::text[], $2::text[], $3::text[], \
                $4::int8[], $6::text[], $7::timestamptz[], $8::date[], $9::int8[]) \
                AS u(o, r, c, a, p, t, d, x) \
+             ON CONFLICT (operator_id, operator_ref) DO NOTHING \
              RETURNING transaction_id, id",
         )
         .bind(column(|s| s.operator_id.as_str()))
@@ -301,17 +308,50 @@ impl Ledger for PgLedger {
         .bind(&tx_ids)
         .fetch_all(&mut *tx)
         .await?;
+        // A key recorded by someone else since the look-up above is what `record_sale`
+        // would find: the same content a replay, other content a conflict.
+        let by_tx: std::collections::HashMap<i64, i64> = sale_ids.into_iter().collect();
+        for ((_, new), tx_id) in fresh.iter().zip(&tx_ids) {
+            if by_tx.contains_key(tx_id) {
+                continue;
+            }
+            let row = sqlx::query(&format!(
+                "SELECT {SALE_COLUMNS} FROM sales WHERE operator_id = $1 AND operator_ref = $2"
+            ))
+            .bind(new.operator_id.as_str())
+            .bind(new.operator_ref.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            replay_sale(
+                sale_from_row(&row)?,
+                new,
+                Money::zero(self.settings.currency),
+            )?;
+        }
+        let fresh: Vec<(usize, &NewSale, i64)> = fresh
+            .iter()
+            .zip(&tx_ids)
+            .filter(|(_, tx_id)| by_tx.contains_key(tx_id))
+            .map(|((i, s), tx_id)| (*i, *s, *tx_id))
+            .collect();
+        let tx_ids: Vec<i64> = fresh.iter().map(|(_, _, tx_id)| *tx_id).collect();
+        sqlx::query("INSERT INTO transactions (id, kind) SELECT UNNEST($1::int8[]), 'sale'")
+            .bind(&tx_ids)
+            .execute(&mut *tx)
+            .await?;
         // Each sale debits its operator's receivable and credits its card.
-        let moves = fresh.iter().zip(&tx_ids).flat_map(|((_, s), tx_id)| {
-            [
-                (*tx_id, card_account(&s.card_id), s.amount.minor),
-                (*tx_id, receivable_account(&s.operator_id), -s.amount.minor),
-            ]
-        });
+        let moves = fresh
+            .iter()
+            .map(|(_, s, tx_id)| (s, tx_id))
+            .flat_map(|(s, tx_id)| {
+                [
+                    (*tx_id, card_account(&s.card_id), s.amount.minor),
+                    (*tx_id, receivable_account(&s.operator_id), -s.amount.minor),
+                ]
+            });
         post_in_batch(&mut tx, moves).await?;
         tx.commit().await?;
-        let by_tx: std::collections::HashMap<i64, i64> = sale_ids.into_iter().collect();
-        for ((i, _), tx_id) in fresh.iter().zip(&tx_ids) {
+        for (i, _, tx_id) in &fresh {
             ids[*i] = by_tx.get(tx_id).copied();
         }
         Ok(ids)
@@ -377,7 +417,8 @@ impl Ledger for PgLedger {
             .collect();
         let rows = sqlx::query(&format!(
             "SELECT {SALE_COLUMNS}, {} AS void_window_secs \
-             FROM UNNEST($1::int8[], $2::text[], $3::date[]) AS u(vid, vop, vd) \
+             , u.n AS input \
+             FROM UNNEST($1::int8[], $2::text[], $3::date[]) WITH ORDINALITY AS u(vid, vop, vd, n) \
              JOIN sales s ON s.id = u.vid AND s.operator_id = u.vop ORDER BY s.id FOR UPDATE OF s",
             void_window_on("u.vd")
         ))
@@ -386,24 +427,31 @@ impl Ledger for PgLedger {
         .bind(&dates)
         .fetch_all(&mut *tx)
         .await?;
+        // By input position (1-based): each void has its own operator and its own date's
+        // window, even when a sale is named twice.
         let mut found = std::collections::HashMap::with_capacity(rows.len());
         for row in &rows {
+            let input: i64 = row.try_get("input")?;
             let window: i64 = row.try_get("void_window_secs")?;
-            let sale = sale_from_row(row)?;
-            found.insert(sale.id, (sale, window));
+            found.insert(input as usize - 1, (sale_from_row(row)?, window));
         }
-        // The same checks as `void_sale`, in input order; a sale named twice is voided once.
+        // The same checks as `void_sale`, in input order: a sale named again is already
+        // voided by then, and skipped.
         let mut todo: Vec<(&Sale, DateTime<Utc>, NaiveDate)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut by_card: std::collections::BTreeMap<String, i64> = Default::default();
-        for ((_, id, at), date) in voids.iter().zip(&dates) {
-            let (sale, window) = found.get(id).ok_or(LedgerError::SaleNotFound(*id))?;
+        for (k, ((_, id, at), date)) in voids.iter().zip(&dates).enumerate() {
+            let (sale, window) = found.get(&k).ok_or(LedgerError::SaleNotFound(*id))?;
+            if seen.contains(id) {
+                continue;
+            }
             match check_voidable(sale, *window, *at) {
-                Ok(()) if seen.insert(*id) => {
+                Ok(()) => {
+                    seen.insert(*id);
                     *by_card.entry(card_account(&sale.card_id)).or_default() += sale.amount.minor;
                     todo.push((sale, *at, *date));
                 }
-                Ok(()) | Err(LedgerError::AlreadyVoided(_)) => {}
+                Err(LedgerError::AlreadyVoided(_)) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -423,14 +471,9 @@ impl Ledger for PgLedger {
         for (card, take) in cards.iter().zip(&takes) {
             let balance = balances.get(card).copied().unwrap_or(0);
             if balance < *take {
-                let needed = todo
-                    .iter()
-                    .find(|(s, _, _)| &card_account(&s.card_id) == card)
-                    .map(|(s, _, _)| s.amount)
-                    .expect("a card with a void");
                 return Err(LedgerError::InsufficientBalance {
                     balance: Money::new(balance, self.settings.currency),
-                    needed,
+                    needed: Money::new(*take, self.settings.currency),
                 });
             }
         }
