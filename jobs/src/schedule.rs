@@ -107,8 +107,10 @@ pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
     }
     let holder = runner::holder_id();
     let (stop_tx, stopping) = watch::channel(false);
+    // The handlers are installed here, before the first run can start.
+    let signal = settings::signal::shutdown();
     tokio::spawn(async move {
-        settings::signal::shutdown().await;
+        signal.await;
         tracing::info!("stop requested: no new runs; the current one may finish");
         let _ = stop_tx.send(true);
     });
