@@ -140,7 +140,9 @@ pub async fn ingest_file(
         Ok(n) => n,
         Err(reason) => {
             let sha = sha_of(store, key).await?;
-            reject(store, key, &sha, &file_error("object_key", reason), 1, None).await?;
+            reject(store, key, &sha, &file_error("object_key", reason), 1, None)
+                .run()
+                .await?;
             OperatorFileRejected { key, errors: 1 }.emit();
             return Ok(FileOutcome::Rejected { errors: 1 });
         }
@@ -164,7 +166,7 @@ pub async fn ingest_file(
         // registered (or active again), the same file sent again goes in.
         let sha = sha_of(store, key).await?;
         let errors = file_error("operator_id", reason);
-        reject(store, key, &sha, &errors, 1, None).await?;
+        reject(store, key, &sha, &errors, 1, None).run().await?;
         OperatorFileRejected { key, errors: 1 }.emit();
         return Ok(FileOutcome::Rejected { errors: 1 });
     }
@@ -210,8 +212,10 @@ pub async fn ingest_file(
             if let Some(outcome) = already_seen(store, db, key, &sha).await? {
                 return Ok(outcome);
             }
-            let kept = reject(store, key, &sha, &errors, count, None).await?;
-            record_rejection(db, key, &kept, &name, &sha, count, now).await?;
+            reject(store, key, &sha, &errors, count, None)
+                .remember(db, &name, now)
+                .run()
+                .await?;
             OperatorFileRejected { key, errors: count }.emit();
             Ok(FileOutcome::Rejected { errors: count })
         }
@@ -248,8 +252,10 @@ pub async fn ingest_file(
                             earlier.next_seq,
                         ),
                     );
-                    let kept = reject(store, key, &sha, &errors, 1, None).await?;
-                    record_rejection(db, key, &kept, &name, &sha, 1, now).await?;
+                    reject(store, key, &sha, &errors, 1, None)
+                        .remember(db, &name, now)
+                        .run()
+                        .await?;
                     OperatorFileRejected { key, errors: 1 }.emit();
                     Ok(FileOutcome::Rejected { errors: 1 })
                 }
@@ -274,7 +280,9 @@ async fn already_seen(
     if earlier.object_key == key {
         move_to(store, key, &earlier.kept_at).await?;
     } else {
-        reject(store, key, sha, &[], 0, Some(&earlier)).await?;
+        reject(store, key, sha, &[], 0, Some(&earlier))
+            .run()
+            .await?;
     }
     OperatorFileAlreadyIngested { key }.emit();
     Ok(Some(FileOutcome::Duplicate))
@@ -289,39 +297,92 @@ async fn sha_of(store: &dyn ObjectStore, key: &str) -> Result<String, IngestErro
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Writes the error report first, then moves the file: a crash in between leaves the file
-/// in `incoming/`, to be rejected again on the next run. Returns where the file is kept.
-async fn reject(
-    store: &dyn ObjectStore,
-    key: &str,
-    sha: &str,
-    errors: &[LineError],
+/// Sets a file aside in `rejected/` with its error report, when `.run()` (see
+/// [`Rejection::run`]).
+fn reject<'a>(
+    store: &'a dyn ObjectStore,
+    key: &'a str,
+    sha: &'a str,
+    errors: &'a [LineError],
     count: usize,
-    duplicate_of: Option<&EarlierFile>,
-) -> Result<String, IngestError> {
-    let target = keep_as(store, key, "rejected", sha).await?;
-    let note = match duplicate_of {
-        Some(earlier) => Some(format!(
-            "these bytes were received before as {} ({}, kept at {}); this copy changed nothing",
-            earlier.object_key, earlier.status, earlier.kept_at
-        )),
-        None => (count > MAX_ERRORS)
-            .then(|| format!("only the first {MAX_ERRORS} of {count} errors are listed")),
-    };
-    let report = ErrorReport {
-        object_key: key,
-        sha256: sha,
-        rejected_at: Utc::now().to_rfc3339(),
-        error_count: count,
+    duplicate_of: Option<&'a EarlierFile>,
+) -> Rejection<'a> {
+    Rejection {
+        store,
+        key,
+        sha,
         errors,
-        note,
+        count,
         duplicate_of,
-    };
-    let body = serde_json::to_vec_pretty(&report).expect("a report serializes");
-    let report_key = format!("{target}.errors.json");
-    if is_free(store, &report_key).await? {
-        store.put(&report_key, body.into()).await?;
+        remember: None,
     }
-    move_to(store, key, &target).await?;
-    Ok(target)
+}
+
+/// A rejection about to be carried out.
+struct Rejection<'a> {
+    store: &'a dyn ObjectStore,
+    key: &'a str,
+    sha: &'a str,
+    errors: &'a [LineError],
+    count: usize,
+    duplicate_of: Option<&'a EarlierFile>,
+    remember: Option<(ledger::Database<'a>, &'a FileName, chrono::DateTime<Utc>)>,
+}
+
+impl<'a> Rejection<'a> {
+    /// Also records the file (by its bytes) in the database, so the same bytes again change
+    /// nothing and the page lists it.
+    fn remember(
+        mut self,
+        db: ledger::Database<'a>,
+        name: &'a FileName,
+        now: chrono::DateTime<Utc>,
+    ) -> Rejection<'a> {
+        self.remember = Some((db, name, now));
+        self
+    }
+
+    /// Writes the error report, records the file, then moves it: a crash at any point
+    /// leaves the file in `incoming/`, and the next run finishes the job (the same bytes,
+    /// recorded, are only moved to where the row says). Returns where the file is kept.
+    async fn run(self) -> Result<String, IngestError> {
+        let Rejection {
+            store,
+            key,
+            sha,
+            errors,
+            count,
+            duplicate_of,
+            remember,
+        } = self;
+        let target = keep_as(store, key, "rejected", sha).await?;
+        let note = match duplicate_of {
+            Some(earlier) => Some(format!(
+                "these bytes were received before as {} ({}, kept at {}); this copy changed \
+                 nothing",
+                earlier.object_key, earlier.status, earlier.kept_at
+            )),
+            None => (count > MAX_ERRORS)
+                .then(|| format!("only the first {MAX_ERRORS} of {count} errors are listed")),
+        };
+        let report = ErrorReport {
+            object_key: key,
+            sha256: sha,
+            rejected_at: Utc::now().to_rfc3339(),
+            error_count: count,
+            errors,
+            note,
+            duplicate_of,
+        };
+        let body = serde_json::to_vec_pretty(&report).expect("a report serializes");
+        let report_key = format!("{target}.errors.json");
+        if is_free(store, &report_key).await? {
+            store.put(&report_key, body.into()).await?;
+        }
+        if let Some((db, name, now)) = remember {
+            record_rejection(db, key, &target, name, sha, count, now).await?;
+        }
+        move_to(store, key, &target).await?;
+        Ok(target)
+    }
 }

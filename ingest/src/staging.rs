@@ -252,8 +252,9 @@ impl StageTx {
     }
 }
 
-/// Records a rejected file (no records), kept at `kept_at`. The same rejected bytes again
-/// change nothing.
+/// Records a rejected file (no records), kept at `kept_at`, and bumps its date's input
+/// counter in the same transaction (the date's page lists its rejected files). The same
+/// rejected bytes again change nothing.
 pub async fn record_rejection(
     db: Database<'_>,
     key: &str,
@@ -267,7 +268,8 @@ pub async fn record_rejection(
         sha256, status, error_count, received_at, stored_key) \
         VALUES ($1, $2, $3, $4, $5, 'rejected', $6, $7, $8) ON CONFLICT (sha256) DO NOTHING";
     ledger::on_pool!(db, pool => {
-        sqlx::query(SQL)
+        let mut tx = pool.begin().await?;
+        let added = sqlx::query(SQL)
             .bind(key)
             .bind(name.operator_id.as_str())
             .bind(name.business_date.naive())
@@ -276,9 +278,18 @@ pub async fn record_rejection(
             .bind(errors as i32)
             .bind(now)
             .bind(kept_at)
-            .execute(pool)
-            .await
-            .map(|_| ())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if added > 0 {
+            sqlx::query(ledger::date_status::TOUCH)
+                .bind(name.business_date.naive())
+                .bind(now)
+                .bind("rejected operator file")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
     })
 }
 
