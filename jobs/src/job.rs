@@ -13,7 +13,6 @@ use settings::telemetry::InternalEvent;
 
 use crate::internal_events::{LostTapsReported, ReconciliationCompleted};
 use ledger::{BusinessDate, Ledger};
-use polars::prelude::IntoLazy;
 use reports::ReportKind;
 use settings::Settings;
 use storage::ObjectStore;
@@ -279,20 +278,15 @@ async fn ingest_validations(ctx: &JobContext) -> Result<Outcome, StepError> {
 }
 
 async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome, StepError> {
-    let db = ctx.ledger.database();
-    // Read before the inputs: input that commits while they are read moves it on.
-    let input_seq = ledger::date_status::input_seq(db, date)
-        .await
-        .map_err(reconcile::ReconcileError::Database)?;
-    let (ledger_side, file_side) = reconcile::source::load(db, date).await?;
-    let result = reconcile::reconcile(
-        ledger_side.lazy(),
-        file_side.lazy(),
-        reconcile::source::days(date),
-    )?;
     let currency = ledger::MoneyRules::from_settings(&ctx.config.money)?.currency;
-    let run_id =
-        crate::reconciliation::save(db, &*ctx.store, date, &result, currency, input_seq).await?;
+    let (run_id, result) = crate::reconciliation::reconcile_and_save(
+        ctx.ledger.database(),
+        &*ctx.store,
+        date,
+        currency,
+        None,
+    )
+    .await?;
     let summaries = result.operator_summaries()?;
     let mut cases = BTreeMap::new();
     for s in &summaries {
@@ -308,7 +302,7 @@ async fn reconcile_date(ctx: &JobContext, date: BusinessDate) -> Result<Outcome,
     .emit();
     Ok(Outcome {
         counts: counts([
-            ("items", result.items.height() as i64),
+            ("items", result.items as i64),
             ("exceptions", summaries.iter().map(|s| s.exceptions()).sum()),
             ("operators", summaries.len() as i64),
         ]),

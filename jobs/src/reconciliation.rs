@@ -1,12 +1,13 @@
 //! `recaudo reconcile --date D`: one reconciliation run for a business date, saved as the
 //! date's current run, with a summary table per operator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
 
 use clap::Args;
 use ledger::BusinessDate;
 use ledger::money::format_minor;
-use polars::prelude::IntoLazy;
 use settings::Settings;
 
 #[derive(Args)]
@@ -26,6 +27,8 @@ pub enum SaveError {
     Store(#[from] storage::StorageError),
     #[error(transparent)]
     Reconcile(#[from] reconcile::ReconcileError),
+    #[error("the run's item file: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl fault::Fault for SaveError {
@@ -33,6 +36,7 @@ impl fault::Fault for SaveError {
         match self {
             SaveError::Store(e) => e.blame(),
             SaveError::Reconcile(e) => e.blame(),
+            SaveError::Io(_) => fault::Blame::Internal,
         }
     }
 
@@ -40,61 +44,101 @@ impl fault::Fault for SaveError {
         match self {
             SaveError::Store(e) => e.retry(),
             SaveError::Reconcile(e) => e.retry(),
+            SaveError::Io(_) => fault::Blame::Internal.into(),
         }
     }
 }
 
-/// Saves a run: first its whole item list to the object store as Parquet
-/// (`reconciliation/{date}/{run_id}/items.parquet`), then the run, naming that object and
-/// its sha256, made current in one transaction. A crash in between leaves an object no run
-/// names, never a run without its object.
-pub async fn save(
+/// Reconciles `date` from the database one range of operators at a time and saves the run:
+/// first its whole item list to the object store as Parquet
+/// (`reconciliation/{date}/{run_id}/items.parquet`), written part by part to a temporary
+/// file as the parts come, then the run, naming that object and its sha256, made current in
+/// one transaction. A crash in between leaves an object no run names, never a run without
+/// its object. With `out`, the item and summary files are also written there.
+pub async fn reconcile_and_save(
     db: ledger::Database<'_>,
     store: &dyn storage::ObjectStore,
     date: BusinessDate,
-    result: &reconcile::Reconciliation,
     currency: ledger::Currency,
-    input_seq: i64,
-) -> Result<String, SaveError> {
+    out: Option<&Path>,
+) -> Result<(String, reconcile::RunOutcome), SaveError> {
+    // Read before the inputs: input that commits while they are read moves it on.
+    let input_seq = ledger::date_status::input_seq(db, date)
+        .await
+        .map_err(reconcile::ReconcileError::Database)?;
+    let parquet = tempfile::NamedTempFile::new()?;
+    if let Some(out) = out {
+        std::fs::create_dir_all(out)?;
+    }
+    let csv = out.map(|dir| dir.join("items.csv"));
+    let mut items = reconcile::output::ItemWriter::new(
+        std::io::BufWriter::new(parquet.reopen()?),
+        csv.as_deref(),
+        currency,
+    )?;
+    // The item files are written on a thread of their own as the parts come, so the engine
+    // never waits for the Parquet encoder.
+    let (parts, received) = std::sync::mpsc::sync_channel::<polars::prelude::DataFrame>(1);
+    let writer = std::thread::spawn(move || -> Result<(), reconcile::ReconcileError> {
+        for part in received {
+            items.append(&part)?;
+        }
+        items.finish()
+    });
+    let outcome = reconcile::reconcile_day(db, date, reconcile::engine::PART_ROWS, |part| {
+        // A send fails only when the writer has stopped; its own error is reported below.
+        let _ = parts.send(part);
+        Ok(())
+    })
+    .await;
+    drop(parts);
+    let written = writer.join().expect("the item writer does not panic");
+    let outcome = outcome?;
+    written?;
+    let sha256 = file_sha256(parquet.path())?;
     let run_id = uuid::Uuid::new_v4().to_string();
-    let bytes = result.items_parquet(currency)?;
-    let sha256 = reports::publish::sha256_hex(&bytes);
     let key = format!("reconciliation/{date}/{run_id}/items.parquet");
-    store.put(&key, bytes.into()).await?;
+    let body = tokio_util::io::ReaderStream::new(tokio::fs::File::open(parquet.path()).await?)
+        .map_err(move |e| storage::StorageError::Io {
+            op: "read",
+            key: "the run's item file".into(),
+            source: e,
+        });
+    store.put_stream(&key, Box::pin(body)).await?;
     let record = reconcile::store::RunRecord {
         input_seq: Some(input_seq),
         items_object: Some((key, sha256)),
     };
-    reconcile::store::save_run_as(db, date, result, &run_id, &record).await?;
-    Ok(run_id)
+    reconcile::store::save_run_as(db, date, &outcome, &run_id, &record).await?;
+    if let Some(out) = out {
+        std::fs::copy(parquet.path(), out.join("items.parquet"))?;
+        reconcile::output::write_summary(&outcome.summary, &out.join("summary.csv"), currency)?;
+    }
+    Ok((run_id, outcome))
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 pub async fn run(args: ReconcileArgs, config: &Settings) -> anyhow::Result<()> {
     let date = BusinessDate::parse(&args.date)?;
     let ledger = crate::open_ledger(config).await?;
     let store = crate::data_in::object_store(config).await?;
-    let input_seq = ledger::date_status::input_seq(ledger.database(), date).await?;
-    let (ledger_side, file_side) = reconcile::source::load(ledger.database(), date).await?;
-    let result = reconcile::reconcile(
-        ledger_side.lazy(),
-        file_side.lazy(),
-        reconcile::source::days(date),
-    )?;
     let currency = ledger::MoneyRules::from_settings(&config.money)?.currency;
-    let run_id = save(
+    let (run_id, outcome) = reconcile_and_save(
         ledger.database(),
         &*store,
         date,
-        &result,
         currency,
-        input_seq,
+        args.out.as_deref(),
     )
     .await?;
-    if let Some(out) = &args.out {
-        result.write(out, currency)?;
-    }
     let exponent = currency.exponent();
-    let rows: Vec<Vec<String>> = result
+    let rows: Vec<Vec<String>> = outcome
         .operator_summaries()?
         .into_iter()
         .map(|s| {

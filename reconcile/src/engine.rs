@@ -39,7 +39,7 @@ pub const PART_ROWS: u64 = 2_000_000;
 /// Parts whose ledger rows are read in one scan. Sales are stored in the order they
 /// happened, so any scan of the ledger side reads every operator's rows; reading it for five
 /// parts at once is faster, for some more memory (BENCHMARKS.md, reconciliation engine).
-const LEDGER_PARTS_PER_READ: usize = 5;
+pub(crate) const LEDGER_PARTS_PER_READ: usize = 5;
 
 /// Reconciles business date `date` (days since the epoch) into one frame of items.
 pub fn reconcile(
@@ -99,7 +99,11 @@ pub fn reconcile_in_parts(
             summaries.push(summary);
         }
     }
-    let summary = stacked(summaries)?;
+    tied_out(stacked(summaries)?)
+}
+
+/// The parts' summaries, once every operator's totals are checked to tie out.
+pub(crate) fn tied_out(summary: DataFrame) -> Result<DataFrame, ReconcileError> {
     let (tie, ops) = (
         summary.column("tie_out")?.bool()?,
         summary.column("operator_id")?.str()?,
@@ -116,7 +120,7 @@ pub fn reconcile_in_parts(
 
 /// The rows of `frame` (which holds only operators of `ranges`) of each range, in one pass:
 /// filtering it once per range compared every row's operator twice per range.
-fn split_by_range(
+pub(crate) fn split_by_range(
     frame: &DataFrame,
     ranges: &[Vec<String>],
 ) -> Result<Vec<DataFrame>, ReconcileError> {
@@ -139,7 +143,7 @@ fn split_by_range(
 }
 
 /// The frames one under the other (there is at least one).
-fn stacked(frames: Vec<DataFrame>) -> Result<DataFrame, ReconcileError> {
+pub(crate) fn stacked(frames: Vec<DataFrame>) -> Result<DataFrame, ReconcileError> {
     let mut frames = frames.into_iter();
     let mut all = frames.next().expect("at least one part");
     for frame in frames {
@@ -175,10 +179,21 @@ fn operator_ranges(
         counts.column("operator_id")?.str()?,
         counts.column("rows")?.u64()?,
     );
+    Ok(ranges_of(
+        (0..counts.height()).map(|k| (ops.get(k).unwrap_or_default(), rows.get(k).unwrap_or(0))),
+        part_rows,
+    ))
+}
+
+/// Consecutive ranges of the operators of `counts` (ids in order, with their rows), each
+/// holding about `part_rows` rows.
+pub(crate) fn ranges_of<'a>(
+    counts: impl IntoIterator<Item = (&'a str, u64)>,
+    part_rows: u64,
+) -> Vec<Vec<String>> {
     let mut ranges: Vec<Vec<String>> = Vec::new();
     let mut filled = 0;
-    for k in 0..counts.height() {
-        let (op, n) = (ops.get(k).unwrap_or_default(), rows.get(k).unwrap_or(0));
+    for (op, n) in counts {
         match ranges.last_mut() {
             Some(range) if filled + n <= part_rows => {
                 range.push(op.to_string());
@@ -190,7 +205,7 @@ fn operator_ranges(
             }
         }
     }
-    Ok(ranges)
+    ranges
 }
 
 fn key() -> [Expr; 2] {
@@ -230,55 +245,88 @@ fn reconcile_part(
 ) -> Result<(DataFrame, DataFrame), ReconcileError> {
     let ledger = ledger.collect()?.lazy();
     let file = file.collect()?.lazy();
-
-    // The file side: the date's sales, one row per key, its first line (`first_lines`). Two
-    // records are the same content when card and amount agree.
-    let file_sales = file.clone().filter(col("kind").eq(lit("SALE")));
-    let file_voids = file
-        .filter(col("kind").eq(lit("VOID")))
-        .select([col("operator_id"), col("voided_ref").alias("operator_ref")]);
-    let file_day = file_sales
-        .clone()
-        .filter(col("file_date").eq(lit(date)))
-        .select([
-            col("operator_id"),
-            col("operator_ref"),
-            col("card_id"),
-            col("amount"),
-            col("occurred_at"),
-            col("line"),
-        ]);
-    let file_day = first_lines(&file_day.collect()?, operators)?
-        .lazy()
-        .select([
-            col("operator_id"),
-            col("operator_ref"),
-            col("f_dup"),
-            col("card_id").alias("f_card"),
-            col("amount").alias("f_amount"),
-            col("occurred_at").alias("f_at"),
-        ]);
-    // Materialized once: the day's join and the file totals both read it.
-    let file_day = on_key(
-        file_day,
-        keys_marked(file_voids, "f_voided"),
-        JoinType::Left,
+    let day = DayJoin::new(
+        ledger.clone().filter(col("business_date").eq(lit(date))),
+        file.clone(),
+        date,
+        operators,
+    )?;
+    day.finish(
+        ledger.filter(col("business_date").neq(lit(date))),
+        file.filter(
+            col("kind")
+                .eq(lit("SALE"))
+                .and(col("file_date").neq(lit(date))),
+        ),
     )
-    .with_columns([
-        col("f_voided").fill_null(lit(false)),
-        lit(true).alias("f_present"),
-    ])
-    .collect()?
-    .lazy();
-    let file_adjacent = keys_marked(
-        file_sales.filter(col("file_date").neq(lit(date))),
-        "in_f_adj",
-    );
+}
 
-    let ledger_day = ledger
-        .clone()
-        .filter(col("business_date").eq(lit(date)))
-        .select([
+/// A part's date joined across the two sides, before the adjacent dates are consulted: they
+/// only decide the keys that one side alone has on the date (TIMING or missing), so a
+/// caller reading from a database asks for those keys only (`one_sided`) and hands what it
+/// found to `finish`.
+pub struct DayJoin {
+    /// Every key of the date, with both sides' values and `l_present` / `f_present`.
+    both: DataFrame,
+    ledger_day: LazyFrame,
+    file_day: LazyFrame,
+    date: i32,
+    operators: Vec<String>,
+}
+
+impl DayJoin {
+    /// `ledger_day`: the ledger side's rows of the date. `file`: the file side's records of
+    /// the date, and the VOIDs of the adjacent dates' files (a void may come a day late);
+    /// SALEs of other dates are ignored. `operators` are the part's operator ids in order.
+    pub fn new(
+        ledger_day: LazyFrame,
+        file: LazyFrame,
+        date: i32,
+        operators: &[String],
+    ) -> Result<Self, ReconcileError> {
+        // The file side: the date's sales, one row per key, its first line (`first_lines`).
+        // Two records are the same content when card and amount agree.
+        let file_voids = file
+            .clone()
+            .filter(col("kind").eq(lit("VOID")))
+            .select([col("operator_id"), col("voided_ref").alias("operator_ref")]);
+        let file_day = file
+            .filter(
+                col("kind")
+                    .eq(lit("SALE"))
+                    .and(col("file_date").eq(lit(date))),
+            )
+            .select([
+                col("operator_id"),
+                col("operator_ref"),
+                col("card_id"),
+                col("amount"),
+                col("occurred_at"),
+                col("line"),
+            ]);
+        let file_day = first_lines(&file_day.collect()?, operators)?
+            .lazy()
+            .select([
+                col("operator_id"),
+                col("operator_ref"),
+                col("f_dup"),
+                col("card_id").alias("f_card"),
+                col("amount").alias("f_amount"),
+                col("occurred_at").alias("f_at"),
+            ]);
+        // Materialized once: the day's join and the file totals both read it.
+        let file_day = on_key(
+            file_day,
+            keys_marked(file_voids, "f_voided"),
+            JoinType::Left,
+        )
+        .with_columns([
+            col("f_voided").fill_null(lit(false)),
+            lit(true).alias("f_present"),
+        ])
+        .collect()?
+        .lazy();
+        let ledger_day = ledger_day.select([
             col("operator_id"),
             col("operator_ref"),
             col("card_id").alias("l_card"),
@@ -287,132 +335,174 @@ fn reconcile_part(
             col("voided").alias("l_voided"),
             lit(true).alias("l_present"),
         ]);
-    let ledger_adjacent = keys_marked(
-        ledger.filter(col("business_date").neq(lit(date))),
-        "in_l_adj",
-    );
+        let both = on_key(ledger_day.clone(), file_day.clone(), JoinType::Full)
+            .with_columns([
+                col("l_present").fill_null(lit(false)),
+                col("f_present").fill_null(lit(false)),
+            ])
+            .collect()?;
+        Ok(DayJoin {
+            both,
+            ledger_day,
+            file_day,
+            date,
+            operators: operators.to_vec(),
+        })
+    }
 
-    let both = on_key(ledger_day.clone(), file_day.clone(), JoinType::Full);
-    // The adjacent dates' keys, both sides in one small frame: one probe of the day's keys.
-    let adjacent = on_key(ledger_adjacent, file_adjacent, JoinType::Full);
-    let both = on_key(both, adjacent, JoinType::Left).with_columns([
-        col("l_present").fill_null(lit(false)),
-        col("f_present").fill_null(lit(false)),
-        col("in_l_adj").fill_null(lit(false)),
-        col("in_f_adj").fill_null(lit(false)),
-    ]);
-    let case = when(col("l_present").and(col("f_present")))
-        .then(
-            when(col("f_dup"))
-                .then(lit(Case::DuplicateInFile.as_str()))
-                .when(col("l_amount").neq(col("f_amount")))
-                .then(lit(Case::AmountMismatch.as_str()))
-                .when(col("l_card").neq(col("f_card")))
-                .then(lit(Case::CardMismatch.as_str()))
-                .when(col("l_voided").neq(col("f_voided")))
-                .then(lit(Case::StatusMismatch.as_str()))
-                .otherwise(lit(Case::Matched.as_str())),
-        )
-        .when(col("l_present"))
-        .then(
-            when(col("in_f_adj"))
-                .then(lit(Case::Timing.as_str()))
-                .otherwise(lit(Case::MissingInFile.as_str())),
-        )
-        .otherwise(
-            when(col("in_l_adj"))
-                .then(lit(Case::Timing.as_str()))
-                .otherwise(lit(Case::MissingInLedger.as_str())),
+    /// The keys (`operator_id`, `operator_ref`) only the file has on the date, and those
+    /// only the ledger has: the ones whose case an adjacent date can change.
+    pub fn one_sided(&self) -> Result<(DataFrame, DataFrame), ReconcileError> {
+        let only = |present: &str| {
+            self.both
+                .clone()
+                .lazy()
+                .filter(col(present).not())
+                .select(key())
+                .collect()
+        };
+        Ok((only("l_present")?, only("f_present")?))
+    }
+
+    /// The part's items and summary. `ledger_adjacent`: rows (`operator_id`,
+    /// `operator_ref`) the ledger has on an adjacent date; `file_adjacent`: SALE records
+    /// the adjacent dates' files have. Either may hold other keys too.
+    pub fn finish(
+        self,
+        ledger_adjacent: LazyFrame,
+        file_adjacent: LazyFrame,
+    ) -> Result<(DataFrame, DataFrame), ReconcileError> {
+        let DayJoin {
+            both,
+            ledger_day,
+            file_day,
+            date,
+            operators,
+        } = self;
+        // The adjacent dates' keys, both sides in one small frame: one probe of the day's keys.
+        let adjacent = on_key(
+            keys_marked(ledger_adjacent, "in_l_adj"),
+            keys_marked(file_adjacent, "in_f_adj"),
+            JoinType::Full,
         );
-    let items = both
-        .with_columns([
-            case.alias("case"),
-            net("l_present", "l_voided", "l_amount").alias("ledger_amount"),
-            net("f_present", "f_voided", "f_amount").alias("file_amount"),
-        ])
-        .with_column(
-            (col("ledger_amount").fill_null(lit(0i64)) - col("file_amount").fill_null(lit(0i64)))
+        let both = on_key(both.lazy(), adjacent, JoinType::Left).with_columns([
+            col("in_l_adj").fill_null(lit(false)),
+            col("in_f_adj").fill_null(lit(false)),
+        ]);
+        let case = when(col("l_present").and(col("f_present")))
+            .then(
+                when(col("f_dup"))
+                    .then(lit(Case::DuplicateInFile.as_str()))
+                    .when(col("l_amount").neq(col("f_amount")))
+                    .then(lit(Case::AmountMismatch.as_str()))
+                    .when(col("l_card").neq(col("f_card")))
+                    .then(lit(Case::CardMismatch.as_str()))
+                    .when(col("l_voided").neq(col("f_voided")))
+                    .then(lit(Case::StatusMismatch.as_str()))
+                    .otherwise(lit(Case::Matched.as_str())),
+            )
+            .when(col("l_present"))
+            .then(
+                when(col("in_f_adj"))
+                    .then(lit(Case::Timing.as_str()))
+                    .otherwise(lit(Case::MissingInFile.as_str())),
+            )
+            .otherwise(
+                when(col("in_l_adj"))
+                    .then(lit(Case::Timing.as_str()))
+                    .otherwise(lit(Case::MissingInLedger.as_str())),
+            );
+        let items = both
+            .with_columns([
+                case.alias("case"),
+                net("l_present", "l_voided", "l_amount").alias("ledger_amount"),
+                net("f_present", "f_voided", "f_amount").alias("file_amount"),
+            ])
+            .with_column(
+                (col("ledger_amount").fill_null(lit(0i64))
+                    - col("file_amount").fill_null(lit(0i64)))
                 .alias("difference"),
-        )
-        .select([
-            lit(date).alias("business_date"),
-            col("operator_id"),
-            col("operator_ref"),
-            col("case"),
-            col("l_card").alias("ledger_card_id"),
-            col("f_card").alias("file_card_id"),
-            col("ledger_amount"),
-            col("file_amount"),
-            col("difference"),
-            col("l_at").alias("ledger_occurred_at"),
-            col("f_at").alias("file_occurred_at"),
-        ])
-        .collect()?;
-    let order = item_order(
-        items.column("operator_id")?.str()?,
-        items.column("operator_ref")?.str()?,
-        operators,
-    )?;
-    let items = items.take(&order)?;
+            )
+            .select([
+                lit(date).alias("business_date"),
+                col("operator_id"),
+                col("operator_ref"),
+                col("case"),
+                col("l_card").alias("ledger_card_id"),
+                col("f_card").alias("file_card_id"),
+                col("ledger_amount"),
+                col("file_amount"),
+                col("difference"),
+                col("l_at").alias("ledger_occurred_at"),
+                col("f_at").alias("file_occurred_at"),
+            ])
+            .collect()?;
+        let order = item_order(
+            items.column("operator_id")?.str()?,
+            items.column("operator_ref")?.str()?,
+            &operators,
+        )?;
+        let items = items.take(&order)?;
 
-    // Totals computed from each side on its own, so the tie-out checks the join.
-    let ledger_totals = ledger_day
-        .group_by([col("operator_id")])
-        .agg([when(col("l_voided"))
-            .then(lit(0i64))
-            .otherwise(col("l_amount"))
-            .sum()
-            .alias("ledger_total")]);
-    let file_totals = file_day
-        .group_by([col("operator_id")])
-        .agg([when(col("f_voided"))
-            .then(lit(0i64))
-            .otherwise(col("f_amount"))
-            .sum()
-            .alias("file_total")]);
-    let mut aggs = Vec::new();
-    for c in Case::ALL {
-        let is = col("case").eq(lit(c.as_str()));
-        let name = c.as_str().to_lowercase();
-        aggs.push(
-            is.clone()
-                .cast(DataType::Int64)
+        // Totals computed from each side on its own, so the tie-out checks the join.
+        let ledger_totals = ledger_day
+            .group_by([col("operator_id")])
+            .agg([when(col("l_voided"))
+                .then(lit(0i64))
+                .otherwise(col("l_amount"))
                 .sum()
-                .alias(format!("{name}_count")),
-        );
+                .alias("ledger_total")]);
+        let file_totals = file_day
+            .group_by([col("operator_id")])
+            .agg([when(col("f_voided"))
+                .then(lit(0i64))
+                .otherwise(col("f_amount"))
+                .sum()
+                .alias("file_total")]);
+        let mut aggs = Vec::new();
+        for c in Case::ALL {
+            let is = col("case").eq(lit(c.as_str()));
+            let name = c.as_str().to_lowercase();
+            aggs.push(
+                is.clone()
+                    .cast(DataType::Int64)
+                    .sum()
+                    .alias(format!("{name}_count")),
+            );
+            aggs.push(
+                when(is)
+                    .then(col("difference"))
+                    .otherwise(lit(0i64))
+                    .sum()
+                    .alias(format!("{name}_amount")),
+            );
+        }
         aggs.push(
-            when(is)
+            when(col("case").neq(lit(Case::Matched.as_str())))
                 .then(col("difference"))
                 .otherwise(lit(0i64))
                 .sum()
-                .alias(format!("{name}_amount")),
+                .alias("exceptions_difference"),
         );
+        let op = || [col("operator_id")];
+        let summary = items
+            .clone()
+            .lazy()
+            .group_by(op())
+            .agg(aggs)
+            .join(ledger_totals, op(), op(), JoinArgs::new(JoinType::Left))
+            .join(file_totals, op(), op(), JoinArgs::new(JoinType::Left))
+            .with_columns([
+                col("ledger_total").fill_null(lit(0i64)),
+                col("file_total").fill_null(lit(0i64)),
+            ])
+            .with_column(
+                (col("ledger_total") - col("file_total"))
+                    .eq(col("exceptions_difference"))
+                    .alias("tie_out"),
+            )
+            .sort(["operator_id"], SortMultipleOptions::default())
+            .collect()?;
+        Ok((items, summary))
     }
-    aggs.push(
-        when(col("case").neq(lit(Case::Matched.as_str())))
-            .then(col("difference"))
-            .otherwise(lit(0i64))
-            .sum()
-            .alias("exceptions_difference"),
-    );
-    let op = || [col("operator_id")];
-    let summary = items
-        .clone()
-        .lazy()
-        .group_by(op())
-        .agg(aggs)
-        .join(ledger_totals, op(), op(), JoinArgs::new(JoinType::Left))
-        .join(file_totals, op(), op(), JoinArgs::new(JoinType::Left))
-        .with_columns([
-            col("ledger_total").fill_null(lit(0i64)),
-            col("file_total").fill_null(lit(0i64)),
-        ])
-        .with_column(
-            (col("ledger_total") - col("file_total"))
-                .eq(col("exceptions_difference"))
-                .alias("tie_out"),
-        )
-        .sort(["operator_id"], SortMultipleOptions::default())
-        .collect()?;
-    Ok((items, summary))
 }

@@ -6,9 +6,11 @@
 //! frames. Two steps it does itself, each several times faster than polars on these keys:
 //! ordering rows by operator and ref (`item_order`, a sort kernel), and finding each key's
 //! first line in a file and whether its repeats differ (`file_lines`, one pass over the
-//! lines in key order). `source` loads the two sides from the database or from Parquet,
-//! `store` persists a run, `output` writes the item files.
+//! lines in key order). `source` loads the two sides from the database or from Parquet;
+//! `day` reconciles a date from the database in parts, as the job does; `store` persists a
+//! run, `output` writes the item files.
 
+pub mod day;
 pub mod engine;
 mod file_lines;
 mod item_order;
@@ -16,7 +18,9 @@ pub mod output;
 pub mod source;
 pub mod store;
 
-pub use engine::{Case, Reconciliation, reconcile, reconcile_in_parts};
+pub use day::reconcile_day;
+pub use engine::{Case, DayJoin, Reconciliation, reconcile, reconcile_in_parts};
+pub use store::RunOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {

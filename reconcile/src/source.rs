@@ -69,21 +69,35 @@ impl FileColumns {
     }
 }
 
-const LEDGER_SQL: &str = "SELECT operator_id, operator_ref, card_id, amount, occurred_at, \
-    business_date, voided_at IS NOT NULL AS voided FROM sales \
-    WHERE business_date BETWEEN $1 AND $2";
+/// The ledger side's columns, read through sqlx (SQLite).
+pub(crate) const LEDGER_COLUMNS: &str = "operator_id, operator_ref, card_id, amount, \
+    occurred_at, business_date, voided_at IS NOT NULL AS voided";
 
-/// Records of the file in force (the accepted one with the highest sequence) for each
+/// The ledger side's columns as PostgreSQL's COPY writes them: instants in µs and dates in
+/// days since the epoch, as the engine takes them (`ledger_schema`).
+pub(crate) const LEDGER_COPY_COLUMNS: &str = "operator_id, operator_ref, card_id, amount, \
+    (EXTRACT(EPOCH FROM occurred_at) * 1000000)::bigint AS occurred_at, \
+    (business_date - DATE '1970-01-01') AS business_date, \
+    CASE WHEN voided_at IS NULL THEN 'false' ELSE 'true' END AS voided";
+
+/// The file side's columns (`r` a record, `f` its file), read through sqlx (SQLite).
+pub(crate) const FILE_COLUMNS: &str = "f.operator_id, r.operator_ref, r.card_id, r.amount, \
+    r.occurred_at, f.business_date, r.kind, r.voided_ref, r.line";
+
+/// The file side's columns as PostgreSQL's COPY writes them (`file_schema`).
+pub(crate) const FILE_COPY_COLUMNS: &str = "f.operator_id, r.operator_ref, r.card_id, r.amount, \
+    (EXTRACT(EPOCH FROM r.occurred_at) * 1000000)::bigint AS occurred_at, \
+    (f.business_date - DATE '1970-01-01') AS file_date, r.kind, r.voided_ref, \
+    r.line::bigint AS line";
+
+/// Whether file `f` is in force: the accepted one with the highest sequence for its
 /// operator and date.
-const FILE_SQL: &str = "SELECT f.operator_id, r.operator_ref, r.card_id, r.amount, r.occurred_at, \
-    f.business_date, r.kind, r.voided_ref, r.line \
-    FROM operator_file_records r JOIN operator_files f ON f.id = r.file_id \
-    WHERE f.status = 'accepted' AND f.business_date BETWEEN $1 AND $2 \
-      AND f.seq = (SELECT MAX(g.seq) FROM operator_files g WHERE g.operator_id = f.operator_id \
-                   AND g.business_date = f.business_date AND g.status = 'accepted')";
+pub(crate) const IN_FORCE: &str = "f.status = 'accepted' AND f.seq = (SELECT MAX(g.seq) \
+    FROM operator_files g WHERE g.operator_id = f.operator_id \
+    AND g.business_date = f.business_date AND g.status = 'accepted')";
 
-type LedgerRow = (String, String, String, i64, DateTime<Utc>, NaiveDate, bool);
-type FileRow = (
+pub(crate) type LedgerRow = (String, String, String, i64, DateTime<Utc>, NaiveDate, bool);
+pub(crate) type FileRow = (
     String,
     String,
     String,
@@ -106,20 +120,33 @@ pub async fn load(
     let (ledger_rows, file_rows): (Vec<LedgerRow>, Vec<FileRow>) = match db {
         Database::Postgres(pool) => return load_postgres(pool, date).await,
         Database::Sqlite(pool) => (
-            sqlx::query_as(LEDGER_SQL)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await?,
-            sqlx::query_as(FILE_SQL)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await?,
+            sqlx::query_as(&format!(
+                "SELECT {LEDGER_COLUMNS} FROM sales WHERE business_date BETWEEN $1 AND $2"
+            ))
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?,
+            sqlx::query_as(&format!(
+                "SELECT {FILE_COLUMNS} FROM operator_file_records r \
+                 JOIN operator_files f ON f.id = r.file_id \
+                 WHERE f.business_date BETWEEN $1 AND $2 AND {IN_FORCE}"
+            ))
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?,
         ),
     };
+    Ok((
+        ledger_columns(ledger_rows).into_frame()?,
+        file_columns(file_rows).into_frame()?,
+    ))
+}
+
+pub(crate) fn ledger_columns(rows: Vec<LedgerRow>) -> LedgerColumns {
     let mut l = LedgerColumns::default();
-    for (op, r, card, amount, at, d, voided) in ledger_rows {
+    for (op, r, card, amount, at, d, voided) in rows {
         l.operator_id.push(op);
         l.operator_ref.push(r);
         l.card_id.push(card);
@@ -128,8 +155,12 @@ pub async fn load(
         l.business_date.push(days(BusinessDate::from_naive(d)));
         l.voided.push(voided);
     }
+    l
+}
+
+pub(crate) fn file_columns(rows: Vec<FileRow>) -> FileColumns {
     let mut f = FileColumns::default();
-    for (op, r, card, amount, at, d, kind, voided_ref, line) in file_rows {
+    for (op, r, card, amount, at, d, kind, voided_ref, line) in rows {
         f.operator_id.push(op);
         f.operator_ref.push(r);
         f.card_id.push(card);
@@ -140,11 +171,11 @@ pub async fn load(
         f.voided_ref.push(voided_ref);
         f.line.push(i64::from(line));
     }
-    Ok((l.into_frame()?, f.into_frame()?))
+    f
 }
 
 /// `COPY (query) TO STDOUT` as CSV, read by polars with the given schema.
-async fn copy_csv(
+pub(crate) async fn copy_csv(
     conn: &mut sqlx::PgConnection,
     query: &str,
     schema: Schema,
@@ -167,45 +198,45 @@ async fn load_postgres(
     // COPY takes no bind parameters; the dates are formatted from a parsed BusinessDate.
     let (from, to) = (date.pred(), date.succ());
     let ledger_sql = format!(
-        "SELECT operator_id, operator_ref, card_id, amount, \
-           (EXTRACT(EPOCH FROM occurred_at) * 1000000)::bigint AS occurred_at, \
-           (business_date - DATE '1970-01-01') AS business_date, \
-           CASE WHEN voided_at IS NULL THEN 'false' ELSE 'true' END AS voided \
-         FROM sales WHERE business_date BETWEEN DATE '{from}' AND DATE '{to}'"
+        "SELECT {LEDGER_COPY_COLUMNS} FROM sales \
+         WHERE business_date BETWEEN DATE '{from}' AND DATE '{to}'"
     );
     let file_sql = format!(
-        "SELECT f.operator_id, r.operator_ref, r.card_id, r.amount, \
-           (EXTRACT(EPOCH FROM r.occurred_at) * 1000000)::bigint AS occurred_at, \
-           (f.business_date - DATE '1970-01-01') AS file_date, r.kind, r.voided_ref, \
-           r.line::bigint AS line \
-         FROM operator_file_records r JOIN operator_files f ON f.id = r.file_id \
-         WHERE f.status = 'accepted' AND f.business_date BETWEEN DATE '{from}' AND DATE '{to}' \
-           AND f.seq = (SELECT MAX(g.seq) FROM operator_files g WHERE g.operator_id = f.operator_id \
-                        AND g.business_date = f.business_date AND g.status = 'accepted')"
+        "SELECT {FILE_COPY_COLUMNS} FROM operator_file_records r \
+         JOIN operator_files f ON f.id = r.file_id \
+         WHERE f.business_date BETWEEN DATE '{from}' AND DATE '{to}' AND {IN_FORCE}"
     );
-    let text = || DataType::String;
-    let ledger_schema = Schema::from_iter([
-        Field::new("operator_id".into(), text()),
-        Field::new("operator_ref".into(), text()),
-        Field::new("card_id".into(), text()),
-        Field::new("amount".into(), DataType::Int64),
-        Field::new("occurred_at".into(), DataType::Int64),
-        Field::new("business_date".into(), DataType::Int32),
-        Field::new("voided".into(), DataType::Boolean),
-    ]);
-    let file_schema = Schema::from_iter([
-        Field::new("operator_id".into(), text()),
-        Field::new("operator_ref".into(), text()),
-        Field::new("card_id".into(), text()),
-        Field::new("amount".into(), DataType::Int64),
-        Field::new("occurred_at".into(), DataType::Int64),
-        Field::new("file_date".into(), DataType::Int32),
-        Field::new("kind".into(), text()),
-        Field::new("voided_ref".into(), text()),
-        Field::new("line".into(), DataType::Int64),
-    ]);
+    let (ledger_schema, file_schema) = (ledger_schema(), file_schema());
     let mut conn = pool.acquire().await?;
     let ledger = copy_csv(&mut conn, &ledger_sql, ledger_schema).await?;
     let file = copy_csv(&mut conn, &file_sql, file_schema).await?;
     Ok((ledger, file))
+}
+
+/// The ledger side's columns as `COPY … (FORMAT csv)` gives them (see `LEDGER_COPY`).
+pub(crate) fn ledger_schema() -> Schema {
+    Schema::from_iter([
+        Field::new("operator_id".into(), DataType::String),
+        Field::new("operator_ref".into(), DataType::String),
+        Field::new("card_id".into(), DataType::String),
+        Field::new("amount".into(), DataType::Int64),
+        Field::new("occurred_at".into(), DataType::Int64),
+        Field::new("business_date".into(), DataType::Int32),
+        Field::new("voided".into(), DataType::Boolean),
+    ])
+}
+
+/// The file side's columns as `COPY … (FORMAT csv)` gives them (see `FILE_COPY`).
+pub(crate) fn file_schema() -> Schema {
+    Schema::from_iter([
+        Field::new("operator_id".into(), DataType::String),
+        Field::new("operator_ref".into(), DataType::String),
+        Field::new("card_id".into(), DataType::String),
+        Field::new("amount".into(), DataType::Int64),
+        Field::new("occurred_at".into(), DataType::Int64),
+        Field::new("file_date".into(), DataType::Int32),
+        Field::new("kind".into(), DataType::String),
+        Field::new("voided_ref".into(), DataType::String),
+        Field::new("line".into(), DataType::Int64),
+    ])
 }

@@ -71,6 +71,46 @@ pub struct RunRecord {
     pub items_object: Option<(String, String)>,
 }
 
+/// What the database keeps of a run's results: how many items it had, its non-MATCHED
+/// items and its per-operator summary. MATCHED items are many and nobody queries them one
+/// by one; they stay in the run's item file in the object store.
+pub struct RunOutcome {
+    /// Items of the run, MATCHED included.
+    pub items: u64,
+    /// The non-MATCHED items, columns as in `Reconciliation::items`, sorted by operator and
+    /// ref.
+    pub exceptions: DataFrame,
+    /// The per-operator summary, as in `Reconciliation::summary`.
+    pub summary: DataFrame,
+}
+
+impl RunOutcome {
+    /// The summary frame as one typed line per operator.
+    pub fn operator_summaries(&self) -> Result<Vec<OperatorSummary>, ReconcileError> {
+        summaries_of(&self.summary)
+    }
+}
+
+impl Reconciliation {
+    /// What the database keeps of this result.
+    pub fn outcome(&self) -> Result<RunOutcome, ReconcileError> {
+        Ok(RunOutcome {
+            items: self.items.height() as u64,
+            exceptions: non_matched(&self.items)?,
+            summary: self.summary.clone(),
+        })
+    }
+}
+
+/// The items of `items` that are not MATCHED, in their order.
+pub fn non_matched(items: &DataFrame) -> Result<DataFrame, ReconcileError> {
+    let mask = items
+        .column("case")?
+        .str()?
+        .not_equal(Case::Matched.as_str());
+    Ok(items.filter(&mask)?)
+}
+
 /// Saves a run under a new id and makes it the current one for its date; returns the id.
 pub async fn save_run(
     db: Database<'_>,
@@ -78,7 +118,7 @@ pub async fn save_run(
     result: &Reconciliation,
 ) -> Result<String, ReconcileError> {
     let run_id = uuid::Uuid::new_v4().to_string();
-    save_run_as(db, date, result, &run_id, &RunRecord::default()).await?;
+    save_run_as(db, date, &result.outcome()?, &run_id, &RunRecord::default()).await?;
     Ok(run_id)
 }
 
@@ -89,16 +129,16 @@ pub async fn save_run(
 pub async fn save_run_as(
     db: Database<'_>,
     date: BusinessDate,
-    result: &Reconciliation,
+    outcome: &RunOutcome,
     run_id: &str,
     record: &RunRecord,
 ) -> Result<(), ReconcileError> {
-    let rows: Vec<ItemRow<'_>> = item_rows(&result.items)?
+    let rows: Vec<ItemRow<'_>> = item_rows(&outcome.exceptions)?
         .into_iter()
-        .filter(|r| r.case != "MATCHED")
+        .filter(|r| r.case != Case::Matched.as_str())
         .collect();
     let exceptions = rows.len() as i64;
-    let summaries = result.operator_summaries()?;
+    let summaries = outcome.operator_summaries()?;
     let (items_key, items_sha256) = record.items_object.clone().unzip();
     macro_rules! header {
         ($tx:expr) => {
@@ -110,7 +150,7 @@ pub async fn save_run_as(
             .bind(run_id)
             .bind(date.naive())
             .bind(Utc::now())
-            .bind(result.items.height() as i64)
+            .bind(outcome.items as i64)
             .bind(exceptions)
             .bind(record.input_seq)
             .bind(&items_key)
@@ -247,28 +287,31 @@ impl OperatorSummary {
 impl Reconciliation {
     /// The summary frame as one typed line per operator.
     pub fn operator_summaries(&self) -> Result<Vec<OperatorSummary>, ReconcileError> {
-        let summary = &self.summary;
-        let ops = summary.column("operator_id")?.str()?;
-        let mut out = Vec::with_capacity(summary.height());
-        for idx in 0..summary.height() {
-            let get = |name: &str| -> Result<i64, ReconcileError> {
-                Ok(summary.column(name)?.i64()?.get(idx).unwrap_or(0))
-            };
-            let mut counts = BTreeMap::new();
-            for case in Case::ALL {
-                let name = case.as_str().to_lowercase();
-                counts.insert(case.as_str().to_string(), get(&format!("{name}_count"))?);
-            }
-            out.push(OperatorSummary {
-                operator_id: ops.get(idx).unwrap_or_default().to_string(),
-                counts,
-                ledger_total: get("ledger_total")?,
-                file_total: get("file_total")?,
-                exceptions_difference: get("exceptions_difference")?,
-            });
-        }
-        Ok(out)
+        summaries_of(&self.summary)
     }
+}
+
+fn summaries_of(summary: &DataFrame) -> Result<Vec<OperatorSummary>, ReconcileError> {
+    let ops = summary.column("operator_id")?.str()?;
+    let mut out = Vec::with_capacity(summary.height());
+    for idx in 0..summary.height() {
+        let get = |name: &str| -> Result<i64, ReconcileError> {
+            Ok(summary.column(name)?.i64()?.get(idx).unwrap_or(0))
+        };
+        let mut counts = BTreeMap::new();
+        for case in Case::ALL {
+            let name = case.as_str().to_lowercase();
+            counts.insert(case.as_str().to_string(), get(&format!("{name}_count"))?);
+        }
+        out.push(OperatorSummary {
+            operator_id: ops.get(idx).unwrap_or_default().to_string(),
+            counts,
+            ledger_total: get("ledger_total")?,
+            file_total: get("file_total")?,
+            exceptions_difference: get("exceptions_difference")?,
+        });
+    }
+    Ok(out)
 }
 
 /// The current run of a date, as the reports read it.

@@ -33,6 +33,20 @@ pub fn service_missing(service: &str, detail: &str) {
     eprintln!("skipping: {service} is not reachable ({detail}); run scripts/test to start it");
 }
 
+/// A recharge operator with the usual terms (3.5 % commission, 19 % tax on it, a 30-minute
+/// void window, settled a day later), active, named after its id.
+pub fn operator(id: &str) -> ledger::Operator {
+    ledger::Operator {
+        id: ledger::OperatorId::parse(id).expect("a valid operator id"),
+        name: ledger::OperatorName::parse(id).expect("a valid name"),
+        commission_rate: ledger::Rate::parse("commission_rate", "0.035").expect("a rate"),
+        tax_rate: ledger::Rate::parse("tax_rate", "0.19").expect("a rate"),
+        void_window: ledger::VoidWindow::parse("30m").expect("a window"),
+        settlement_lag_days: 1,
+        active: true,
+    }
+}
+
 /// A fresh SQLite ledger in a temporary folder.
 pub async fn sqlite_ledger(settings: LedgerSettings) -> TestLedger {
     let dir = tempfile::tempdir().expect("temporary folder");

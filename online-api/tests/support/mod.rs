@@ -136,15 +136,7 @@ pub async fn spawn_app(backend: Backend, limits: Limits) -> Option<TestApp> {
     };
     for id in ["OPA", "OPB"] {
         db.ledger
-            .add_operator(&ledger::Operator {
-                id: ledger::OperatorId::parse(id).unwrap(),
-                name: ledger::OperatorName::parse(id).unwrap(),
-                commission_rate: ledger::Rate::parse("commission_rate", "0.035").unwrap(),
-                tax_rate: ledger::Rate::parse("tax_rate", "0.19").unwrap(),
-                void_window: ledger::VoidWindow::parse("30m").unwrap(),
-                settlement_lag_days: 1,
-                active: true,
-            })
+            .add_operator(&testbed::operator(id))
             .await
             .unwrap();
     }

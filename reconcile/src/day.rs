@@ -1,0 +1,372 @@
+//! A business date reconciled straight from the database, one range of operators at a time,
+//! so that the job's memory follows a part and not the day (DESIGN.md, Reconciliation: at
+//! city scale).
+//!
+//! Each part reads its operators' rows of the date on both sides (PostgreSQL through COPY,
+//! SQLite through rows) and joins them (`DayJoin`); only then does it ask the database about
+//! the adjacent dates, and only for the keys one side alone has: does the ledger hold them
+//! on the day before or after, do those days' files claim them. The adjacent files' VOIDs
+//! are read whole (a void may come a day late for any sale); the rest of the neighbours is
+//! never read.
+//!
+//! Parts are sized by the date's files in force: their record counts, counted twice for the
+//! two sides, since on any real day the ledger side is about as big as the file side. An
+//! operator that sent no file counts as nothing and its sales go with its neighbours' part.
+
+use std::collections::VecDeque;
+
+use ledger::{BusinessDate, Database, OperatorId};
+use polars::prelude::*;
+
+use crate::ReconcileError;
+use crate::engine::{self, DayJoin};
+use crate::source::{
+    FILE_COLUMNS, FILE_COPY_COLUMNS, FileColumns, FileRow, IN_FORCE, LEDGER_COLUMNS,
+    LEDGER_COPY_COLUMNS, LedgerColumns, LedgerRow, copy_csv, days, file_columns, file_schema,
+    ledger_columns, ledger_schema,
+};
+use crate::store::{RunOutcome, non_matched};
+
+/// Reconciles `date` from the database in parts of about `part_rows` rows (both sides).
+/// Each part's items, sorted by operator and ref (parts in operator order, so their
+/// concatenation is sorted too), go to `sink` before the next part is read; what the
+/// database keeps of the run is returned, every operator's totals checked to tie out.
+pub async fn reconcile_day(
+    db: Database<'_>,
+    date: BusinessDate,
+    part_rows: u64,
+    mut sink: impl FnMut(DataFrame) -> Result<(), ReconcileError> + Send,
+) -> Result<RunOutcome, ReconcileError> {
+    let counts = part_sizes(db, date).await?;
+    let ranges = engine::ranges_of(counts.iter().map(|(op, n)| (op.as_str(), *n)), part_rows);
+    let (mut items, mut exceptions, mut summaries) = (0u64, Vec::new(), Vec::new());
+    let mut finish = |(part, summary): (DataFrame, DataFrame)| {
+        items += part.height() as u64;
+        exceptions.push(non_matched(&part)?);
+        summaries.push(summary);
+        sink(part)
+    };
+    if ranges.is_empty() {
+        // Nothing on either side: one empty part gives the frames their columns.
+        let empty = DayJoin::new(
+            LedgerColumns::default().into_frame()?.lazy(),
+            FileColumns::default().into_frame()?.lazy(),
+            days(date),
+            &[],
+        )?;
+        finish(empty.finish(no_keys()?.lazy(), no_keys()?.lazy())?)?;
+    }
+    // While the engine works on one part, the database reads out the next.
+    let mut reader = PartReader {
+        db,
+        date,
+        ranges: &ranges,
+        next: 0,
+        ledger_parts: VecDeque::new(),
+    };
+    let mut current = reader.next().await?;
+    while let Some(rows) = current.take() {
+        let (done, next) = tokio::join!(reconcile_part(db, date, rows), reader.next());
+        finish(done?)?;
+        current = next?;
+    }
+    Ok(RunOutcome {
+        items,
+        exceptions: engine::stacked(exceptions)?,
+        summary: engine::tied_out(engine::stacked(summaries)?)?,
+    })
+}
+
+/// A part's rows of the date as read from the database.
+struct PartRows {
+    operators: Vec<String>,
+    ledger: DataFrame,
+    file: DataFrame,
+}
+
+/// Reads the parts in order. The ledger is read once for several parts: sales are stored in
+/// the order they happened, so any read of a range of operators visits the whole date's rows.
+struct PartReader<'a> {
+    db: Database<'a>,
+    date: BusinessDate,
+    ranges: &'a [Vec<String>],
+    next: usize,
+    /// The ledger rows of the parts of the current read not yet handed out.
+    ledger_parts: VecDeque<DataFrame>,
+}
+
+impl PartReader<'_> {
+    async fn next(&mut self) -> Result<Option<PartRows>, ReconcileError> {
+        let Some(operators) = self.ranges.get(self.next) else {
+            return Ok(None);
+        };
+        if self.ledger_parts.is_empty() {
+            let group = &self.ranges
+                [self.next..(self.next + engine::LEDGER_PARTS_PER_READ).min(self.ranges.len())];
+            let ledger = ledger_day(self.db, self.date, &group.concat()).await?;
+            // Each part's rows are copies: the read is freed at once, each part when done.
+            self.ledger_parts = engine::split_by_range(&ledger, group)?.into();
+        }
+        let ledger = self.ledger_parts.pop_front().expect("a part per range");
+        let file = file_part(self.db, self.date, operators).await?;
+        self.next += 1;
+        Ok(Some(PartRows {
+            operators: operators.clone(),
+            ledger,
+            file,
+        }))
+    }
+}
+
+/// One part: the date's join on the engine's threads, the adjacent dates asked about the
+/// one-sided keys, then the part's items and summary.
+async fn reconcile_part(
+    db: Database<'_>,
+    date: BusinessDate,
+    rows: PartRows,
+) -> Result<(DataFrame, DataFrame), ReconcileError> {
+    let day = days(date);
+    let (join, file_only, ledger_only) = blocking(move || {
+        let join = DayJoin::new(rows.ledger.lazy(), rows.file.lazy(), day, &rows.operators)?;
+        let (file_only, ledger_only) = join.one_sided()?;
+        Ok((join, file_only, ledger_only))
+    })
+    .await?;
+    let ledger_adjacent = ledger_adjacent(db, date, &file_only).await?;
+    let file_adjacent = file_adjacent(db, date, &ledger_only).await?;
+    blocking(move || join.finish(ledger_adjacent.lazy(), file_adjacent.lazy())).await
+}
+
+/// Runs the engine's CPU work off the async threads, which meanwhile read the next part.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ReconcileError> + Send + 'static,
+) -> Result<T, ReconcileError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Every registered operator, in byte order of its id, with the rows it brings to the date:
+/// twice its file's record count (none without a file).
+async fn part_sizes(
+    db: Database<'_>,
+    date: BusinessDate,
+) -> Result<Vec<(String, u64)>, ReconcileError> {
+    const SQL: &str = "SELECT o.id, COALESCE((SELECT f.record_count FROM operator_files f \
+        WHERE f.operator_id = o.id AND f.business_date = $1 AND f.status = 'accepted' \
+        ORDER BY f.seq DESC LIMIT 1), 0) FROM operators o";
+    let rows: Vec<(String, i64)> = ledger::on_pool!(db, pool => {
+        sqlx::query_as(SQL).bind(date.naive()).fetch_all(pool).await?
+    });
+    let mut sizes: Vec<(String, u64)> = rows
+        .into_iter()
+        .map(|(op, n)| (op, 2 * n.max(0) as u64))
+        .collect();
+    sizes.sort_unstable();
+    Ok(sizes)
+}
+
+/// `'a','b'`: operator ids for a statement that takes no bind parameters (COPY). Each is
+/// checked as an operator id first, so none holds a quote.
+fn sql_list(operators: &[String]) -> Result<String, ReconcileError> {
+    let quoted: Vec<String> = operators
+        .iter()
+        .map(|op| {
+            OperatorId::parse(op)
+                .map(|_| format!("'{op}'"))
+                .map_err(|e| ReconcileError::Stored(format!("operator id {op:?}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(quoted.join(","))
+}
+
+/// The ledger side's rows of the date on PostgreSQL (`only` narrows them to some operators).
+fn ledger_copy(date: BusinessDate, only: &str) -> String {
+    format!("SELECT {LEDGER_COPY_COLUMNS} FROM sales WHERE business_date = DATE '{date}' {only}")
+}
+
+/// The file side of the date on PostgreSQL: the records of the date's files in force and the
+/// VOIDs of the adjacent dates' (`only` narrows them to some operators).
+fn file_copy(date: BusinessDate, only: &str) -> String {
+    let (before, after) = (date.pred(), date.succ());
+    format!(
+        "SELECT {FILE_COPY_COLUMNS} FROM operator_files f \
+         JOIN operator_file_records r ON r.file_id = f.id \
+         WHERE f.business_date = DATE '{date}' {only} AND {IN_FORCE} \
+         UNION ALL \
+         SELECT {FILE_COPY_COLUMNS} FROM operator_files f \
+         JOIN operator_file_records r ON r.file_id = f.id AND r.kind = 'VOID' \
+         WHERE f.business_date IN (DATE '{before}', DATE '{after}') {only} AND {IN_FORCE}"
+    )
+}
+
+/// The queries that read the job's inputs of `date` on PostgreSQL, the whole date in one
+/// query per side: the yardstick of `recaudo-bench settle` (what moving those rows costs
+/// PostgreSQL itself).
+pub fn input_queries(date: BusinessDate) -> [String; 2] {
+    [ledger_copy(date, ""), file_copy(date, "")]
+}
+
+/// A JSON array of the operator ids, for SQLite's `json_each`.
+fn json_list(operators: &[String]) -> String {
+    serde_json::to_string(operators).expect("strings serialize")
+}
+
+/// The ledger side's rows of the date for `operators`.
+async fn ledger_day(
+    db: Database<'_>,
+    date: BusinessDate,
+    operators: &[String],
+) -> Result<DataFrame, ReconcileError> {
+    match db {
+        Database::Postgres(pool) => {
+            let only = format!("AND operator_id IN ({})", sql_list(operators)?);
+            let sql = ledger_copy(date, &only);
+            copy_csv(&mut *pool.acquire().await?, &sql, ledger_schema()).await
+        }
+        Database::Sqlite(pool) => {
+            let sql = format!(
+                "SELECT {LEDGER_COLUMNS} FROM sales WHERE business_date = $1 \
+                 AND operator_id IN (SELECT value FROM json_each($2))"
+            );
+            let rows: Vec<LedgerRow> = sqlx::query_as(&sql)
+                .bind(date.naive())
+                .bind(json_list(operators))
+                .fetch_all(pool)
+                .await?;
+            Ok(ledger_columns(rows).into_frame()?)
+        }
+    }
+}
+
+/// The file side for `operators`: every record of the date's files in force, and the
+/// VOIDs of the adjacent dates' files in force.
+async fn file_part(
+    db: Database<'_>,
+    date: BusinessDate,
+    operators: &[String],
+) -> Result<DataFrame, ReconcileError> {
+    match db {
+        Database::Postgres(pool) => {
+            let only = format!("AND f.operator_id IN ({})", sql_list(operators)?);
+            let sql = file_copy(date, &only);
+            copy_csv(&mut *pool.acquire().await?, &sql, file_schema()).await
+        }
+        Database::Sqlite(pool) => {
+            let sql = format!(
+                "SELECT {FILE_COLUMNS} FROM operator_files f \
+                 JOIN operator_file_records r ON r.file_id = f.id \
+                 WHERE f.business_date = $1 AND {IN_FORCE} \
+                   AND f.operator_id IN (SELECT value FROM json_each($4)) \
+                 UNION ALL \
+                 SELECT {FILE_COLUMNS} FROM operator_files f \
+                 JOIN operator_file_records r ON r.file_id = f.id AND r.kind = 'VOID' \
+                 WHERE f.business_date IN ($2, $3) AND {IN_FORCE} \
+                   AND f.operator_id IN (SELECT value FROM json_each($4))"
+            );
+            let rows: Vec<FileRow> = sqlx::query_as(&sql)
+                .bind(date.naive())
+                .bind(date.pred().naive())
+                .bind(date.succ().naive())
+                .bind(json_list(operators))
+                .fetch_all(pool)
+                .await?;
+            Ok(file_columns(rows).into_frame()?)
+        }
+    }
+}
+
+/// The keys of `keys` (`operator_id`, `operator_ref`) the ledger holds on an adjacent date.
+async fn ledger_adjacent(
+    db: Database<'_>,
+    date: BusinessDate,
+    keys: &DataFrame,
+) -> Result<DataFrame, ReconcileError> {
+    const POSTGRES: &str = "SELECT s.operator_id, s.operator_ref FROM sales s \
+        JOIN UNNEST($1::text[], $2::text[]) AS k (operator_id, operator_ref) \
+          ON s.operator_id = k.operator_id AND s.operator_ref = k.operator_ref \
+        WHERE s.business_date IN ($3, $4)";
+    const SQLITE: &str = "SELECT s.operator_id, s.operator_ref FROM json_each($1) k \
+        JOIN sales s ON s.operator_id = json_extract(k.value, '$[0]') \
+          AND s.operator_ref = json_extract(k.value, '$[1]') \
+        WHERE s.business_date IN ($2, $3)";
+    adjacent_keys(db, date, keys, POSTGRES, SQLITE).await
+}
+
+/// The keys of `keys` that the adjacent dates' files in force claim as SALEs.
+async fn file_adjacent(
+    db: Database<'_>,
+    date: BusinessDate,
+    keys: &DataFrame,
+) -> Result<DataFrame, ReconcileError> {
+    let postgres = format!(
+        "SELECT f.operator_id, r.operator_ref \
+         FROM UNNEST($1::text[], $2::text[]) AS k (operator_id, operator_ref) \
+         JOIN operator_files f ON f.operator_id = k.operator_id \
+         JOIN operator_file_records r ON r.file_id = f.id AND r.kind = 'SALE' \
+           AND r.operator_ref = k.operator_ref \
+         WHERE f.business_date IN ($3, $4) AND {IN_FORCE}"
+    );
+    let sqlite = format!(
+        "SELECT f.operator_id, r.operator_ref FROM json_each($1) k \
+         JOIN operator_files f ON f.operator_id = json_extract(k.value, '$[0]') \
+         JOIN operator_file_records r ON r.file_id = f.id AND r.kind = 'SALE' \
+           AND r.operator_ref = json_extract(k.value, '$[1]') \
+         WHERE f.business_date IN ($2, $3) AND {IN_FORCE}"
+    );
+    adjacent_keys(db, date, keys, &postgres, &sqlite).await
+}
+
+/// Runs one of the adjacent-date probes above for `keys`: PostgreSQL takes the keys as two
+/// arrays and the dates as `$3`, `$4`; SQLite as a JSON array of pairs and `$2`, `$3`.
+async fn adjacent_keys(
+    db: Database<'_>,
+    date: BusinessDate,
+    keys: &DataFrame,
+    postgres: &str,
+    sqlite: &str,
+) -> Result<DataFrame, ReconcileError> {
+    if keys.height() == 0 {
+        return no_keys();
+    }
+    let text = |name: &str| -> Result<Vec<&str>, ReconcileError> {
+        Ok(keys
+            .column(name)?
+            .str()?
+            .iter()
+            .map(Option::unwrap_or_default)
+            .collect())
+    };
+    let (ops, refs) = (text("operator_id")?, text("operator_ref")?);
+    let (before, after) = (date.pred().naive(), date.succ().naive());
+    let rows: Vec<(String, String)> = match db {
+        Database::Postgres(pool) => {
+            sqlx::query_as(postgres)
+                .bind(&ops)
+                .bind(&refs)
+                .bind(before)
+                .bind(after)
+                .fetch_all(pool)
+                .await?
+        }
+        Database::Sqlite(pool) => {
+            let pairs: Vec<[&str; 2]> = ops.iter().zip(&refs).map(|(o, r)| [*o, *r]).collect();
+            sqlx::query_as(sqlite)
+                .bind(serde_json::to_string(&pairs).expect("strings serialize"))
+                .bind(before)
+                .bind(after)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    let (ops, refs): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+    Ok(df!("operator_id" => ops, "operator_ref" => refs)?)
+}
+
+fn no_keys() -> Result<DataFrame, ReconcileError> {
+    Ok(df!(
+        "operator_id" => Vec::<String>::new(),
+        "operator_ref" => Vec::<String>::new(),
+    )?)
+}
