@@ -5,6 +5,7 @@
 mod api;
 mod reconcile;
 mod report;
+mod settle;
 mod yardstick;
 
 use std::sync::Arc;
@@ -56,6 +57,13 @@ enum BenchCommand {
     /// PostgreSQL database and written to a local folder, step by step. The last line reads
     /// `sales=N operators=M seconds=S peak_mib=P`.
     Report(ReportBenchArgs),
+    /// The nightly settle of a city-scale day on PostgreSQL: the day built (not timed), then
+    /// `ingest-files`, `reconcile` and `report` timed as ops runs them, each its own
+    /// process (peak RSS each), beside the yardstick: PostgreSQL's COPY out of the reconcile
+    /// job's inputs and COPY in of the rows it keeps. The last line reads `sales=N ingest_s=A
+    /// reconcile_s=B report_s=C peak_mib=M yardstick_s=Y ratio=B/Y`. Needs `recaudo` built
+    /// beside it (`cargo build --release -p jobs -p bench`).
+    Settle(SettleBenchArgs),
     /// Writes the Parquet inputs of `bench reconcile` (its first child process).
     #[command(hide = true)]
     ReconcileGenerate { rows: u64, dir: std::path::PathBuf },
@@ -116,6 +124,28 @@ struct ReportBenchArgs {
     operators: usize,
     #[arg(long, default_value_t = 2_000_000)]
     validations: u64,
+}
+
+#[derive(Args)]
+struct SettleBenchArgs {
+    #[command(flatten)]
+    server: Server,
+    #[arg(long, default_value_t = 10_000_000)]
+    sales: u64,
+    #[arg(long, default_value_t = 500)]
+    operators: usize,
+    #[arg(long, default_value_t = 2_000_000)]
+    validations: u64,
+    /// Runs of the three steps, each on a copy of the day built once; the last line shows
+    /// the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// The business date of the day.
+    #[arg(long, default_value = "2026-11-26")]
+    date: String,
+    /// Folder for the day's files and the object store (default: a temporary folder).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -187,6 +217,18 @@ async fn run(cmd: BenchCommand, config: &Settings) -> anyhow::Result<()> {
                 args.validations,
                 config,
             )
+            .await
+        }
+        BenchCommand::Settle(args) => {
+            settle::run(settle::SettleSettings {
+                postgres_url: args.server.postgres_url,
+                sales: args.sales,
+                operators: args.operators,
+                validations: args.validations,
+                runs: args.runs,
+                date: ledger::BusinessDate::parse(&args.date)?,
+                dir: args.dir,
+            })
             .await
         }
         BenchCommand::ReconcileGenerate { rows, dir } => reconcile::generate_child(rows, &dir),

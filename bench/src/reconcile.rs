@@ -225,16 +225,16 @@ SELECT {d} AS business_date, operator_id, operator_ref,
 }
 
 /// What GNU time measured of a child.
-struct Timed {
-    seconds: f64,
-    peak_mib: u64,
+pub(crate) struct Timed {
+    pub(crate) seconds: f64,
+    pub(crate) peak_mib: u64,
     /// `user=… sys=…` CPU seconds.
-    cpu: String,
-    stdout: String,
+    pub(crate) cpu: String,
+    pub(crate) stdout: String,
 }
 
 /// `program` run under GNU time, which reports what `timed` reads back.
-fn under_time(time_bin: &Path, program: &Path) -> Command {
+pub(crate) fn under_time(time_bin: &Path, program: &Path) -> Command {
     let mut cmd = Command::new(time_bin);
     cmd.args(["-f", "cpu: user=%U sys=%S\npeak_kib=%M"])
         .arg(program);
@@ -242,7 +242,7 @@ fn under_time(time_bin: &Path, program: &Path) -> Command {
 }
 
 /// Runs a command, returning its wall time, CPU time and peak RSS as GNU time measures them.
-fn timed(cmd: &mut Command) -> anyhow::Result<Timed> {
+pub(crate) fn timed(cmd: &mut Command) -> anyhow::Result<Timed> {
     let start = Instant::now();
     let out = cmd.output()?;
     let seconds = start.elapsed().as_secs_f64();
@@ -285,7 +285,7 @@ fn case_counts(path: &Path) -> anyhow::Result<DataFrame> {
 }
 
 /// The median wall time of some runs (the upper one of the middle two when even).
-fn median(runs: &[Timed]) -> f64 {
+pub(crate) fn median(runs: &[Timed]) -> f64 {
     let mut seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
     seconds.sort_by(f64::total_cmp);
     seconds[seconds.len() / 2]
