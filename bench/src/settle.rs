@@ -232,7 +232,7 @@ impl Env<'_> {
                 format!("file://{}", self.objects.display()),
             )
             .env("RECAUDO_EVENTS_DIR", &self.events)
-            .env("RECAUDO_LOG", "warn")
+            .env("RUST_LOG", "warn")
             .env_remove("RECAUDO_KAFKA_BROKERS")
             .env_remove("RECAUDO_CONFIG");
     }

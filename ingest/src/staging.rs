@@ -2,11 +2,52 @@
 //! one transaction so a file is there whole or not at all. PostgreSQL takes the records
 //! through COPY; SQLite through multi-row inserts.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use ledger::Database;
 use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
 use crate::operator_file::{FileName, Record, Summary};
+
+/// Records in PostgreSQL's binary COPY format (the COPY page of its manual: a signature and
+/// two zero words, then per row a field count and each field as a length and its bytes,
+/// then -1). The server parses none of it, which makes staging a fifth cheaper than the
+/// text format (BENCHMARKS.md, settle): integers go big-endian, a timestamptz as
+/// microseconds since 2000-01-01 UTC, text as its UTF-8 bytes, NULL as length -1.
+fn binary_copy(file_id: i64, currency: &str, records: &[Record]) -> Vec<u8> {
+    const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    let mut out = Vec::with_capacity(19 + records.len() * 160 + 2);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes());
+    let text = |out: &mut Vec<u8>, value: &str| {
+        out.extend_from_slice(&(value.len() as i32).to_be_bytes());
+        out.extend_from_slice(value.as_bytes());
+    };
+    for r in records {
+        out.extend_from_slice(&10i16.to_be_bytes());
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&file_id.to_be_bytes());
+        out.extend_from_slice(&4i32.to_be_bytes());
+        out.extend_from_slice(&(r.line as i32).to_be_bytes());
+        text(&mut out, r.kind.as_str());
+        text(&mut out, r.operator_ref.as_str());
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(
+            &(r.occurred_at.timestamp_micros() - POSTGRES_EPOCH_MICROS).to_be_bytes(),
+        );
+        text(&mut out, r.card_id.as_str());
+        out.extend_from_slice(&8i32.to_be_bytes());
+        out.extend_from_slice(&r.amount_minor.to_be_bytes());
+        text(&mut out, currency);
+        text(&mut out, r.point_of_sale.as_str());
+        match &r.voided_ref {
+            Some(v) => text(&mut out, v.as_str()),
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
+}
 
 pub enum StageTx {
     Postgres(Transaction<'static, Postgres>),
@@ -102,32 +143,14 @@ impl StageTx {
         }
         match self {
             StageTx::Postgres(tx) => {
-                // Text COPY: every value is a checked identifier, number or timestamp, so
-                // none contains a tab, newline or backslash.
-                let mut data = String::with_capacity(records.len() * 128);
-                for r in records {
-                    use std::fmt::Write;
-                    let _ = writeln!(
-                        data,
-                        "{file_id}\t{}\t{}\t{}\t{}\t{}\t{}\t{currency}\t{}\t{}",
-                        r.line,
-                        r.kind.as_str(),
-                        r.operator_ref,
-                        r.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                        r.card_id,
-                        r.amount_minor,
-                        r.point_of_sale,
-                        r.voided_ref.as_ref().map_or("\\N", |v| v.as_str()),
-                    );
-                }
                 let mut copy = tx
                     .copy_in_raw(
                         "COPY operator_file_records (file_id, line, kind, operator_ref, \
                          occurred_at, card_id, amount, currency, point_of_sale, voided_ref) \
-                         FROM STDIN",
+                         FROM STDIN WITH (FORMAT binary)",
                     )
                     .await?;
-                copy.send(data.into_bytes()).await?;
+                copy.send(binary_copy(file_id, currency, records)).await?;
                 copy.finish().await?;
             }
             StageTx::Sqlite(tx) => {

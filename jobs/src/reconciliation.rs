@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
+use sha2::Digest;
 
 use clap::Args;
 use ledger::BusinessDate;
@@ -51,10 +52,11 @@ impl fault::Fault for SaveError {
 
 /// Reconciles `date` from the database one range of operators at a time and saves the run:
 /// first its whole item list to the object store as Parquet
-/// (`reconciliation/{date}/{run_id}/items.parquet`), written part by part to a temporary
-/// file as the parts come, then the run, naming that object and its sha256, made current in
-/// one transaction. A crash in between leaves an object no run names, never a run without
-/// its object. With `out`, the item and summary files are also written there.
+/// (`reconciliation/{date}/{run_id}/items.parquet`), uploaded part by part as the engine
+/// produces them, then the run, naming that object and its sha256, made current in one
+/// transaction. A failed run uploads nothing; a crash in between leaves an object no run
+/// names, never a run without its object. With `out`, the item and summary files are also
+/// written there.
 pub async fn reconcile_and_save(
     db: ledger::Database<'_>,
     store: &dyn storage::ObjectStore,
@@ -66,18 +68,30 @@ pub async fn reconcile_and_save(
     let input_seq = ledger::date_status::input_seq(db, date)
         .await
         .map_err(reconcile::ReconcileError::Database)?;
-    let parquet = tempfile::NamedTempFile::new()?;
     if let Some(out) = out {
         std::fs::create_dir_all(out)?;
     }
-    let csv = out.map(|dir| dir.join("items.csv"));
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let key = format!("reconciliation/{date}/{run_id}/items.parquet");
+    let (chunks, upload) =
+        tokio::sync::mpsc::channel::<Result<bytes::Bytes, storage::StorageError>>(64);
+    let copy = match out {
+        Some(dir) => Some(std::fs::File::create(dir.join("items.parquet"))?),
+        None => None,
+    };
     let mut items = reconcile::output::ItemWriter::new(
-        std::io::BufWriter::new(parquet.reopen()?),
-        csv.as_deref(),
+        std::io::BufWriter::with_capacity(
+            1 << 20,
+            Upload {
+                chunks: chunks.clone(),
+                copy,
+            },
+        ),
+        out.map(|dir| dir.join("items.csv")).as_deref(),
         currency,
     )?;
-    // The item files are written on a thread of their own as the parts come, so the engine
-    // never waits for the Parquet encoder.
+    // The item file is encoded on a thread of its own as the parts come, so the engine
+    // never waits for the Parquet encoder, and uploaded as it is encoded, hashed on the way.
     let (parts, received) = std::sync::mpsc::sync_channel::<polars::prelude::DataFrame>(1);
     let writer = std::thread::spawn(move || -> Result<(), reconcile::ReconcileError> {
         for part in received {
@@ -85,43 +99,92 @@ pub async fn reconcile_and_save(
         }
         items.finish()
     });
-    let outcome = reconcile::reconcile_day(db, date, reconcile::engine::PART_ROWS, |part| {
-        // A send fails only when the writer has stopped; its own error is reported below.
-        let _ = parts.send(part);
-        Ok(())
-    })
-    .await;
-    drop(parts);
-    let written = writer.join().expect("the item writer does not panic");
-    let outcome = outcome?;
-    written?;
-    let sha256 = file_sha256(parquet.path())?;
-    let run_id = uuid::Uuid::new_v4().to_string();
-    let key = format!("reconciliation/{date}/{run_id}/items.parquet");
-    let body = tokio_util::io::ReaderStream::new(tokio::fs::File::open(parquet.path()).await?)
-        .map_err(move |e| storage::StorageError::Io {
-            op: "read",
-            key: "the run's item file".into(),
-            source: e,
+    let hasher = std::sync::Arc::new(std::sync::Mutex::new(sha2::Sha256::new()));
+    let body = {
+        let hasher = hasher.clone();
+        tokio_stream_of(upload).inspect_ok(move |chunk| {
+            hasher
+                .lock()
+                .expect("the hasher is not poisoned")
+                .update(chunk);
+        })
+    };
+    let reconciled = async {
+        let outcome = reconcile::reconcile_day(db, date, reconcile::engine::PART_ROWS, |part| {
+            // A send fails only when the writer has stopped; its own error is reported below.
+            let _ = parts.send(part);
+            Ok(())
+        })
+        .await;
+        drop(parts);
+        let written = tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .expect("joining the item writer")
+            .expect("the item writer does not panic");
+        let result = outcome.map_err(SaveError::from).and_then(|outcome| {
+            written?;
+            Ok(outcome)
         });
-    store.put_stream(&key, Box::pin(body)).await?;
+        if result.is_err() {
+            // The upload fails rather than keep a partial item file.
+            let _ = chunks
+                .send(Err(storage::StorageError::Io {
+                    op: "write",
+                    key: "the run's item file".into(),
+                    source: std::io::Error::other("the reconciliation failed"),
+                }))
+                .await;
+        }
+        drop(chunks);
+        result
+    };
+    let (uploaded, outcome) = tokio::join!(store.put_stream(&key, Box::pin(body)), reconciled);
+    let outcome = outcome?;
+    uploaded?;
+    let sha256 = hex::encode(
+        std::mem::take(&mut *hasher.lock().expect("the hasher is not poisoned")).finalize(),
+    );
     let record = reconcile::store::RunRecord {
         input_seq: Some(input_seq),
         items_object: Some((key, sha256)),
     };
     reconcile::store::save_run_as(db, date, &outcome, &run_id, &record).await?;
     if let Some(out) = out {
-        std::fs::copy(parquet.path(), out.join("items.parquet"))?;
         reconcile::output::write_summary(&outcome.summary, &out.join("summary.csv"), currency)?;
     }
     Ok((run_id, outcome))
 }
 
-fn file_sha256(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
+/// The upload's side of the item file: each write goes to the object store's upload (and
+/// to `copy`, the `--out` file, when there is one).
+struct Upload {
+    chunks: tokio::sync::mpsc::Sender<Result<bytes::Bytes, storage::StorageError>>,
+    copy: Option<std::fs::File>,
+}
+
+impl std::io::Write for Upload {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(copy) = &mut self.copy {
+            copy.write_all(buf)?;
+        }
+        self.chunks
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::other("the upload of the item file stopped"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.copy {
+            Some(copy) => copy.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
 pub async fn run(args: ReconcileArgs, config: &Settings) -> anyhow::Result<()> {

@@ -502,4 +502,25 @@ fn a_run_keeps_its_exceptions_in_the_database_and_every_item_in_the_store() {
         objects[0] == objects[1],
         "the same inputs give the same Parquet bytes"
     );
+    // `reconcile --out` writes the same item file beside the CSVs, one line per item.
+    let out = tempfile::tempdir().unwrap();
+    ok(&env.run(&[
+        "reconcile",
+        "--date",
+        DATE,
+        "--out",
+        &out.path().to_string_lossy(),
+    ]));
+    assert!(std::fs::read(out.path().join("items.parquet")).unwrap() == objects[0]);
+    let csv = std::fs::read_to_string(out.path().join("items.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count() as i64,
+        runs[0][0].as_i64().unwrap() + 1,
+        "a header and one line per item"
+    );
+    assert!(
+        std::fs::read_to_string(out.path().join("summary.csv"))
+            .unwrap()
+            .starts_with("operator_id,")
+    );
 }

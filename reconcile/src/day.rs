@@ -58,16 +58,31 @@ pub async fn reconcile_day(
     }
     // While the engine works on one part, the database reads out the next.
     let mut reader = PartReader {
-        db,
+        pool: Pool::of(db),
         date,
         ranges: &ranges,
         next: 0,
         ledger_parts: VecDeque::new(),
+        ahead: None,
     };
+    let started = std::time::Instant::now();
     let mut current = reader.next().await?;
+    let mut part = 0;
     while let Some(rows) = current.take() {
+        let (ledger_rows, file_rows) = (rows.ledger.height(), rows.file.height());
+        let at = started.elapsed().as_secs_f64();
         let (done, next) = tokio::join!(reconcile_part(db, date, rows), reader.next());
         finish(done?)?;
+        // Where a run's time goes, part by part (RUST_LOG=reconcile=debug).
+        tracing::debug!(
+            part,
+            ledger_rows,
+            file_rows,
+            started_s = at,
+            seconds = started.elapsed().as_secs_f64() - at,
+            "part reconciled"
+        );
+        part += 1;
         current = next?;
     }
     Ok(RunOutcome {
@@ -84,37 +99,108 @@ struct PartRows {
     file: DataFrame,
 }
 
-/// Reads the parts in order. The ledger is read once for several parts: sales are stored in
-/// the order they happened, so any read of a range of operators visits the whole date's rows.
+/// Parts whose ledger rows are read in one query. Sales are stored in the order they
+/// happened, so any read of a range of operators visits the whole date's rows; reading two
+/// parts at a time, the next two while the engine works on these, keeps the engine fed at
+/// about the memory of two parts (BENCHMARKS.md, settle).
+const PARTS_PER_READ: usize = 2;
+
+/// A pool a spawned read can own.
+#[derive(Clone)]
+enum Pool {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Pool {
+    fn of(db: Database<'_>) -> Self {
+        match db {
+            Database::Postgres(pool) => Pool::Postgres(pool.clone()),
+            Database::Sqlite(pool) => Pool::Sqlite(pool.clone()),
+        }
+    }
+
+    fn database(&self) -> Database<'_> {
+        match self {
+            Pool::Postgres(pool) => Database::Postgres(pool),
+            Pool::Sqlite(pool) => Database::Sqlite(pool),
+        }
+    }
+}
+
+type LedgerRead = tokio::task::JoinHandle<Result<DataFrame, ReconcileError>>;
+
+/// Reads the parts in order: each part's file side when it is asked for, and the ledger
+/// side a few parts at a time (`PARTS_PER_READ`), the next read started as soon as the
+/// current one is handed out.
 struct PartReader<'a> {
-    db: Database<'a>,
+    pool: Pool,
     date: BusinessDate,
     ranges: &'a [Vec<String>],
     next: usize,
     /// The ledger rows of the parts of the current read not yet handed out.
     ledger_parts: VecDeque<DataFrame>,
+    /// The next read: where its parts end, and the task reading them.
+    ahead: Option<(usize, LedgerRead)>,
 }
 
 impl PartReader<'_> {
+    /// Starts reading the ledger rows of the parts from `start`.
+    fn read_from(&self, start: usize) -> (usize, LedgerRead) {
+        let end = (start + PARTS_PER_READ).min(self.ranges.len());
+        let (pool, date, operators) = (
+            self.pool.clone(),
+            self.date,
+            self.ranges[start..end].concat(),
+        );
+        let read = tokio::spawn(async move { ledger_day(pool.database(), date, &operators).await });
+        (end, read)
+    }
+
     async fn next(&mut self) -> Result<Option<PartRows>, ReconcileError> {
         let Some(operators) = self.ranges.get(self.next) else {
             return Ok(None);
         };
-        if self.ledger_parts.is_empty() {
-            let group = &self.ranges
-                [self.next..(self.next + engine::LEDGER_PARTS_PER_READ).min(self.ranges.len())];
-            let ledger = ledger_day(self.db, self.date, &group.concat()).await?;
+        let db = self.pool.database();
+        let file = if self.ledger_parts.is_empty() {
+            let (end, read) = match self.ahead.take() {
+                Some(ahead) => ahead,
+                None => self.read_from(self.next),
+            };
+            let ledger = async {
+                match read.await {
+                    Ok(result) => result,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+            };
+            let (ledger, file) = tokio::try_join!(ledger, file_part(db, self.date, operators))?;
             // Each part's rows are copies: the read is freed at once, each part when done.
-            self.ledger_parts = engine::split_by_range(&ledger, group)?.into();
-        }
+            self.ledger_parts =
+                engine::split_by_range(&ledger, &self.ranges[self.next..end])?.into();
+            drop(ledger);
+            if end < self.ranges.len() {
+                self.ahead = Some(self.read_from(end));
+            }
+            file
+        } else {
+            file_part(db, self.date, operators).await?
+        };
         let ledger = self.ledger_parts.pop_front().expect("a part per range");
-        let file = file_part(self.db, self.date, operators).await?;
         self.next += 1;
         Ok(Some(PartRows {
             operators: operators.clone(),
             ledger,
             file,
         }))
+    }
+}
+
+impl Drop for PartReader<'_> {
+    /// A run that stops early (an error) stops its read ahead too.
+    fn drop(&mut self) {
+        if let Some((_, read)) = &self.ahead {
+            read.abort();
+        }
     }
 }
 

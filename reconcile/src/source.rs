@@ -182,8 +182,14 @@ pub(crate) async fn copy_csv(
 ) -> Result<DataFrame, ReconcileError> {
     use futures::TryStreamExt;
     let statement = format!("COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)");
-    let chunks: Vec<bytes::Bytes> = conn.copy_out_raw(&statement).await?.try_collect().await?;
-    let csv = chunks.concat();
+    // One buffer grown as the rows arrive: PostgreSQL sends each row as a message of its
+    // own, and holding millions of them before joining them cost as much memory again.
+    let mut rows = conn.copy_out_raw(&statement).await?;
+    let mut csv = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        csv.extend_from_slice(&row);
+    }
+    drop(rows);
     Ok(CsvReadOptions::default()
         .with_has_header(true)
         .with_schema(Some(std::sync::Arc::new(schema)))

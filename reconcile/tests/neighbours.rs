@@ -155,6 +155,28 @@ async fn the_neighbours_decide_only_one_sided_keys(ledger: Arc<dyn Ledger>) {
     ]
     .map(|(r, c)| (r.to_string(), c.to_string()));
     assert_eq!(cases, expected);
+    // What the file said of G, as staged: its card, amount and instant.
+    let g = parts[0]
+        .clone()
+        .lazy()
+        .filter(polars::prelude::col("operator_ref").eq(polars::prelude::lit("G")))
+        .collect()
+        .unwrap();
+    let text = |name: &str| {
+        g.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .map(str::to_string)
+    };
+    let int = |name: &str| g.column(name).unwrap().i64().unwrap().get(0);
+    assert_eq!(text("file_card_id").as_deref(), Some(CARD));
+    assert_eq!(int("file_amount"), Some(2_000_000));
+    assert_eq!(
+        int("file_occurred_at"),
+        Some(at("2026-11-26T10:03:00-05:00").timestamp_micros())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
