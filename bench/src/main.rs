@@ -146,6 +146,10 @@ struct SettleBenchArgs {
     /// Folder for the day's files and the object store (default: a temporary folder).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Measure again a day built by an earlier run with the same --dir: the name of its
+    /// database (printed by that run); needs --runs 2 or more, each run taking a copy.
+    #[arg(long, requires = "dir")]
+    reuse: Option<String>,
 }
 
 #[derive(Args)]
@@ -228,6 +232,7 @@ async fn run(cmd: BenchCommand, config: &Settings) -> anyhow::Result<()> {
                 runs: args.runs,
                 date: ledger::BusinessDate::parse(&args.date)?,
                 dir: args.dir,
+                reuse: args.reuse,
             })
             .await
         }

@@ -27,6 +27,9 @@ pub struct SettleSettings {
     pub runs: u32,
     pub date: BusinessDate,
     pub dir: Option<PathBuf>,
+    /// The database of a day built earlier under `dir` (its store untouched), to measure
+    /// again without building it again.
+    pub reuse: Option<String>,
 }
 
 /// One run's three steps and the yardstick beside them.
@@ -63,48 +66,41 @@ pub async fn run(s: SettleSettings) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = s.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
-    let base = crate::fresh_database(&s.postgres_url).await?;
     let date = s.date.to_string();
-
+    let base = match &s.reuse {
+        Some(name) => {
+            let root = s
+                .postgres_url
+                .rsplit_once('/')
+                .map_or(s.postgres_url.as_str(), |(root, _)| root);
+            format!("{root}/{name}")
+        }
+        None => crate::fresh_database(&s.postgres_url).await?,
+    };
     eprintln!(
-        "building the day: {} sales over {} operators, {} validations …",
-        s.sales, s.operators, s.validations
+        "the day's database: {} (--reuse takes it)",
+        base.rsplit('/').next().unwrap_or_default()
     );
-    let setup = Instant::now();
     let env = Env {
         recaudo: &recaudo,
         database_url: base.clone(),
         objects: dir.join("objects"),
         events: dir.join("events"),
     };
-    env.run(&["migrate"])?;
-    let fixtures_start = Instant::now();
-    env.run(&[
-        "fixtures",
-        "--date",
-        &date,
-        "--sales",
-        &s.sales.to_string(),
-        "--operators",
-        &s.operators.to_string(),
-        "--validations",
-        &s.validations.to_string(),
-        "--out",
-        &dir.join("fixtures").to_string_lossy(),
-        "--register",
-        "--post-ledger",
-        "--publish",
-    ])?;
-    let fixtures_s = fixtures_start.elapsed().as_secs_f64();
-    let events_start = Instant::now();
-    env.run(&["ingest", "validations"])?;
-    let events_s = events_start.elapsed().as_secs_f64();
-    sql(&base, "VACUUM ANALYZE").await?;
-    let setup_s = setup.elapsed().as_secs_f64();
-    eprintln!(
-        "set-up took {setup_s:.0} s (fixtures with the ledger side {fixtures_s:.0} s, \
-         events {events_s:.0} s)"
-    );
+    let setup_s = match &s.reuse {
+        Some(name) => {
+            eprintln!(
+                "reusing the day built earlier in database {name} and {}",
+                dir.display()
+            );
+            anyhow::ensure!(
+                s.runs > 1,
+                "a day built earlier is only reused with --runs 2 or more (each run takes a copy)"
+            );
+            None
+        }
+        None => Some(build_day(&s, &env, &dir, &date).await?),
+    };
 
     let mut runs = Vec::new();
     for k in 1..=s.runs {
@@ -142,6 +138,21 @@ pub async fn run(s: SettleSettings) -> anyhow::Result<()> {
         };
         print_run(k, &run);
         runs.push(run);
+        if s.runs > 1 {
+            // Each copy is as big as the day: only the template stays.
+            let name = env
+                .database_url
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            sql(
+                &s.postgres_url,
+                &format!("DROP DATABASE {name} WITH (FORCE)"),
+            )
+            .await?;
+            std::fs::remove_dir_all(&env.objects)?;
+        }
     }
     let middle = |f: fn(&SettleRun) -> f64| {
         let mut v: Vec<f64> = runs.iter().map(f).collect();
@@ -155,7 +166,9 @@ pub async fn run(s: SettleSettings) -> anyhow::Result<()> {
         middle(|r| r.yardstick_s),
     );
     let peak = runs.iter().map(SettleRun::peak_mib).max().unwrap_or(0);
-    println!("set-up: {setup_s:.0} s (not timed below)");
+    if let Some(setup_s) = setup_s {
+        println!("set-up: {setup_s:.0} s (not timed above)");
+    }
     println!(
         "sales={} ingest_s={ingest_s:.2} reconcile_s={reconcile_s:.2} report_s={report_s:.2} \
          peak_mib={peak} yardstick_s={yardstick_s:.2} ratio={:.2}",
@@ -205,6 +218,49 @@ fn print_run(k: u32, run: &SettleRun) {
     ];
     println!("run {k}");
     jobs::table::print(&["step", "seconds", "peak MiB", "", "cpu s"], &rows);
+}
+
+/// Builds the day in `env`'s database and store; returns the seconds it took.
+async fn build_day(
+    s: &SettleSettings,
+    env: &Env<'_>,
+    dir: &Path,
+    date: &str,
+) -> anyhow::Result<f64> {
+    eprintln!(
+        "building the day: {} sales over {} operators, {} validations …",
+        s.sales, s.operators, s.validations
+    );
+    let setup = Instant::now();
+    env.run(&["migrate"])?;
+    let fixtures_start = Instant::now();
+    env.run(&[
+        "fixtures",
+        "--date",
+        date,
+        "--sales",
+        &s.sales.to_string(),
+        "--operators",
+        &s.operators.to_string(),
+        "--validations",
+        &s.validations.to_string(),
+        "--out",
+        &dir.join("fixtures").to_string_lossy(),
+        "--register",
+        "--post-ledger",
+        "--publish",
+    ])?;
+    let fixtures_s = fixtures_start.elapsed().as_secs_f64();
+    let events_start = Instant::now();
+    env.run(&["ingest", "validations"])?;
+    let events_s = events_start.elapsed().as_secs_f64();
+    sql(&env.database_url, "VACUUM ANALYZE").await?;
+    let setup_s = setup.elapsed().as_secs_f64();
+    eprintln!(
+        "set-up took {setup_s:.0} s (fixtures with the ledger side {fixtures_s:.0} s, \
+         events {events_s:.0} s)"
+    );
+    Ok(setup_s)
 }
 
 /// How the benchmark runs `recaudo` against one copy of the day.
@@ -287,9 +343,11 @@ async fn scalar(url: &str, query: &str) -> anyhow::Result<i64> {
 async fn template_copy(admin_url: &str, base: &str, k: u32) -> anyhow::Result<String> {
     let base_name = base.rsplit('/').next().unwrap_or(base);
     let name = format!("{base_name}_run{k}");
+    // Two statements: CREATE DATABASE cannot run in the transaction a batch of them is.
+    sql(admin_url, &format!("DROP DATABASE IF EXISTS {name}")).await?;
     sql(
         admin_url,
-        &format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} TEMPLATE {base_name}"),
+        &format!("CREATE DATABASE {name} TEMPLATE {base_name}"),
     )
     .await?;
     Ok(format!(
@@ -326,17 +384,17 @@ async fn yardstick(url: &str, date: BusinessDate) -> anyhow::Result<f64> {
     .await?;
     let start = Instant::now();
     for query in reconcile::day::input_queries(date) {
-        let mut bytes = 0usize;
+        let mut lines = 0usize;
         let mut out = conn
             .copy_out_raw(&format!(
                 "COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)"
             ))
             .await?;
         while let Some(chunk) = out.try_next().await? {
-            bytes += chunk.len();
+            lines += chunk.iter().filter(|&&b| b == b'\n').count();
         }
         drop(out);
-        anyhow::ensure!(bytes > 0, "the yardstick read nothing");
+        anyhow::ensure!(lines > 1, "the yardstick read no rows: is the day there?");
     }
     let mut copy = conn.copy_in_raw("COPY yardstick_items FROM STDIN").await?;
     for chunk in items {

@@ -73,8 +73,11 @@ pub async fn reconcile_and_save(
     }
     let run_id = uuid::Uuid::new_v4().to_string();
     let key = format!("reconciliation/{date}/{run_id}/items.parquet");
+    // Unbounded, so the encoder never waits for the upload (the engine waits for the
+    // encoder, and the upload is polled by the same task as the engine): at most the item
+    // file's bytes are buffered when the store is slower than the encoder.
     let (chunks, upload) =
-        tokio::sync::mpsc::channel::<Result<bytes::Bytes, storage::StorageError>>(64);
+        tokio::sync::mpsc::unbounded_channel::<Result<bytes::Bytes, storage::StorageError>>();
     let copy = match out {
         Some(dir) => Some(std::fs::File::create(dir.join("items.parquet"))?),
         None => None,
@@ -91,7 +94,7 @@ pub async fn reconcile_and_save(
         currency,
     )?;
     // The item file is encoded on a thread of its own as the parts come, so the engine
-    // never waits for the Parquet encoder, and uploaded as it is encoded, hashed on the way.
+    // seldom waits for the Parquet encoder, and uploaded as it is encoded, hashed on the way.
     let (parts, received) = std::sync::mpsc::sync_channel::<polars::prelude::DataFrame>(1);
     let writer = std::thread::spawn(move || -> Result<(), reconcile::ReconcileError> {
         for part in received {
@@ -109,11 +112,13 @@ pub async fn reconcile_and_save(
                 .update(chunk);
         })
     };
+    let mut writer_stopped = false;
     let reconciled = async {
         let outcome = reconcile::reconcile_day(db, date, reconcile::engine::PART_ROWS, |part| {
-            // A send fails only when the writer has stopped; its own error is reported below.
-            let _ = parts.send(part);
-            Ok(())
+            parts.send(part).map_err(|_| {
+                writer_stopped = true;
+                reconcile::ReconcileError::Stored("the item writer stopped".into())
+            })
         })
         .await;
         drop(parts);
@@ -121,26 +126,28 @@ pub async fn reconcile_and_save(
             .await
             .expect("joining the item writer")
             .expect("the item writer does not panic");
-        let result = outcome.map_err(SaveError::from).and_then(|outcome| {
-            written?;
-            Ok(outcome)
-        });
-        if result.is_err() {
+        if outcome.is_err() || written.is_err() {
             // The upload fails rather than keep a partial item file.
-            let _ = chunks
-                .send(Err(storage::StorageError::Io {
-                    op: "write",
-                    key: "the run's item file".into(),
-                    source: std::io::Error::other("the reconciliation failed"),
-                }))
-                .await;
+            let _ = chunks.send(Err(storage::StorageError::Io {
+                op: "write",
+                key: "the run's item file".into(),
+                source: std::io::Error::other("the reconciliation failed"),
+            }));
         }
         drop(chunks);
-        result
+        (outcome, written)
     };
-    let (uploaded, outcome) = tokio::join!(store.put_stream(&key, Box::pin(body)), reconciled);
-    let outcome = outcome?;
-    uploaded?;
+    let (uploaded, (outcome, written)) =
+        tokio::join!(store.put_stream(&key, Box::pin(body)), reconciled);
+    // What went wrong first: the run itself (the database, the engine), else the store,
+    // which stops the writer and then the run, else the writer.
+    let outcome = match (outcome, uploaded, written) {
+        (Ok(outcome), Ok(()), Ok(())) => outcome,
+        (Err(e), _, _) if !writer_stopped => return Err(failed(e.into(), out)),
+        (_, Err(e), _) => return Err(failed(e.into(), out)),
+        (_, _, Err(e)) => return Err(failed(e.into(), out)),
+        (Err(e), _, _) => return Err(failed(e.into(), out)),
+    };
     let sha256 = hex::encode(
         std::mem::take(&mut *hasher.lock().expect("the hasher is not poisoned")).finalize(),
     );
@@ -158,7 +165,7 @@ pub async fn reconcile_and_save(
 /// The upload's side of the item file: each write goes to the object store's upload (and
 /// to `copy`, the `--out` file, when there is one).
 struct Upload {
-    chunks: tokio::sync::mpsc::Sender<Result<bytes::Bytes, storage::StorageError>>,
+    chunks: tokio::sync::mpsc::UnboundedSender<Result<bytes::Bytes, storage::StorageError>>,
     copy: Option<std::fs::File>,
 }
 
@@ -168,7 +175,7 @@ impl std::io::Write for Upload {
             copy.write_all(buf)?;
         }
         self.chunks
-            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .send(Ok(bytes::Bytes::copy_from_slice(buf)))
             .map_err(|_| std::io::Error::other("the upload of the item file stopped"))?;
         Ok(buf.len())
     }
@@ -181,8 +188,19 @@ impl std::io::Write for Upload {
     }
 }
 
+/// A failed run's `--out` item files hold only some parts: they go, so that nobody takes
+/// them for a run's.
+fn failed(error: SaveError, out: Option<&Path>) -> SaveError {
+    if let Some(dir) = out {
+        for name in ["items.parquet", "items.csv"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+    error
+}
+
 fn tokio_stream_of<T: Send + 'static>(
-    mut receiver: tokio::sync::mpsc::Receiver<T>,
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
 ) -> impl futures::Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }

@@ -10,8 +10,8 @@
 //! never read.
 //!
 //! Parts are sized by the date's files in force: their record counts, counted twice for the
-//! two sides, since on any real day the ledger side is about as big as the file side. An
-//! operator that sent no file counts as nothing and its sales go with its neighbours' part.
+//! two sides, since on any real day the ledger side is about as big as the file side; an
+//! operator that sent no file counts its sales of the date.
 
 use std::collections::VecDeque;
 
@@ -163,17 +163,20 @@ impl PartReader<'_> {
         };
         let db = self.pool.database();
         let file = if self.ledger_parts.is_empty() {
-            let (end, read) = match self.ahead.take() {
+            let (end, mut read) = match self.ahead.take() {
                 Some(ahead) => ahead,
                 None => self.read_from(self.next),
             };
             let ledger = async {
-                match read.await {
+                match (&mut read).await {
                     Ok(result) => result,
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 }
             };
-            let (ledger, file) = tokio::try_join!(ledger, file_part(db, self.date, operators))?;
+            let both = tokio::try_join!(ledger, file_part(db, self.date, operators));
+            // A failed file read stops the ledger read beside it.
+            read.abort();
+            let (ledger, file) = both?;
             // Each part's rows are copies: the read is freed at once, each part when done.
             self.ledger_parts =
                 engine::split_by_range(&ledger, &self.ranges[self.next..end])?.into();
@@ -234,20 +237,22 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Every registered operator, in byte order of its id, with the rows it brings to the date:
-/// twice its file's record count (none without a file).
+/// twice its file's record count, or, without a file, its sales of the date (counted in the
+/// index on operator and date, so only for those operators).
 async fn part_sizes(
     db: Database<'_>,
     date: BusinessDate,
 ) -> Result<Vec<(String, u64)>, ReconcileError> {
-    const SQL: &str = "SELECT o.id, COALESCE((SELECT f.record_count FROM operator_files f \
+    const SQL: &str = "SELECT o.id, COALESCE((SELECT 2 * f.record_count FROM operator_files f \
         WHERE f.operator_id = o.id AND f.business_date = $1 AND f.status = 'accepted' \
-        ORDER BY f.seq DESC LIMIT 1), 0) FROM operators o";
+        ORDER BY f.seq DESC LIMIT 1), (SELECT COUNT(*) FROM sales s \
+        WHERE s.operator_id = o.id AND s.business_date = $1)) FROM operators o";
     let rows: Vec<(String, i64)> = ledger::on_pool!(db, pool => {
         sqlx::query_as(SQL).bind(date.naive()).fetch_all(pool).await?
     });
     let mut sizes: Vec<(String, u64)> = rows
         .into_iter()
-        .map(|(op, n)| (op, 2 * n.max(0) as u64))
+        .map(|(op, n)| (op, n.max(0) as u64))
         .collect();
     sizes.sort_unstable();
     Ok(sizes)
