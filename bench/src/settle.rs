@@ -382,8 +382,11 @@ async fn yardstick(url: &str, date: BusinessDate) -> anyhow::Result<f64> {
     )
     .execute(&mut conn)
     .await?;
+    let operators: Vec<String> = sqlx::query_scalar("SELECT id FROM operators ORDER BY id")
+        .fetch_all(&mut conn)
+        .await?;
     let start = Instant::now();
-    for query in reconcile::day::input_queries(date) {
+    for query in reconcile::day::input_queries(date, &operators)? {
         let mut lines = 0usize;
         let mut out = conn
             .copy_out_raw(&format!(

@@ -2,18 +2,22 @@
 //! so that the job's memory follows a part and not the day (DESIGN.md, Reconciliation: at
 //! city scale).
 //!
-//! Each part reads its operators' rows of the date on both sides (PostgreSQL through COPY,
-//! SQLite through rows) and joins them (`DayJoin`); only then does it ask the database about
+//! Each part reads its operators' rows of the date on both sides and joins them (`DayJoin`); only then does it ask the database about
 //! the adjacent dates, and only for the keys one side alone has: does the ledger hold them
 //! on the day before or after, do those days' files claim them. The adjacent files' VOIDs
 //! are read whole (a void may come a day late for any sale); the rest of the neighbours is
-//! never read.
+//! never read. The file side is read part by part (a file's records are stored together);
+//! the ledger side on PostgreSQL is read once, through one COPY, into one temporary file per
+//! part (sales are stored in the order they happened, every operator on every page), and on
+//! SQLite part by part. The spill takes about as much temporary disk as the date's sales
+//! in CSV (BENCHMARKS.md, settle).
 //!
 //! Parts are sized by the date's files in force: their record counts, counted twice for the
 //! two sides, since on any real day the ledger side is about as big as the file side; an
 //! operator that sent no file counts its sales of the date.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 
 use ledger::{BusinessDate, Database, OperatorId};
 use polars::prelude::*;
@@ -56,16 +60,13 @@ pub async fn reconcile_day(
         )?;
         finish(empty.finish(no_keys()?.lazy(), no_keys()?.lazy())?)?;
     }
-    // While the engine works on one part, the database reads out the next.
-    let mut reader = PartReader {
-        pool: Pool::of(db),
-        date,
-        ranges: &ranges,
-        next: 0,
-        ledger_parts: VecDeque::new(),
-        ahead: None,
-    };
     let started = std::time::Instant::now();
+    let mut reader = PartReader::new(db, date, &ranges).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "ledger side spilled"
+    );
+    // While the engine works on one part, the next one is read.
     let mut current = reader.next().await?;
     let mut part = 0;
     while let Some(rows) = current.take() {
@@ -119,96 +120,61 @@ struct PartRows {
     file: DataFrame,
 }
 
-/// Parts whose ledger rows are read in one query. Sales are stored in the order they
-/// happened, so any read of a range of operators visits the whole date's rows; reading two
-/// parts at a time, the next two while the engine works on these, keeps the engine fed at
-/// about the memory of two parts (BENCHMARKS.md, settle).
-const PARTS_PER_READ: usize = 2;
-
-/// A pool a spawned read can own.
-#[derive(Clone)]
-enum Pool {
-    Postgres(sqlx::PgPool),
-    Sqlite(sqlx::SqlitePool),
+/// Where each part's ledger rows come from.
+enum LedgerParts<'a> {
+    /// PostgreSQL: the whole date read once and spilled, one temporary file per part
+    /// (`spill_ledger`), handed out in order.
+    Spilled(VecDeque<BufWriter<std::fs::File>>),
+    /// SQLite: each part's rows asked for when the part is read; its index on operator and
+    /// date finds them without reading the rest of the date.
+    Queried(&'a sqlx::SqlitePool),
 }
 
-impl Pool {
-    fn of(db: Database<'_>) -> Self {
-        match db {
-            Database::Postgres(pool) => Pool::Postgres(pool.clone()),
-            Database::Sqlite(pool) => Pool::Sqlite(pool.clone()),
-        }
-    }
-
-    fn database(&self) -> Database<'_> {
-        match self {
-            Pool::Postgres(pool) => Database::Postgres(pool),
-            Pool::Sqlite(pool) => Database::Sqlite(pool),
-        }
-    }
-}
-
-type LedgerRead = tokio::task::JoinHandle<Result<DataFrame, ReconcileError>>;
-
-/// Reads the parts in order: each part's file side when it is asked for, and the ledger
-/// side a few parts at a time (`PARTS_PER_READ`), the next read started as soon as the
-/// current one is handed out.
+/// Reads the parts in order, each part's two sides side by side.
 struct PartReader<'a> {
-    pool: Pool,
+    db: Database<'a>,
     date: BusinessDate,
     ranges: &'a [Vec<String>],
     next: usize,
-    /// The ledger rows of the parts of the current read not yet handed out.
-    ledger_parts: VecDeque<DataFrame>,
-    /// The next read: where its parts end, and the task reading them.
-    ahead: Option<(usize, LedgerRead)>,
+    ledger: LedgerParts<'a>,
 }
 
-impl PartReader<'_> {
-    /// Starts reading the ledger rows of the parts from `start`.
-    fn read_from(&self, start: usize) -> (usize, LedgerRead) {
-        let end = (start + PARTS_PER_READ).min(self.ranges.len());
-        let (pool, date, operators) = (
-            self.pool.clone(),
-            self.date,
-            self.ranges[start..end].concat(),
-        );
-        let read = tokio::spawn(async move { ledger_day(pool.database(), date, &operators).await });
-        (end, read)
+impl<'a> PartReader<'a> {
+    async fn new(
+        db: Database<'a>,
+        date: BusinessDate,
+        ranges: &'a [Vec<String>],
+    ) -> Result<Self, ReconcileError> {
+        let ledger = match db {
+            Database::Postgres(pool) => {
+                LedgerParts::Spilled(spill_ledger(pool, date, ranges).await?)
+            }
+            Database::Sqlite(pool) => LedgerParts::Queried(pool),
+        };
+        Ok(PartReader {
+            db,
+            date,
+            ranges,
+            next: 0,
+            ledger,
+        })
     }
 
     async fn next(&mut self) -> Result<Option<PartRows>, ReconcileError> {
         let Some(operators) = self.ranges.get(self.next) else {
             return Ok(None);
         };
-        let db = self.pool.database();
-        let file = if self.ledger_parts.is_empty() {
-            let (end, mut read) = match self.ahead.take() {
-                Some(ahead) => ahead,
-                None => self.read_from(self.next),
-            };
-            let ledger = async {
-                match (&mut read).await {
-                    Ok(result) => result,
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+        let (db, date) = (self.db, self.date);
+        let ledger = async {
+            match &mut self.ledger {
+                LedgerParts::Spilled(files) => {
+                    let file = files.pop_front().expect("a file per part");
+                    blocking(move || read_spilled(file)).await
                 }
-            };
-            let both = tokio::try_join!(ledger, file_part(db, self.date, operators));
-            // A failed file read stops the ledger read beside it.
-            read.abort();
-            let (ledger, file) = both?;
-            // Each part's rows are copies: the read is freed at once, each part when done.
-            self.ledger_parts =
-                engine::split_by_range(&ledger, &self.ranges[self.next..end])?.into();
-            drop(ledger);
-            if end < self.ranges.len() {
-                self.ahead = Some(self.read_from(end));
+                LedgerParts::Queried(pool) => ledger_part(pool, date, operators).await,
             }
-            file
-        } else {
-            file_part(db, self.date, operators).await?
         };
-        let ledger = self.ledger_parts.pop_front().expect("a part per range");
+        let (ledger, file) = tokio::try_join!(ledger, file_part(db, date, operators))?;
         self.next += 1;
         Ok(Some(PartRows {
             operators: operators.clone(),
@@ -218,13 +184,62 @@ impl PartReader<'_> {
     }
 }
 
-impl Drop for PartReader<'_> {
-    /// A run that stops early (an error) stops its read ahead too.
-    fn drop(&mut self) {
-        if let Some((_, read)) = &self.ahead {
-            read.abort();
-        }
+/// The date's ledger rows on PostgreSQL in one COPY, each row written as it arrives to the
+/// temporary file of its operator's part. Sales are stored in the order they happened, so
+/// a read of some operators visits the whole date's pages: reading the date part by part
+/// cost PostgreSQL the square of the day, holding it whole would cost the job memory that
+/// grows with the day; spilled, the date is read once and the job holds one part
+/// (BENCHMARKS.md, settle). The files are unnamed: they vanish when dropped, or with the
+/// process.
+async fn spill_ledger(
+    pool: &sqlx::PgPool,
+    date: BusinessDate,
+    ranges: &[Vec<String>],
+) -> Result<VecDeque<BufWriter<std::fs::File>>, ReconcileError> {
+    use futures::TryStreamExt;
+    let part_of: HashMap<&[u8], usize> = ranges
+        .iter()
+        .enumerate()
+        .flat_map(|(k, range)| range.iter().map(move |op| (op.as_bytes(), k)))
+        .collect();
+    let mut files = ranges
+        .iter()
+        .map(|_| Ok(BufWriter::with_capacity(1 << 18, tempfile::tempfile()?)))
+        .collect::<Result<Vec<_>, std::io::Error>>()?;
+    let statement = format!(
+        "COPY ({}) TO STDOUT WITH (FORMAT csv)",
+        ledger_copy(
+            date,
+            &only_operators("operator_id", ranges.iter().flatten())?
+        )
+    );
+    let mut conn = pool.acquire().await?;
+    let mut rows = conn.copy_out_raw(&statement).await?;
+    // PostgreSQL sends each row of a COPY as a message of its own, and an operator id,
+    // checked when registered, holds no comma or quote: the first field is the id as is.
+    while let Some(row) = rows.try_next().await? {
+        let operator = row.split(|b| *b == b',').next().unwrap_or_default();
+        let Some(&k) = part_of.get(operator) else {
+            return Err(ReconcileError::Stored(format!(
+                "a sale of the date names operator {:?}, which no part holds",
+                String::from_utf8_lossy(operator)
+            )));
+        };
+        // Writes land in the page cache; a part's file is read back whole in a moment.
+        files[k].write_all(&row)?;
     }
+    Ok(files.into())
+}
+
+/// A part's spilled ledger rows as a frame.
+fn read_spilled(file: BufWriter<std::fs::File>) -> Result<DataFrame, ReconcileError> {
+    let mut file = file.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(CsvReadOptions::default()
+        .with_has_header(false)
+        .with_schema(Some(std::sync::Arc::new(ledger_schema())))
+        .into_reader_with_file_handle(file)
+        .finish()?)
 }
 
 /// One part: the date's join on the engine's threads, the adjacent dates asked about the
@@ -278,18 +293,21 @@ async fn part_sizes(
     Ok(sizes)
 }
 
-/// `'a','b'`: operator ids for a statement that takes no bind parameters (COPY). Each is
-/// checked as an operator id first, so none holds a quote.
-fn sql_list(operators: &[String]) -> Result<String, ReconcileError> {
+/// `AND column IN ('a','b')`: `operators`, for a statement that takes no bind parameters
+/// (COPY). Each is checked as an operator id first, so none holds a quote.
+fn only_operators<'s>(
+    column: &str,
+    operators: impl IntoIterator<Item = &'s String>,
+) -> Result<String, ReconcileError> {
     let quoted: Vec<String> = operators
-        .iter()
+        .into_iter()
         .map(|op| {
             OperatorId::parse(op)
                 .map(|_| format!("'{op}'"))
                 .map_err(|e| ReconcileError::Stored(format!("operator id {op:?}: {e}")))
         })
         .collect::<Result<_, _>>()?;
-    Ok(quoted.join(","))
+    Ok(format!("AND {column} IN ({})", quoted.join(",")))
 }
 
 /// The ledger side's rows of the date on PostgreSQL (`only` narrows them to some operators).
@@ -313,10 +331,17 @@ fn file_copy(date: BusinessDate, only: &str) -> String {
 }
 
 /// The queries that read the job's inputs of `date` on PostgreSQL, the whole date in one
-/// query per side: the yardstick of `recaudo-bench settle` (what moving those rows costs
-/// PostgreSQL itself).
-pub fn input_queries(date: BusinessDate) -> [String; 2] {
-    [ledger_copy(date, ""), file_copy(date, "")]
+/// query per side, given every registered operator: the yardstick of `recaudo-bench
+/// settle` (what moving those rows costs PostgreSQL itself). The ledger side's is the job's
+/// own query; the job reads the file side part by part.
+pub fn input_queries(
+    date: BusinessDate,
+    operators: &[String],
+) -> Result<[String; 2], ReconcileError> {
+    Ok([
+        ledger_copy(date, &only_operators("operator_id", operators)?),
+        file_copy(date, &only_operators("f.operator_id", operators)?),
+    ])
 }
 
 /// A JSON array of the operator ids, for SQLite's `json_each`.
@@ -324,31 +349,22 @@ fn json_list(operators: &[String]) -> String {
     serde_json::to_string(operators).expect("strings serialize")
 }
 
-/// The ledger side's rows of the date for `operators`.
-async fn ledger_day(
-    db: Database<'_>,
+/// The ledger side's rows of the date for `operators`, on SQLite.
+async fn ledger_part(
+    pool: &sqlx::SqlitePool,
     date: BusinessDate,
     operators: &[String],
 ) -> Result<DataFrame, ReconcileError> {
-    match db {
-        Database::Postgres(pool) => {
-            let only = format!("AND operator_id IN ({})", sql_list(operators)?);
-            let sql = ledger_copy(date, &only);
-            copy_csv(&mut *pool.acquire().await?, &sql, ledger_schema()).await
-        }
-        Database::Sqlite(pool) => {
-            let sql = format!(
-                "SELECT {LEDGER_COLUMNS} FROM sales WHERE business_date = $1 \
-                 AND operator_id IN (SELECT value FROM json_each($2))"
-            );
-            let rows: Vec<LedgerRow> = sqlx::query_as(&sql)
-                .bind(date.naive())
-                .bind(json_list(operators))
-                .fetch_all(pool)
-                .await?;
-            Ok(ledger_columns(rows).into_frame()?)
-        }
-    }
+    let sql = format!(
+        "SELECT {LEDGER_COLUMNS} FROM sales WHERE business_date = $1 \
+         AND operator_id IN (SELECT value FROM json_each($2))"
+    );
+    let rows: Vec<LedgerRow> = sqlx::query_as(&sql)
+        .bind(date.naive())
+        .bind(json_list(operators))
+        .fetch_all(pool)
+        .await?;
+    ledger_columns(rows).into_frame()
 }
 
 /// The file side for `operators`: every record of the date's files in force, and the
@@ -360,7 +376,7 @@ async fn file_part(
 ) -> Result<DataFrame, ReconcileError> {
     match db {
         Database::Postgres(pool) => {
-            let only = format!("AND f.operator_id IN ({})", sql_list(operators)?);
+            let only = only_operators("f.operator_id", operators)?;
             let sql = file_copy(date, &only);
             copy_csv(&mut *pool.acquire().await?, &sql, file_schema()).await
         }
