@@ -4,6 +4,7 @@
 pub mod data_in;
 pub mod dead_letters;
 pub mod demo;
+pub mod exception_case;
 pub mod internal_events;
 pub mod job;
 pub mod job_lock;

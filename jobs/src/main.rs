@@ -61,6 +61,9 @@ enum Command {
     Backfill(ops::BackfillArgs),
     /// The most recent job runs (status, timings, counts, notes, errors) and the stale dates.
     Status(ops::StatusArgs),
+    /// Exception cases: list, show, resolve, approve, reject, reopen, verify the history.
+    #[command(subcommand)]
+    Exceptions(jobs::exception_case::ExceptionsCommand),
     /// Validation events that could not be posted, with their reason and bytes.
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLettersCommand),
@@ -121,6 +124,9 @@ async fn run(cli: Cli, config: Settings) -> anyhow::Result<ExitCode> {
             let ledger = open_ledger(&config).await?;
             println!("database is up to date ({})", ledger.backend());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Exceptions(cmd) => {
+            jobs::exception_case::run(cmd, &open_ledger(&config).await?, &config).await
         }
         Command::Operators(cmd) => done(operators::run(cmd, &open_ledger(&config).await?).await),
         Command::Fixtures(args) => done(data_in::fixtures(args, &config).await),

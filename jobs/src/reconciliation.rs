@@ -30,6 +30,8 @@ pub enum SaveError {
     Reconcile(#[from] reconcile::ReconcileError),
     #[error("the run's item file: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the run's exception cases: {0}")]
+    Exceptions(#[from] exceptions::ExceptionError),
 }
 
 impl fault::Fault for SaveError {
@@ -38,6 +40,7 @@ impl fault::Fault for SaveError {
             SaveError::Store(e) => e.blame(),
             SaveError::Reconcile(e) => e.blame(),
             SaveError::Io(_) => fault::Blame::Internal,
+            SaveError::Exceptions(e) => e.blame(),
         }
     }
 
@@ -46,6 +49,7 @@ impl fault::Fault for SaveError {
             SaveError::Store(e) => e.retry(),
             SaveError::Reconcile(e) => e.retry(),
             SaveError::Io(_) => fault::Blame::Internal.into(),
+            SaveError::Exceptions(e) => e.retry(),
         }
     }
 }
@@ -55,7 +59,9 @@ impl fault::Fault for SaveError {
 /// (`reconciliation/{date}/{run_id}/items.parquet`), uploaded part by part as the engine
 /// produces them, then the run, naming that object and its sha256, made current in one
 /// transaction. A failed run uploads nothing; a crash in between leaves an object no run
-/// names, never a run without its object. With `out`, the item and summary files are also
+/// names, never a run without its object. The date's exception cases then follow the new
+/// current run (opened, updated, cleared); should that fail, the run stands and the next run
+/// of the date brings the cases in line. With `out`, the item and summary files are also
 /// written there.
 pub async fn reconcile_and_save(
     db: ledger::Database<'_>,
@@ -156,6 +162,7 @@ pub async fn reconcile_and_save(
         items_object: Some((key, sha256)),
     };
     reconcile::store::save_run_as(db, date, &outcome, &run_id, &record).await?;
+    exceptions::sync_run(db, date, &run_id).await?;
     if let Some(out) = out {
         reconcile::output::write_summary(&outcome.summary, &out.join("summary.csv"), currency)?;
     }

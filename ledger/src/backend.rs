@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::business_date::{BusinessCalendar, BusinessDate};
+use crate::correction::{Conn, CorrectionReceipt, NewCorrection, PostedCorrection};
 use crate::error::{InvalidInput, LedgerError};
 use crate::idempotency::{self, KeyClaim};
 use crate::ids::{CardId, OperatorId};
@@ -361,6 +362,33 @@ pub trait Ledger: Send + Sync {
     }
 
     /// Checks every invariant of the journal over the whole database.
+    /// Posts a correction finance decided (an adjustment or a write-off), once per document:
+    /// a document posted before is found and returned, nothing posted again.
+    async fn post_correction(
+        &self,
+        correction: &NewCorrection,
+    ) -> Result<CorrectionReceipt, LedgerError> {
+        crate::correction::post(self.database(), &self.settings().calendar, correction).await
+    }
+
+    /// Posts a correction in the caller's write transaction, so that it commits with the
+    /// decision that caused it; once per document, like `post_correction`.
+    async fn post_correction_in(
+        &self,
+        conn: Conn<'_>,
+        correction: &NewCorrection,
+    ) -> Result<CorrectionReceipt, LedgerError> {
+        crate::correction::post_in(conn, &self.settings().calendar, correction).await
+    }
+
+    /// The corrections posted in `date`.
+    async fn corrections_on(
+        &self,
+        date: BusinessDate,
+    ) -> Result<Vec<PostedCorrection>, LedgerError> {
+        crate::correction::on_date(self.database(), date).await
+    }
+
     async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
         reads::check_invariants(self.database()).await
     }

@@ -5,6 +5,7 @@ mod support;
 use std::sync::Arc;
 
 use chrono::Duration;
+use ledger::correction::{CorrectionAccount, CorrectionKind, NewCorrection};
 use ledger::idempotency::KeyClaim;
 use ledger::journal::{EntryKind, SaleId};
 use ledger::{BusinessDate, Ledger, LedgerError, OperatorPatch, VoidWindow};
@@ -29,6 +30,8 @@ on_both_backends!(
     a_bulk_import_is_one_transaction_per_new_sale,
     bulk_voids_are_checked_like_one_void_each,
     two_imports_of_the_same_sales_at_once_record_each_once,
+    a_correction_posts_once_per_document_even_at_once,
+    a_correction_that_does_not_balance_is_refused,
 );
 
 async fn two_imports_of_the_same_sales_at_once_record_each_once(ledger: Arc<dyn Ledger>) {
@@ -669,4 +672,125 @@ async fn a_bulk_import_is_one_transaction_per_new_sale(ledger: Arc<dyn Ledger>) 
     let report = ledger.check_invariants().await.unwrap();
     assert_eq!(report.transactions, 1 + 1_199 + 1);
     assert_sound(&ledger).await;
+}
+
+fn correction(
+    document: &str,
+    kind: CorrectionKind,
+    moves: Vec<(CorrectionAccount, i64)>,
+) -> NewCorrection {
+    NewCorrection {
+        kind,
+        document: document.to_string(),
+        operator_id: ledger::OperatorId::parse("OP001").unwrap(),
+        actor: "ana@finance".to_string(),
+        moves,
+        at: t0(),
+    }
+}
+
+async fn a_correction_posts_once_per_document_even_at_once(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    let card = ledger::CardId::parse("CARD0001").unwrap();
+    // The file's sale of 5,000 that the ledger missed, posted to the card.
+    let adjust = correction(
+        "exception:1:1",
+        CorrectionKind::Adjustment,
+        vec![
+            (CorrectionAccount::Receivable, -500_000),
+            (CorrectionAccount::Card(card), 500_000),
+        ],
+    );
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (ledger, adjust) = (ledger.clone(), adjust.clone());
+            tokio::spawn(async move { ledger.post_correction(&adjust).await })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut fresh = 0;
+    for t in tasks {
+        let receipt = t.await.unwrap().unwrap();
+        ids.insert(receipt.transaction_id);
+        fresh += usize::from(!receipt.replayed);
+        assert_eq!(receipt.receivable, -500_000);
+        assert_eq!(
+            receipt.business_date,
+            ledger.settings().calendar.business_date(t0())
+        );
+    }
+    assert_eq!((ids.len(), fresh), (1, 1), "one posting for one document");
+    assert_eq!(balance(&ledger, "CARD0001").await, cop(500_000));
+    let writeoff = correction(
+        "exception:2:1",
+        CorrectionKind::WriteOff,
+        vec![
+            (CorrectionAccount::Receivable, 120_000),
+            (CorrectionAccount::WriteOff, -120_000),
+        ],
+    );
+    ledger.post_correction(&writeoff).await.unwrap();
+    let posted = ledger
+        .corrections_on(ledger.settings().calendar.business_date(t0()))
+        .await
+        .unwrap();
+    let kinds: Vec<_> = posted
+        .iter()
+        .map(|c| (c.document.as_str(), c.kind, c.receivable))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("exception:1:1", CorrectionKind::Adjustment, -500_000),
+            ("exception:2:1", CorrectionKind::WriteOff, 120_000)
+        ]
+    );
+    let report = ledger.check_invariants().await.unwrap();
+    assert_eq!(report.transactions, 2);
+    assert_sound(&ledger).await;
+}
+
+async fn a_correction_that_does_not_balance_is_refused(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    let card = ledger::CardId::parse("CARD0001").unwrap();
+    for moves in [
+        vec![
+            (CorrectionAccount::Receivable, -1),
+            (CorrectionAccount::Card(card.clone()), 2),
+        ],
+        vec![
+            (CorrectionAccount::Receivable, 0),
+            (CorrectionAccount::Card(card.clone()), 0),
+        ],
+        vec![
+            (CorrectionAccount::Receivable, -1),
+            (CorrectionAccount::Receivable, 1),
+        ],
+    ] {
+        let refused = ledger
+            .post_correction(&correction(
+                "exception:9:1",
+                CorrectionKind::Adjustment,
+                moves,
+            ))
+            .await;
+        assert!(
+            matches!(refused, Err(LedgerError::Invalid(_))),
+            "{refused:?}"
+        );
+    }
+    // An adjustment never touches write-offs, a write-off never a card.
+    let wrong = correction(
+        "exception:9:2",
+        CorrectionKind::WriteOff,
+        vec![
+            (CorrectionAccount::Receivable, -1),
+            (CorrectionAccount::Card(card), 1),
+        ],
+    );
+    assert!(matches!(
+        ledger.post_correction(&wrong).await,
+        Err(LedgerError::Invalid(_))
+    ));
+    assert_eq!(ledger.check_invariants().await.unwrap().transactions, 0);
 }

@@ -171,6 +171,9 @@ pub struct MoneySettings {
     pub currency: String,
     /// Largest single amount accepted from outside, as a decimal string.
     pub max_amount: String,
+    /// A resolution of an exception case at least this large (a decimal string) waits for
+    /// a second person's approval.
+    pub approval_threshold: String,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +217,7 @@ struct Flat {
     day_close: String,
     currency: String,
     max_amount: String,
+    approval_threshold: String,
     api_addr: String,
     api_rate_limit: u32,
     api_rate_burst: u32,
@@ -253,6 +257,7 @@ impl Default for Flat {
             day_close: "24:00".into(),
             currency: "COP".into(),
             max_amount: "10000000.00".into(),
+            approval_threshold: "1000000.00".into(),
             api_addr: "127.0.0.1:8080".into(),
             api_rate_limit: 100,
             api_rate_burst: 200,
@@ -520,6 +525,7 @@ impl Flat {
             money: MoneySettings {
                 currency: self.currency,
                 max_amount: self.max_amount,
+                approval_threshold: self.approval_threshold,
             },
             telemetry: TelemetrySettings {
                 log_format: self.log_format,
