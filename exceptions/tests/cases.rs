@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use exceptions::sync::Found;
 use exceptions::{Action, Actor, CaseFilter, CaseState, ExceptionCase, ExceptionError, Resolution};
 use ledger::journal::NewSale;
 use ledger::{
     BusinessDate, CardId, Currency, Database, Ledger, LedgerSettings, Money, OperatorId,
     OperatorRef, PointOfSale,
 };
+use testbed::recon::RunItem;
 
 const NO_THRESHOLD: i64 = i64::MAX;
 
@@ -37,71 +37,25 @@ fn sale(reference: &str, card: &str, minor: i64) -> NewSale {
 }
 
 /// An item as the reconcile job stores it.
-fn item(
-    reference: &str,
-    case_name: &str,
-    ledger: Option<(&str, i64)>,
-    file: Option<(&str, i64)>,
-) -> Found {
-    Found {
-        operator_id: "OP001".into(),
-        operator_ref: reference.into(),
-        case_name: case_name.into(),
-        ledger_card_id: ledger.map(|(c, _)| c.to_string()),
-        file_card_id: file.map(|(c, _)| c.to_string()),
-        ledger_amount: ledger.map(|(_, a)| a),
-        file_amount: file.map(|(_, a)| a),
-        difference: ledger.map_or(0, |(_, a)| a) - file.map_or(0, |(_, a)| a),
+fn item<'a>(
+    reference: &'a str,
+    case_name: &'a str,
+    ledger: Option<(&'a str, i64)>,
+    file: Option<(&'a str, i64)>,
+) -> RunItem<'a> {
+    RunItem {
+        operator_id: "OP001",
+        operator_ref: reference,
+        case_name,
+        ledger,
+        file,
     }
 }
 
 /// Stores run `run_id` of `date` with `items` and makes it current, as the reconcile job's
 /// save does, then syncs the cases.
-async fn run(ledger: &Arc<dyn Ledger>, date: BusinessDate, run_id: &str, items: &[Found]) {
-    ledger::on_pool!(ledger.database(), pool => {
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::query(
-            "INSERT INTO recon_runs (id, business_date, created_at, items, exceptions, is_current) \
-             VALUES ($1, $2, $3, $4, $4, false)",
-        )
-        .bind(run_id)
-        .bind(date.naive())
-        .bind(Utc::now())
-        .bind(items.len() as i64)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        for i in items {
-            sqlx::query(
-                "INSERT INTO recon_items (run_id, operator_id, operator_ref, case_name, \
-                 ledger_card_id, file_card_id, ledger_amount, file_amount, difference) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(run_id)
-            .bind(&i.operator_id)
-            .bind(&i.operator_ref)
-            .bind(&i.case_name)
-            .bind(&i.ledger_card_id)
-            .bind(&i.file_card_id)
-            .bind(i.ledger_amount)
-            .bind(i.file_amount)
-            .bind(i.difference)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        sqlx::query("UPDATE recon_runs SET is_current = false WHERE business_date = $1")
-            .bind(date.naive())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE recon_runs SET is_current = true WHERE id = $1")
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-    });
+async fn run(ledger: &Arc<dyn Ledger>, date: BusinessDate, run_id: &str, items: &[RunItem<'_>]) {
+    testbed::recon::store_run(&**ledger, date, run_id, items).await;
     let report = exceptions::sync_run(ledger.database(), date, run_id)
         .await
         .unwrap();

@@ -27,6 +27,8 @@ pub enum Scope {
     SalesRead,
     PaymentsWrite,
     BalancesRead,
+    ExceptionsRead,
+    ExceptionsWrite,
 }
 
 impl Scope {
@@ -36,6 +38,8 @@ impl Scope {
             Scope::SalesRead => "sales:read",
             Scope::PaymentsWrite => "payments:write",
             Scope::BalancesRead => "balances:read",
+            Scope::ExceptionsRead => "exceptions:read",
+            Scope::ExceptionsWrite => "exceptions:write",
         }
     }
 }
@@ -44,6 +48,8 @@ impl Scope {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub operator: OperatorId,
+    /// The token's `sub`: who at the operator acts, recorded where a person's action is.
+    pub subject: String,
     scopes: Vec<String>,
 }
 
@@ -62,7 +68,6 @@ impl Caller {
 /// `scope` in some others); every form is taken.
 #[derive(Debug, Deserialize)]
 struct Claims {
-    #[allow(dead_code)]
     sub: String,
     operator_id: String,
     #[serde(default)]
@@ -250,6 +255,7 @@ impl Verifier {
             .map_err(|_| Problem::unauthorized("the token's operator_id is not valid"))?;
         Ok(Caller {
             operator,
+            subject: data.claims.sub.clone(),
             scopes: data
                 .claims
                 .scope

@@ -237,8 +237,9 @@ impl Problem {
 }
 
 /// Every problem `type` the API answers with, as `urn:recaudo:problem:{slug}`.
-pub const TYPES: [&str; 18] = [
+pub const TYPES: [&str; 19] = [
     "already-voided",
+    "case-state",
     "conflict",
     "forbidden",
     "idempotency-key-in-use",

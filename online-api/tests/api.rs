@@ -24,6 +24,7 @@ on_both_backends!(
     sales_are_listed_in_pages,
     token_problems_say_which_and_scopes_come_as_text_or_array,
     instants_read_back_as_written_and_a_missing_query_field_is_named,
+    operators_see_and_dispute_only_their_own_exceptions,
 );
 
 async fn token_problems_say_which_and_scopes_come_as_text_or_array(app: TestApp) {
@@ -612,4 +613,137 @@ async fn sales_are_listed_in_pages(app: TestApp) {
         }
     }
     assert_eq!(seen, ["A-0", "A-1", "A-2", "A-3", "A-4"]);
+}
+
+async fn operators_see_and_dispute_only_their_own_exceptions(app: TestApp) {
+    use testbed::recon::{RunItem, store_run};
+    let date = ledger::BusinessDate::parse("2026-11-26").unwrap();
+    let item = |operator_id, operator_ref| RunItem {
+        operator_id,
+        operator_ref,
+        case_name: "AMOUNT_MISMATCH",
+        ledger: Some(("CARD0001", 20_000)),
+        file: Some(("CARD0001", 25_000)),
+    };
+    store_run(
+        &*app.ledger,
+        date,
+        "run-1",
+        &[item("OPA", "A-1"), item("OPA", "A-2"), item("OPB", "B-1")],
+    )
+    .await;
+    exceptions::sync_run(app.ledger.database(), date, "run-1")
+        .await
+        .unwrap();
+
+    let (a, b) = (token("OPA"), token("OPB"));
+    let page: Value = app
+        .get("/v1/exceptions?limit=1", &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["operator_ref"], "A-1");
+    assert_eq!(page["items"][0]["difference"], "-50.00");
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let rest: Value = app
+        .get(&format!("/v1/exceptions?limit=1&cursor={cursor}"), &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["items"][0]["operator_ref"], "A-2");
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+    let mine = page["items"][0]["id"].as_i64().unwrap();
+
+    // Another operator's case does not exist for OPB.
+    assert_eq!(
+        app.get(&format!("/v1/exceptions/{mine}"), &b)
+            .await
+            .status(),
+        404
+    );
+    let theirs: Value = app.get("/v1/exceptions", &b).await.json().await.unwrap();
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 1);
+    let dispute = json!({"reason": "our receipt shows 250.00", "evidence_ref": "ticket-881"});
+    let r = app
+        .post(
+            &format!("/v1/exceptions/{mine}/dispute"),
+            &b,
+            None,
+            &dispute,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+
+    let r = app
+        .post(
+            &format!("/v1/exceptions/{mine}/dispute"),
+            &a,
+            None,
+            &dispute,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let case: Value = r.json().await.unwrap();
+    assert_eq!(case["state"], "DISPUTED");
+    assert_eq!(case["dispute_reason"], "our receipt shows 250.00");
+    let history = case["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["action"], "DISPUTED");
+    assert_eq!(history.last().unwrap()["actor"], "operator:OPA:client-OPA");
+    // What finance sees.
+    let disputed = exceptions::list(
+        app.ledger.database(),
+        &exceptions::CaseFilter {
+            states: vec![exceptions::CaseState::Disputed],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(disputed.len(), 1);
+    assert_eq!(
+        disputed[0].dispute_reason.as_deref(),
+        Some("our receipt shows 250.00")
+    );
+
+    // A reason is required, unknown fields are refused, a read-only token cannot dispute.
+    let r = app
+        .post(
+            &format!("/v1/exceptions/{mine}/dispute"),
+            &a,
+            None,
+            &json!({"reason": " "}),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let r = app
+        .post(
+            &format!("/v1/exceptions/{mine}/dispute"),
+            &a,
+            None,
+            &json!({"reason": "x", "amount": 1}),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let reader = rs256(&claims("OPA", "exceptions:read"));
+    let r = app
+        .post(
+            &format!("/v1/exceptions/{mine}/dispute"),
+            &reader,
+            None,
+            &dispute,
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        app.get(&format!("/v1/exceptions/{mine}"), &reader)
+            .await
+            .status(),
+        200
+    );
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ledger::{Ledger, LedgerSettings, connect};
 
+pub mod recon;
 pub mod store;
 
 pub const TEST_DATABASE_URL_VAR: &str = "RECAUDO_TEST_DATABASE_URL";

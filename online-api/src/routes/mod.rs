@@ -3,6 +3,7 @@
 //! the ledger changes.
 
 pub mod cards;
+pub mod exceptions;
 pub mod operations;
 pub mod payments;
 pub mod sales;
@@ -26,4 +27,37 @@ pub(crate) fn ok_json<T: serde::Serialize>(
     serde_json::to_value(value)
         .map(|v| (status, v))
         .map_err(|_| Problem::internal())
+}
+
+/// A page's size and where it starts: `limit` from 1 to `max` (100 when not given, or
+/// `max` if smaller), `cursor` a `next_cursor` this API returned.
+pub(crate) fn page(
+    limit: Option<i64>,
+    cursor: Option<&str>,
+    max: u32,
+) -> Result<(u32, Option<i64>), Problem> {
+    let invalid = |field: &str, detail: String| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "A query parameter is not valid",
+        )
+        .field(field)
+        .detail(detail)
+    };
+    let limit = match limit {
+        None => 100.min(max),
+        Some(n) if n >= 1 && n <= i64::from(max) => n as u32,
+        Some(_) => return Err(invalid("limit", format!("limit must be from 1 to {max}"))),
+    };
+    let after = match cursor {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            invalid(
+                "cursor",
+                "cursor must be a next_cursor this API returned".to_string(),
+            )
+        })?),
+    };
+    Ok((limit, after))
 }

@@ -11,7 +11,7 @@ use ledger::{BusinessDate, CardId, OperatorRef, PointOfSale};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ok_json, parse_id};
+use super::{ok_json, page, parse_id};
 use crate::AppState;
 use crate::auth::{Caller, Scope};
 use crate::body::StrictJson;
@@ -267,7 +267,7 @@ pub struct ListQuery {
 
 /// A query string that does not deserialize, said as the field it is about: serde names a
 /// missing or unknown field between backticks.
-fn query_problem(e: QueryRejection) -> Problem {
+pub(crate) fn query_problem(e: QueryRejection) -> Problem {
     let text = e.body_text();
     let named = |marker: &str| {
         let rest = text.split(marker).nth(1)?;
@@ -312,32 +312,7 @@ pub async fn list_sales(
     caller.require(Scope::SalesRead)?;
     let Query(q) = query.map_err(query_problem)?;
     let date = BusinessDate::parse(&q.business_date).map_err(Problem::invalid)?;
-    let max = state.limits.page_size_max;
-    let limit = match q.limit {
-        None => 100.min(max),
-        Some(n) if n >= 1 && n <= i64::from(max) => n as u32,
-        Some(_) => {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-field",
-                "A query parameter is not valid",
-            )
-            .field("limit")
-            .detail(format!("limit must be from 1 to {max}")));
-        }
-    };
-    let after = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-field",
-                "A query parameter is not valid",
-            )
-            .field("cursor")
-            .detail("cursor must be a next_cursor this API returned")
-        })?),
-    };
+    let (limit, after) = page(q.limit, q.cursor.as_deref(), state.limits.page_size_max)?;
     // One extra row says whether there is a next page.
     let mut sales = state
         .ledger
