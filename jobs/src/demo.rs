@@ -171,11 +171,97 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
             .unwrap_or(0),
     );
     summary(&ctx, date, &objects).await?;
+    let decided = step(
+        "finance decides four exception cases (recaudo exceptions list shows them all)",
+        finance_decides(&ctx, date, config),
+    )
+    .await?;
+    crate::table::print(&["case", "operator", "ref", "found", "decided"], &decided);
     println!(
         "demo finished in {:.1} s; `recaudo status` shows the runs, `recaudo demo` again starts over",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// One case of each resolution, and one left waiting for a second person: what finance's
+/// morning looks like (README, Finance: exceptions). The proposal is made with the
+/// threshold at its own amount, as if RECAUDO_APPROVAL_THRESHOLD were that low.
+async fn finance_decides(
+    ctx: &JobContext,
+    date: ledger::BusinessDate,
+    config: &Settings,
+) -> anyhow::Result<Vec<Vec<String>>> {
+    use exceptions::{Action, Actor, CaseFilter, CaseState, Resolution};
+    let open = exceptions::list(
+        ctx.ledger.database(),
+        &CaseFilter {
+            business_date: Some(date),
+            states: vec![CaseState::Open],
+            ..CaseFilter::default()
+        },
+    )
+    .await?;
+    let first = |case_name: &str, skip: usize| {
+        open.iter()
+            .filter(|c| c.case_name == case_name)
+            .nth(skip)
+            .cloned()
+    };
+    let plan = [
+        (
+            first("MISSING_IN_LEDGER", 0),
+            Resolution::AdjustLedger,
+            "the operator's receipt shows the sale",
+            None,
+        ),
+        (
+            first("AMOUNT_MISMATCH", 0),
+            Resolution::WriteOff,
+            "too small to recover",
+            None,
+        ),
+        (
+            first("MISSING_IN_FILE", 0),
+            Resolution::AcceptLedger,
+            "the sale is ours; the operator corrects its file",
+            None,
+        ),
+        (
+            first("MISSING_IN_LEDGER", 1),
+            Resolution::AdjustLedger,
+            "large: a second person checks it",
+            Some(()),
+        ),
+    ];
+    let (maker, threshold) = (
+        Actor::parse("demo-finance-maker")?,
+        crate::exception_case::approval_threshold(config)?,
+    );
+    let mut rows = Vec::new();
+    for (case, resolution, note, needs_approval) in plan {
+        let Some(case) = case else { continue };
+        let threshold = match needs_approval {
+            Some(()) => case.difference.abs(),
+            None => threshold,
+        };
+        let action = Action::Resolve {
+            resolution,
+            note: note.to_string(),
+        };
+        let done =
+            exceptions::decide(&*ctx.ledger, case.id, &action, &maker, threshold, None).await?;
+        rows.push(vec![
+            case.id.to_string(),
+            case.operator_id.clone(),
+            case.operator_ref.clone(),
+            case.case_name.clone(),
+            format!("{} {}", done.case.state, resolution),
+        ]);
+    }
+    let report = ctx.ledger.check_invariants().await?;
+    anyhow::ensure!(report.is_sound(), "the ledger does not hold: {report:?}");
+    Ok(rows)
 }
 
 /// Prints the published summary of `date` (read back from the store, so what is printed is

@@ -193,7 +193,7 @@ fn sample(key: &str) -> &'static str {
         "kafka_brokers" => "\"b-1.msk:9098\"",
         "kafka_group" | "kafka_topic" => "\"taps\"",
         "log_format" => "\"json\"",
-        "max_amount" => "\"500000.00\"",
+        "max_amount" | "approval_threshold" => "\"500000.00\"",
         "metrics_addr" => "\"0.0.0.0:9464\"",
         "object_store" => "\"s3://bucket/prefix/\"",
         "s3_sse_kms_key_id" => "\"alias/recaudo\"",
