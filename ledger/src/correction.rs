@@ -254,38 +254,45 @@ pub(crate) async fn post(
     )))
 }
 
-/// Corrections posted in `date`, by operator and document order.
+/// Corrections posted in `date`, by operator, in the order they were posted.
 pub(crate) async fn on_date(
     db: Database<'_>,
     date: BusinessDate,
 ) -> Result<Vec<PostedCorrection>, LedgerError> {
     const SQL: &str = "SELECT document, transaction_id, kind, operator_id, receivable, actor, \
         created_at FROM corrections WHERE business_date = $1 ORDER BY operator_id, transaction_id";
-    let rows: Vec<(String, i64, String, String, i64, String, DateTime<Utc>)> = crate::on_pool!(db, pool => {
+    let rows: Vec<CorrectionRow> = crate::on_pool!(db, pool => {
         sqlx::query_as(SQL).bind(date.naive()).fetch_all(pool).await?
     });
     rows.into_iter()
-        .map(
-            |(document, transaction_id, kind, operator_id, receivable, actor, created_at)| {
-                Ok(PostedCorrection {
-                    document,
-                    transaction_id,
-                    kind: match kind.as_str() {
-                        "adjustment" => CorrectionKind::Adjustment,
-                        "writeoff" => CorrectionKind::WriteOff,
-                        other => {
-                            return Err(LedgerError::Corrupt(format!("correction kind {other}")));
-                        }
-                    },
-                    operator_id: OperatorId::parse(&operator_id)
-                        .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
-                    receivable,
-                    actor,
-                    created_at,
-                })
-            },
-        )
+        .map(|r| {
+            Ok(PostedCorrection {
+                kind: match r.kind.as_str() {
+                    "adjustment" => CorrectionKind::Adjustment,
+                    "writeoff" => CorrectionKind::WriteOff,
+                    other => return Err(LedgerError::Corrupt(format!("correction kind {other}"))),
+                },
+                operator_id: OperatorId::parse(&r.operator_id)
+                    .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+                document: r.document,
+                transaction_id: r.transaction_id,
+                receivable: r.receivable,
+                actor: r.actor,
+                created_at: r.created_at,
+            })
+        })
         .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct CorrectionRow {
+    document: String,
+    transaction_id: i64,
+    kind: String,
+    operator_id: String,
+    receivable: i64,
+    actor: String,
+    created_at: DateTime<Utc>,
 }
 
 /// A correction the journal holds, as the day's report lists it.
