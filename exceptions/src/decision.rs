@@ -330,9 +330,7 @@ pub fn plan(
             next.resolution = None;
             next.proposed_by = None;
             next.transaction_id = None;
-            let amount = reversal
-                .as_ref()
-                .map(|c| c.moves.iter().map(|(_, a)| a.abs()).max().unwrap_or(0));
+            let amount = reversal.as_ref().map(|c| size(&c.moves, case));
             let event = event(EventAction::Reopened, next.state, Some(text), amount);
             Plan {
                 case: next,

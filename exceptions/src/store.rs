@@ -281,7 +281,7 @@ macro_rules! backend {
                          difference, state, opened_run, last_run, cleared_run, opened_at, \
                          updated_at) ",
                     );
-                    q.push_values(chunk, |mut row, c| {
+                    q.push_values(chunk, |mut row, (c, _)| {
                         row.push_bind(c.business_date)
                             .push_bind(&c.operator_id)
                             .push_bind(&c.operator_ref)
@@ -303,34 +303,9 @@ macro_rules! backend {
                         q.build_query_as().fetch_all(&mut *tx).await?;
                     let ids: std::collections::HashMap<(String, String), i64> =
                         ids.into_iter().map(|(id, r, o)| ((o, r), id)).collect();
-                    for c in chunk {
+                    for (c, opened) in chunk {
                         let id = ids[&(c.operator_id.clone(), c.operator_ref.clone())];
-                        events.push(NewEvent {
-                            case_id: id,
-                            at,
-                            actor: Actor::SYSTEM.to_string(),
-                            action: crate::audit::EventAction::Opened,
-                            from_state: None,
-                            to_state: CaseState::Open,
-                            note: Some(format!("{} found by run {run_id}", c.case_name)),
-                            amount: Some(c.difference),
-                            run_id: Some(run_id.to_string()),
-                        });
-                        if c.state == CaseState::Cleared {
-                            events.push(NewEvent {
-                                case_id: id,
-                                at,
-                                actor: Actor::SYSTEM.to_string(),
-                                action: crate::audit::EventAction::Cleared,
-                                from_state: Some(CaseState::Open),
-                                to_state: CaseState::Cleared,
-                                note: Some(
-                                    "TIMING: its other side was found on an adjacent date".into(),
-                                ),
-                                amount: Some(c.difference),
-                                run_id: Some(run_id.to_string()),
-                            });
-                        }
+                        events.extend(opened.iter().cloned().map(|e| NewEvent { case_id: id, ..e }));
                     }
                 }
                 for (case, event) in &plan.changed {

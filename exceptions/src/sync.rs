@@ -46,8 +46,9 @@ pub struct SyncReport {
 /// The changes a run makes, before they are stored.
 #[derive(Debug, Default)]
 pub(crate) struct SyncPlan {
-    /// New cases (their ids come from the database) and their OPENED events.
-    pub opened: Vec<ExceptionCase>,
+    /// New cases and their events (OPENED, and CLEARED for an explained TIMING), whose
+    /// `case_id` the store fills in once the database has given the case its id.
+    pub opened: Vec<(ExceptionCase, Vec<NewEvent>)>,
     /// Changed cases and the event that says why.
     pub changed: Vec<(ExceptionCase, NewEvent)>,
     pub report: SyncReport,
@@ -147,14 +148,23 @@ pub(crate) fn plan(
                     updated_at: at,
                 };
                 item.apply(&mut case);
+                let note = format!("{} found by run {run_id}", case.case_name);
+                let mut events = vec![event(&case, EventAction::Opened, None, Some(note))];
                 if explained_timing {
                     // Opened and cleared at once, so that the key has its case on this date
                     // too and a re-run of either date finds the pair explained.
                     case.state = CaseState::Cleared;
                     case.cleared_run = Some(run_id.to_string());
+                    let why = "TIMING: its other side was found on an adjacent date".to_string();
+                    events.push(event(
+                        &case,
+                        EventAction::Cleared,
+                        Some(CaseState::Open),
+                        Some(why),
+                    ));
                     plan.report.cleared += 1;
                 }
-                plan.opened.push(case);
+                plan.opened.push((case, events));
                 plan.report.opened += 1;
             }
             Some(case) if case.state == CaseState::Resolved => {}
