@@ -6,16 +6,18 @@
 //! per decision. Every action is an event in an append-only, hash-chained history
 //! (`audit`) that `verify` recomputes.
 
+pub mod as_of;
 pub mod audit;
 pub mod case;
 pub mod decision;
 mod store;
 pub mod sync;
 
+pub use as_of::{OpenCase, case_of_document, open_at_end_of};
 pub use audit::{CaseEvent, ChainReport};
 pub use case::{Actor, CaseFilter, CaseId, CaseState, ExceptionCase, Resolution};
 pub use decision::{Action, Decided};
-pub use store::{case, decide, events, list, verify};
+pub use store::{case, cases_by_id, decide, events, list, verify};
 pub use sync::{SyncReport, sync_run};
 
 use fault::{Blame, Fault};

@@ -13,7 +13,7 @@ use crate::case::{Actor, CaseFilter, CaseId, CaseState, ExceptionCase, Resolutio
 use crate::decision::{self, Action, Decided};
 use crate::sync::{Found, SyncReport};
 
-const CASE_COLUMNS: &str = "id, business_date, operator_id, operator_ref, case_name, \
+pub(crate) const CASE_COLUMNS: &str = "id, business_date, operator_id, operator_ref, case_name, \
     ledger_card_id, file_card_id, ledger_amount, file_amount, difference, state, resolution, \
     proposed_by, decisions, transaction_id, dispute_reason, evidence_ref, opened_run, last_run, \
     cleared_run, opened_at, updated_at";
@@ -25,7 +25,7 @@ const EVENT_COLUMNS: &str =
 const ROWS_PER_STATEMENT: usize = 500;
 
 #[derive(sqlx::FromRow)]
-struct CaseRow {
+pub(crate) struct CaseRow {
     id: i64,
     business_date: NaiveDate,
     operator_id: String,
@@ -88,7 +88,7 @@ impl TryFrom<CaseRow> for ExceptionCase {
     }
 }
 
-fn cases(rows: Vec<CaseRow>) -> Result<Vec<ExceptionCase>, ExceptionError> {
+pub(crate) fn cases(rows: Vec<CaseRow>) -> Result<Vec<ExceptionCase>, ExceptionError> {
     rows.into_iter().map(ExceptionCase::try_from).collect()
 }
 
@@ -484,4 +484,29 @@ pub async fn verify(db: Database<'_>) -> Result<ChainReport, ExceptionError> {
     });
     let events = events(db, None).await?;
     Ok(walk(events, (head.0, &head.1)))
+}
+
+/// The cases of `ids` that exist, by id.
+pub async fn cases_by_id(
+    db: Database<'_>,
+    ids: &[CaseId],
+) -> Result<Vec<ExceptionCase>, ExceptionError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM exception_cases WHERE id IN ({}) ORDER BY id",
+            marks.join(", ")
+        );
+        let rows: Vec<CaseRow> = ledger::on_pool!(db, pool => {
+            let mut q = sqlx::query_as(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await?
+        });
+        found.extend(cases(rows)?);
+    }
+    found.sort_by_key(|c| c.id);
+    Ok(found)
 }
