@@ -17,6 +17,7 @@ pub mod operator;
 pub mod postgres;
 mod reads;
 mod rows;
+pub mod settlement_line;
 pub mod sqlite;
 
 pub use backend::{Backend, Database, Ledger, LedgerSettings, connect};

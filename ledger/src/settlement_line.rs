@@ -1,0 +1,123 @@
+//! The settlement lines of each date's latest final report, kept in the database so that an
+//! operator reads its own through the API (`GET /v1/settlements`) the moment they are
+//! published, without access to the object store. The report writes them; nothing else
+//! does. A new version of a date's report replaces that date's lines.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::backend::Database;
+use crate::business_date::BusinessDate;
+use crate::error::LedgerError;
+
+/// One operator's line for one date, as the report published it. Amounts in minor units.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PublishedLine {
+    pub operator_id: String,
+    pub business_date: NaiveDate,
+    pub report_version: i32,
+    pub currency: String,
+    pub sales_count: i64,
+    pub sales_amount: i64,
+    pub voids_count: i64,
+    pub voids_amount: i64,
+    pub net_sales: i64,
+    /// A decimal fraction, as the operator's terms say it (`0.035`).
+    pub commission_rate: String,
+    pub commission: i64,
+    pub commission_tax: i64,
+    pub net_due: i64,
+    pub due_date: NaiveDate,
+    pub matched_count: i64,
+    pub exception_count: i64,
+    pub exception_amount: i64,
+    /// What the date's adjustments and write-offs added to what the operator owes.
+    pub adjustments: i64,
+    /// BALANCED, EXCEPTIONS or NO_FILE.
+    pub status: String,
+    pub published_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "operator_id, business_date, report_version, currency, sales_count, \
+    sales_amount, voids_count, voids_amount, net_sales, commission_rate, commission, \
+    commission_tax, net_due, due_date, matched_count, exception_count, exception_amount, \
+    adjustments, status, published_at";
+
+/// Rows per INSERT (20 parameters each, well under SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Replaces the lines of `date` with `lines`, in one transaction: a reader sees the old
+/// version's lines or the new one's, never a mix.
+pub async fn replace_date(
+    db: Database<'_>,
+    date: BusinessDate,
+    lines: &[PublishedLine],
+) -> Result<(), LedgerError> {
+    macro_rules! body {
+        ($tx:expr, $db:ty) => {{
+            let mut tx = $tx;
+            sqlx::query("DELETE FROM settlement_lines WHERE business_date = $1")
+                .bind(date.naive())
+                .execute(&mut *tx)
+                .await?;
+            for chunk in lines.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "INSERT INTO settlement_lines ({COLUMNS}) "
+                ));
+                q.push_values(chunk, |mut row, l| {
+                    row.push_bind(&l.operator_id)
+                        .push_bind(l.business_date)
+                        .push_bind(l.report_version)
+                        .push_bind(&l.currency)
+                        .push_bind(l.sales_count)
+                        .push_bind(l.sales_amount)
+                        .push_bind(l.voids_count)
+                        .push_bind(l.voids_amount)
+                        .push_bind(l.net_sales)
+                        .push_bind(&l.commission_rate)
+                        .push_bind(l.commission)
+                        .push_bind(l.commission_tax)
+                        .push_bind(l.net_due)
+                        .push_bind(l.due_date)
+                        .push_bind(l.matched_count)
+                        .push_bind(l.exception_count)
+                        .push_bind(l.exception_amount)
+                        .push_bind(l.adjustments)
+                        .push_bind(&l.status)
+                        .push_bind(l.published_at);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }};
+    }
+    match db {
+        Database::Postgres(pool) => body!(pool.begin().await?, sqlx::Postgres),
+        Database::Sqlite(pool) => body!(pool.begin_with("BEGIN IMMEDIATE").await?, sqlx::Sqlite),
+    }
+    Ok(())
+}
+
+/// The lines of `operator`, newest date first: of one date (`on`), or a page of at most
+/// `limit` lines before date `before`.
+pub async fn of_operator(
+    db: Database<'_>,
+    operator: &str,
+    on: Option<BusinessDate>,
+    before: Option<BusinessDate>,
+    limit: u32,
+) -> Result<Vec<PublishedLine>, LedgerError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM settlement_lines WHERE operator_id = $1 \
+         AND ($2 IS NULL OR business_date = $2) AND ($3 IS NULL OR business_date < $3) \
+         ORDER BY business_date DESC LIMIT $4"
+    );
+    Ok(crate::on_pool!(db, pool => {
+        sqlx::query_as(&sql)
+            .bind(operator)
+            .bind(on.map(|d| d.naive()))
+            .bind(before.map(|d| d.naive()))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+    }))
+}
