@@ -18,7 +18,7 @@ pub struct ReportFile {
     pub rows: Option<u64>,
 }
 
-pub const SETTLEMENT_COLUMNS: [&str; 19] = [
+pub const SETTLEMENT_COLUMNS: [&str; 20] = [
     "business_date",
     "operator_id",
     "operator_name",
@@ -36,7 +36,41 @@ pub const SETTLEMENT_COLUMNS: [&str; 19] = [
     "matched_count",
     "exception_count",
     "exception_amount",
+    "adjustments",
     "status",
+    "report_kind",
+];
+
+pub const OPEN_EXCEPTION_COLUMNS: [&str; 14] = [
+    "business_date",
+    "case_id",
+    "found_on",
+    "age_days",
+    "operator_id",
+    "operator_ref",
+    "case",
+    "state",
+    "ledger_card_id",
+    "file_card_id",
+    "ledger_amount",
+    "file_amount",
+    "difference",
+    "report_kind",
+];
+
+pub const ADJUSTMENT_COLUMNS: [&str; 13] = [
+    "business_date",
+    "transaction_id",
+    "kind",
+    "case_id",
+    "found_on",
+    "operator_id",
+    "operator_ref",
+    "case",
+    "document",
+    "amount",
+    "actor",
+    "posted_at",
     "report_kind",
 ];
 
@@ -87,6 +121,8 @@ pub fn render(statement: &Statement) -> Result<Vec<ReportFile>, ReportError> {
     fares(statement, &mut files)?;
     files.push(device_gaps(statement));
     files.push(negative_cards(statement));
+    open_exceptions(statement, &mut files)?;
+    files.push(adjustments(statement));
     files.push(ReportFile {
         path: "index.html".into(),
         bytes: crate::page::render(statement)?.into_bytes(),
@@ -150,6 +186,7 @@ fn settlement(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportEr
                 number(l.matched_count),
                 number(l.exception_count),
                 money(l.exception_amount),
+                money(l.adjustments),
                 Cell::Text(l.status()),
                 Cell::Text(s.meta.kind.as_str()),
             ]
@@ -182,6 +219,7 @@ fn settlement(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportEr
         "matched_count" => ints(|l| l.matched_count),
         "exception_count" => ints(|l| l.exception_count),
         "exception_amount" => ints(|l| l.exception_amount),
+        "adjustments" => ints(|l| l.adjustments),
         "status" => ls.iter().map(|l| l.status()).collect::<Vec<_>>(),
     )?
     .lazy()
@@ -199,6 +237,88 @@ fn instant(micros: Option<i64>) -> Cell<'static> {
         Some(t) => Cell::Number(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
         None => Cell::Empty,
     }
+}
+
+fn naive_epoch_days(date: chrono::NaiveDate) -> i32 {
+    epoch_days(ledger::BusinessDate::from_naive(date))
+}
+
+/// Every case open at the end of the date, whatever date it was found on, with its age.
+fn open_exceptions(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportError> {
+    let exp = s.currency.exponent();
+    let money = |n: Option<i64>| n.map_or(Cell::Empty, |n| Cell::Number(format_minor(n, exp)));
+    let date = s.date.to_string();
+    let mut table = CsvTable::new(&OPEN_EXCEPTION_COLUMNS);
+    for o in &s.open_cases {
+        let c = &o.case;
+        table.row([
+            Cell::Number(date.clone()),
+            number(c.id),
+            Cell::Number(c.business_date.to_string()),
+            number(o.age_days),
+            Cell::Text(&c.operator_id),
+            Cell::Text(&c.operator_ref),
+            Cell::Text(&c.case_name),
+            Cell::Text(o.state.as_str()),
+            opt_text(c.ledger_card_id.as_deref()),
+            opt_text(c.file_card_id.as_deref()),
+            money(c.ledger_amount),
+            money(c.file_amount),
+            money(Some(c.difference)),
+            Cell::Text(s.meta.kind.as_str()),
+        ]);
+    }
+    files.push(csv_file("exceptions_open.csv".into(), table));
+    let os: Vec<_> = s.open_cases.iter().collect();
+    let frame = df!(
+        "business_date" => vec![epoch_days(s.date); os.len()],
+        "case_id" => os.iter().map(|o| o.case.id).collect::<Vec<_>>(),
+        "found_on" => os.iter().map(|o| naive_epoch_days(o.case.business_date)).collect::<Vec<_>>(),
+        "age_days" => os.iter().map(|o| o.age_days).collect::<Vec<_>>(),
+        "operator_id" => os.iter().map(|o| o.case.operator_id.as_str()).collect::<Vec<_>>(),
+        "operator_ref" => os.iter().map(|o| o.case.operator_ref.as_str()).collect::<Vec<_>>(),
+        "case" => os.iter().map(|o| o.case.case_name.as_str()).collect::<Vec<_>>(),
+        "state" => os.iter().map(|o| o.state.as_str()).collect::<Vec<_>>(),
+        "ledger_card_id" => os.iter().map(|o| o.case.ledger_card_id.as_deref()).collect::<Vec<_>>(),
+        "file_card_id" => os.iter().map(|o| o.case.file_card_id.as_deref()).collect::<Vec<_>>(),
+        "currency" => vec![s.currency.code(); os.len()],
+        "ledger_amount" => os.iter().map(|o| o.case.ledger_amount).collect::<Vec<_>>(),
+        "file_amount" => os.iter().map(|o| o.case.file_amount).collect::<Vec<_>>(),
+        "difference" => os.iter().map(|o| o.case.difference).collect::<Vec<_>>(),
+    )?
+    .lazy()
+    .with_columns([
+        col("business_date").cast(DataType::Date),
+        col("found_on").cast(DataType::Date),
+    ])
+    .collect()?;
+    files.push(parquet_file(s, "exceptions_open.parquet", frame)?);
+    Ok(())
+}
+
+/// Every adjustment and write-off posted on the date, with its case.
+fn adjustments(s: &Statement) -> ReportFile {
+    let exp = s.currency.exponent();
+    let mut table = CsvTable::new(&ADJUSTMENT_COLUMNS);
+    for a in &s.adjustments {
+        let case = a.case.as_ref();
+        table.row([
+            Cell::Number(s.date.to_string()),
+            number(a.transaction_id),
+            Cell::Text(a.kind),
+            case.map_or(Cell::Empty, |c| number(c.id)),
+            case.map_or(Cell::Empty, |c| Cell::Number(c.business_date.to_string())),
+            Cell::Text(&a.operator_id),
+            opt_text(case.map(|c| c.operator_ref.as_str())),
+            opt_text(case.map(|c| c.case_name.as_str())),
+            Cell::Text(&a.document),
+            Cell::Number(format_minor(a.amount, exp)),
+            Cell::Text(&a.actor),
+            instant(Some(a.posted_at.timestamp_micros())),
+            Cell::Text(s.meta.kind.as_str()),
+        ]);
+    }
+    csv_file("adjustments.csv".into(), table)
 }
 
 fn opt_text(v: Option<&str>) -> Cell<'_> {

@@ -1,6 +1,7 @@
 //! What a report is made from, read from the database for one business date: the operators
 //! registry, the ledger's sales per operator, the current reconciliation run, fares per
-//! transport operator, lost taps, and the operator files the reconciliation used.
+//! transport operator, lost taps, the operator files the reconciliation used, the exception
+//! cases open at the end of the date and the adjustments and write-offs posted on it.
 //!
 //! The ledger is aggregated in the database (one GROUP BY over the date's sales), so a city's
 //! millions of sales never cross the wire one by one.
@@ -77,6 +78,25 @@ pub struct NegativeCard {
     pub validations: i64,
 }
 
+/// An adjustment or a write-off posted on the date, with the case it decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    pub transaction_id: i64,
+    /// `adjustment` or `writeoff`, as the journal names the kind.
+    pub kind: &'static str,
+    /// `exception:{case}:{decision}` (with `:reversal` when a reopening took one back).
+    pub document: String,
+    pub operator_id: String,
+    /// What it added to what the operator owes (negative: it owes less). The receivable's
+    /// posting with its sign turned: postings are credit-positive and a debt is a debit.
+    pub amount: i64,
+    /// Who decided it (for a maker-checker decision, the approver).
+    pub actor: String,
+    pub posted_at: chrono::DateTime<chrono::Utc>,
+    /// The case it decided; `None` only if the document names no case we hold.
+    pub case: Option<exceptions::ExceptionCase>,
+}
+
 /// Everything one report is made from.
 pub struct ReportInputs {
     pub date: BusinessDate,
@@ -93,6 +113,10 @@ pub struct ReportInputs {
     pub rejected_files: Vec<RejectedFile>,
     /// Sorted by card id.
     pub negative_cards: Vec<NegativeCard>,
+    /// Cases open at the end of the date, oldest first (`exceptions::open_at_end_of`).
+    pub open_cases: Vec<exceptions::OpenCase>,
+    /// By operator, then transaction.
+    pub adjustments: Vec<Adjustment>,
 }
 
 // CAST(SUM …): PostgreSQL sums bigints into numeric.
@@ -232,7 +256,12 @@ pub async fn load(
             validations,
         })
         .collect();
+    let calendar = ledger.settings().calendar;
+    let open_cases = exceptions::open_at_end_of(db, &calendar, date).await?;
+    let adjustments = adjustments(ledger, date).await?;
     Ok(ReportInputs {
+        open_cases,
+        adjustments,
         date,
         currency,
         holidays,
@@ -245,4 +274,35 @@ pub async fn load(
         gaps: device_gaps(db, date).await?,
         files,
     })
+}
+
+/// The corrections posted on `date`, each with the case its document names.
+async fn adjustments(
+    ledger: &dyn Ledger,
+    date: BusinessDate,
+) -> Result<Vec<Adjustment>, ReportError> {
+    let posted = ledger.corrections_on(date).await?;
+    let ids: Vec<exceptions::CaseId> = posted
+        .iter()
+        .filter_map(|c| exceptions::case_of_document(&c.document))
+        .collect();
+    let cases: BTreeMap<exceptions::CaseId, exceptions::ExceptionCase> =
+        exceptions::cases_by_id(ledger.database(), &ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+    Ok(posted
+        .into_iter()
+        .map(|c| Adjustment {
+            transaction_id: c.transaction_id,
+            kind: c.kind.as_str(),
+            case: exceptions::case_of_document(&c.document).and_then(|id| cases.get(&id).cloned()),
+            document: c.document,
+            operator_id: c.operator_id.to_string(),
+            amount: -c.receivable,
+            actor: c.actor,
+            posted_at: c.created_at,
+        })
+        .collect())
 }

@@ -2,7 +2,10 @@
 //! per operator what it sold, its commission and what it owes (`settlement_summary`,
 //! `settlement/{operator}.csv`), every discrepancy of the reconciliation
 //! (`discrepancies`), fare revenue per transport operator (`fare_distribution`), lost taps
-//! (`device_gaps.csv`), a page for people (`index.html`) and a `manifest.json`.
+//! (`device_gaps.csv`), the exception cases open at the end of the date
+//! (`exceptions_open`) and the adjustments posted on it (`adjustments.csv`), a page for
+//! people (`index.html`) and a `manifest.json`. A final report's settlement lines are also
+//! kept in the database, where the operators' API reads them.
 //!
 //! `inputs` reads the database, `statement` computes the figures, `files` and `page` render
 //! them, `publish` writes a new version. Only the manifest carries a run id and a time, so
@@ -49,6 +52,8 @@ pub enum ReportError {
     Ledger(#[from] ledger::LedgerError),
     #[error("reconciliation: {0}")]
     Reconcile(#[from] reconcile::ReconcileError),
+    #[error("exception cases: {0}")]
+    Exceptions(#[from] exceptions::ExceptionError),
     #[error("dataframe: {0}")]
     Frame(#[from] polars::error::PolarsError),
 }
@@ -63,6 +68,7 @@ impl fault::Fault for ReportError {
             ReportError::Database(e) => ledger::error::database_blame(e),
             ReportError::Ledger(e) => e.blame(),
             ReportError::Reconcile(e) => e.blame(),
+            ReportError::Exceptions(e) => e.blame(),
             ReportError::Frame(_) => fault::Blame::Internal,
         }
     }
@@ -90,7 +96,7 @@ pub async fn report(
 ) -> Result<(Statement, Published), ReportError> {
     // Read before the inputs: anything that arrives while the report is made moves the
     // date's input counter past it, and makes the date stale.
-    let as_of = chrono::Utc::now();
+    let as_of = ledger::journal::now();
     let input_seq = ledger::date_status::input_seq(ledger.database(), date).await?;
     let inputs = inputs::load(ledger, date, currency, holidays).await?;
     let version = match kind {
@@ -106,6 +112,9 @@ pub async fn report(
     let files = files::render(&statement)?;
     let published = publish::publish(store, &inputs, files, &statement.meta, run_id).await?;
     if kind == ReportKind::Final {
+        // Operators read their lines through the API from here on.
+        let lines = statement.published_lines(published.version, as_of);
+        ledger::settlement_line::replace_date(ledger.database(), date, &lines).await?;
         // The files and sales come from the reconciliation: the report is only as current
         // as the older of the two reads.
         let seen = input_seq.min(inputs.reconciliation.input_seq.unwrap_or(0));

@@ -138,7 +138,8 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
          <title>{title_kind}Settlement {date}</title><style>{STYLE}</style></head><body>\
          <header><h1>{title_kind}Settlement of {date}</h1><p id=\"report-meta\">{meta}. \
          Amounts in {cur}. Data: settlement_summary.csv, discrepancies.csv, \
-         fare_distribution.csv, device_gaps.csv, negative_cards.csv.</p>{banner}</header><main>",
+         fare_distribution.csv, device_gaps.csv, negative_cards.csv, exceptions_open.csv, \
+         adjustments.csv.</p>{banner}</header><main>",
         date = s.date,
         cur = escape(s.currency.code()),
         title_kind = match s.meta.kind {
@@ -194,6 +195,13 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
         warn,
     );
     total("fare-revenue", "Fare revenue", money(t.fare_revenue), false);
+    total(
+        "open-cases",
+        "Open exception cases",
+        t.open_cases.to_string(),
+        t.open_cases > 0,
+    );
+    total("adjustments", "Adjustments", money(t.adjustments), false);
     out.push_str("</dl></section>");
     operators(&mut out, s, &money);
 
@@ -278,6 +286,8 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
         }
         out.push_str("</tbody></table></div></section>");
     }
+    open_by_age(&mut out, s, &money);
+    adjustments(&mut out, s, &money);
     rejected_files(&mut out, s);
     device_gaps(&mut out, s);
     negative_cards(&mut out, s, &money);
@@ -319,6 +329,7 @@ fn operators(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
         "Net sales",
         "Net due",
         "Due date",
+        "Adjustments",
         "Status",
     ];
     if !table_section(
@@ -335,17 +346,106 @@ fn operators(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td>{}</td><td class=\"status-{}\">{}</td></tr>",
+             <td>{}</td><td class=\"num\">{}</td><td class=\"status-{}\">{}</td></tr>",
             escape(&l.operator_id),
             escape(&l.operator_name),
             money(l.sales.net()),
             money(l.settlement.net_due),
             l.due_date,
+            money(l.adjustments),
             l.status().to_ascii_lowercase(),
             l.status(),
         );
     }
     end_table(out);
+}
+
+/// The cases still open at the end of the day, by how long they have waited.
+fn open_by_age(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
+    let header = [
+        "Age",
+        "Cases",
+        "Open",
+        "Disputed",
+        "Pending approval",
+        "Difference",
+    ];
+    let empty = "No exception case is open.";
+    let rows = s.open_cases.len();
+    let _ = write!(
+        out,
+        "<section id=\"open-exceptions-by-age\"><h2>Open exceptions by age ({rows})</h2>"
+    );
+    if rows == 0 {
+        let _ = write!(out, "<p class=\"empty\">{empty}</p></section>");
+        return;
+    }
+    out.push_str(
+        "<p class=\"note\">Every case OPEN, DISPUTED or PENDING_APPROVAL at the end of the \
+         day, whatever day it was found on; exceptions_open.csv lists them.</p>\
+         <div class=\"table-wrap\"><table><thead><tr>",
+    );
+    for h in header {
+        let _ = write!(out, "<th>{h}</th>");
+    }
+    out.push_str("</tr></thead><tbody>");
+    for b in s.open_by_age() {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            b.label,
+            b.cases,
+            b.open,
+            b.disputed,
+            b.pending_approval,
+            money(b.difference),
+        );
+    }
+    end_table(out);
+}
+
+/// What finance decided that moved the books on this day.
+fn adjustments(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
+    let header = [
+        "Case",
+        "Found on",
+        "Operator",
+        "Ref",
+        "Kind",
+        "Owed change",
+        "Decided by",
+    ];
+    let rows = s.adjustments.len();
+    let empty = "No adjustment or write-off was posted on this day.";
+    let title = "Adjustments and write-offs";
+    if !table_section(out, "adjustments", title, rows, empty, &header) {
+        return;
+    }
+    for a in s.adjustments.iter().take(EXCEPTION_ROWS) {
+        let case = a.case.as_ref();
+        let _ = write!(
+            out,
+            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"num\">{}</td><td>{}</td></tr>",
+            case.map(|c| c.id.to_string()).unwrap_or_default(),
+            case.map(|c| c.business_date.to_string())
+                .unwrap_or_default(),
+            escape(&a.operator_id),
+            escape(case.map_or("", |c| c.operator_ref.as_str())),
+            a.kind,
+            money(a.amount),
+            escape(&a.actor),
+        );
+    }
+    out.push_str("</tbody></table></div>");
+    if rows > EXCEPTION_ROWS {
+        let _ = write!(
+            out,
+            "<p class=\"note\">The first {EXCEPTION_ROWS}; adjustments.csv has all {rows}.</p>"
+        );
+    }
+    out.push_str("</section>");
 }
 
 fn rejected_files(out: &mut String, s: &Statement) {

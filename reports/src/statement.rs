@@ -1,5 +1,6 @@
 //! The day's figures, computed once from the inputs: one settlement line per operator, the
-//! discrepancies, fare revenue per transport operator and the lost taps. Every file of the
+//! discrepancies, fare revenue per transport operator, the lost taps, the exception cases
+//! open at the end of the day and the adjustments posted on it. Every file of the
 //! report is rendered from this, so the CSV, the Parquet and the page cannot disagree.
 
 use std::collections::BTreeMap;
@@ -26,6 +27,10 @@ pub struct SettlementLine {
     pub exception_amount: i64,
     /// Whether the operator's accepted file for the date was reconciled.
     pub has_file: bool,
+    /// What the adjustments and write-offs posted on the date added to what the operator
+    /// owes (negative: it owes less). Not part of `net_due`, which is the date's sales:
+    /// a correction of an earlier day lands in the day it was decided, beside it.
+    pub adjustments: i64,
 }
 
 impl SettlementLine {
@@ -81,6 +86,10 @@ pub struct Statement {
     pub gaps: Vec<ledger::device_gap::DeviceGap>,
     pub rejected_files: Vec<crate::inputs::RejectedFile>,
     pub negative_cards: Vec<crate::inputs::NegativeCard>,
+    /// Cases open at the end of the date, oldest first.
+    pub open_cases: Vec<exceptions::OpenCase>,
+    /// Adjustments and write-offs posted on the date, by operator, then transaction.
+    pub adjustments: Vec<crate::inputs::Adjustment>,
     pub meta: ReportMeta,
 }
 
@@ -94,6 +103,10 @@ pub fn build(inputs: &ReportInputs, meta: ReportMeta) -> Result<Statement, Repor
         .iter()
         .map(|s| (s.operator_id.as_str(), s))
         .collect();
+    let mut adjusted: BTreeMap<&str, i64> = BTreeMap::new();
+    for a in &inputs.adjustments {
+        *adjusted.entry(a.operator_id.as_str()).or_default() += a.amount;
+    }
     let mut lines = Vec::new();
     let mut operators: Vec<_> = inputs.operators.iter().collect();
     operators.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
@@ -101,7 +114,8 @@ pub fn build(inputs: &ReportInputs, meta: ReportMeta) -> Result<Statement, Repor
         let id = op.id.as_str();
         let sales = inputs.sales.get(id).cloned().unwrap_or_default();
         let summary = summaries.get(id);
-        if !op.active && sales.sales_count == 0 && summary.is_none() {
+        let adjustments = adjusted.get(id).copied().unwrap_or(0);
+        if !op.active && sales.sales_count == 0 && summary.is_none() && adjustments == 0 {
             continue;
         }
         let reconciled_net = summary.map_or(0, |s| s.ledger_total);
@@ -127,6 +141,7 @@ pub fn build(inputs: &ReportInputs, meta: ReportMeta) -> Result<Statement, Repor
                 .files
                 .iter()
                 .any(|f| f.operator_id == id && f.business_date == inputs.date.to_string()),
+            adjustments,
             sales,
         });
     }
@@ -148,6 +163,8 @@ pub fn build(inputs: &ReportInputs, meta: ReportMeta) -> Result<Statement, Repor
         gaps: inputs.gaps.clone(),
         rejected_files: inputs.rejected_files.clone(),
         negative_cards: inputs.negative_cards.clone(),
+        open_cases: inputs.open_cases.clone(),
+        adjustments: inputs.adjustments.clone(),
         meta,
     })
 }
@@ -166,7 +183,31 @@ pub struct Totals {
     pub exception_count: i64,
     pub exception_amount: i64,
     pub fare_revenue: i64,
+    pub adjustments: i64,
+    pub open_cases: i64,
 }
+
+/// Open cases of one age bucket, as the page shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgeBucket {
+    pub label: &'static str,
+    pub cases: i64,
+    pub open: i64,
+    pub disputed: i64,
+    pub pending_approval: i64,
+    /// Σ differences (ledger − file).
+    pub difference: i64,
+}
+
+/// The age buckets, in days since the date a case was found on: (label, up to and
+/// including this many days; `None` for the last).
+pub const AGE_BUCKETS: [(&str, Option<i64>); 5] = [
+    ("0–1 days", Some(1)),
+    ("2–7 days", Some(7)),
+    ("8–30 days", Some(30)),
+    ("31–90 days", Some(90)),
+    ("over 90 days", None),
+];
 
 impl Statement {
     pub fn totals(&self) -> Totals {
@@ -180,7 +221,9 @@ impl Statement {
             t.commission += l.settlement.commission;
             t.commission_tax += l.settlement.commission_tax;
             t.net_due += l.settlement.net_due;
+            t.adjustments += l.adjustments;
         }
+        t.open_cases = self.open_cases.len() as i64;
         // From the discrepancies themselves, as the exceptions table counts them: the
         // totals and the table cannot disagree.
         t.exception_count = self.discrepancies.height() as i64;
@@ -192,6 +235,32 @@ impl Statement {
             .unwrap_or(0);
         t.fare_revenue = self.fares.values().map(Fares::revenue).sum();
         t
+    }
+
+    /// The open cases by age, every bucket present.
+    pub fn open_by_age(&self) -> Vec<AgeBucket> {
+        let mut buckets: Vec<AgeBucket> = AGE_BUCKETS
+            .iter()
+            .map(|(label, _)| AgeBucket {
+                label,
+                ..AgeBucket::default()
+            })
+            .collect();
+        for o in &self.open_cases {
+            let i = AGE_BUCKETS
+                .iter()
+                .position(|(_, most)| most.is_none_or(|m| o.age_days <= m))
+                .unwrap_or(AGE_BUCKETS.len() - 1);
+            let b = &mut buckets[i];
+            b.cases += 1;
+            b.difference += o.case.difference;
+            match o.state {
+                exceptions::CaseState::Disputed => b.disputed += 1,
+                exceptions::CaseState::PendingApproval => b.pending_approval += 1,
+                _ => b.open += 1,
+            }
+        }
+        buckets
     }
 
     /// Exceptions per case, over all operators, in the order of DESIGN.md's table.
@@ -241,5 +310,40 @@ impl Statement {
             ledger_occurred_at: int("ledger_occurred_at")?,
             file_occurred_at: int("file_occurred_at")?,
         })
+    }
+}
+
+impl Statement {
+    /// The lines as the database keeps them for the API, for the version being published.
+    pub fn published_lines(
+        &self,
+        version: u32,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<ledger::settlement_line::PublishedLine> {
+        self.lines
+            .iter()
+            .map(|l| ledger::settlement_line::PublishedLine {
+                operator_id: l.operator_id.clone(),
+                business_date: self.date.naive(),
+                report_version: i32::try_from(version).unwrap_or(i32::MAX),
+                currency: self.currency.code().to_string(),
+                sales_count: l.sales.sales_count,
+                sales_amount: l.sales.sales_amount,
+                voids_count: l.sales.voids_count,
+                voids_amount: l.sales.voids_amount,
+                net_sales: l.sales.net(),
+                commission_rate: l.commission_rate.to_string(),
+                commission: l.settlement.commission,
+                commission_tax: l.settlement.commission_tax,
+                net_due: l.settlement.net_due,
+                due_date: l.due_date.naive(),
+                matched_count: l.matched_count,
+                exception_count: l.exception_count,
+                exception_amount: l.exception_amount,
+                adjustments: l.adjustments,
+                status: l.status().to_string(),
+                published_at: at,
+            })
+            .collect()
     }
 }

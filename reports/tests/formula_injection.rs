@@ -81,6 +81,50 @@ fn inputs() -> ReportInputs {
             balance: -500,
             validations: 2,
         }],
+        open_cases: vec![exceptions::OpenCase {
+            case: hostile_case(),
+            state: exceptions::CaseState::Disputed,
+            age_days: 3,
+        }],
+        adjustments: vec![reports::inputs::Adjustment {
+            transaction_id: 9,
+            kind: "writeoff",
+            document: "exception:1:1".into(),
+            operator_id: "OP001".into(),
+            amount: -2_000,
+            actor: "@finance".into(),
+            posted_at: chrono::DateTime::from_timestamp(1_764_300_000, 0).unwrap(),
+            case: Some(hostile_case()),
+        }],
+    }
+}
+
+/// A case whose texts came from an operator's file.
+fn hostile_case() -> exceptions::ExceptionCase {
+    let at = chrono::DateTime::from_timestamp(1_764_200_000, 0).unwrap();
+    exceptions::ExceptionCase {
+        id: 1,
+        business_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+        operator_id: "OP001".into(),
+        operator_ref: "-1+1".into(),
+        case_name: "AMOUNT_MISMATCH".into(),
+        ledger_card_id: Some("+CARD".into()),
+        file_card_id: Some("=CARD".into()),
+        ledger_amount: Some(1_000),
+        file_amount: Some(3_000),
+        difference: -2_000,
+        state: exceptions::CaseState::Disputed,
+        resolution: None,
+        proposed_by: None,
+        decisions: 0,
+        transaction_id: None,
+        dispute_reason: Some("=evil".into()),
+        evidence_ref: None,
+        opened_run: "run".into(),
+        last_run: "run".into(),
+        cleared_run: None,
+        opened_at: at,
+        updated_at: at,
     }
 }
 
@@ -99,8 +143,9 @@ fn text_starting_a_formula_is_escaped_in_every_csv() {
     let csvs: Vec<_> = files.iter().filter(|f| f.path.ends_with(".csv")).collect();
     assert_eq!(
         csvs.len(),
-        6,
-        "summary, one operator, discrepancies, fares, gaps, negative cards"
+        8,
+        "summary, one operator, discrepancies, fares, gaps, negative cards, open cases, \
+         adjustments"
     );
     for f in csvs {
         // Read as a spreadsheet or a CSV library would.
@@ -138,6 +183,17 @@ fn text_starting_a_formula_is_escaped_in_every_csv() {
             .iter()
             .any(|c| c == "'=cmd|' /C calc'!A0")
     );
+    let open = cells("exceptions_open.csv");
+    for escaped in ["'-1+1", "'+CARD", "'=CARD"] {
+        assert!(open.iter().any(|c| c == escaped), "{escaped} in {open:?}");
+    }
+    let adjusted = cells("adjustments.csv");
+    for escaped in ["'-1+1", "'@finance"] {
+        assert!(
+            adjusted.iter().any(|c| c == escaped),
+            "{escaped} in {adjusted:?}"
+        );
+    }
     let discrepancies = files
         .iter()
         .find(|f| f.path == "discrepancies.csv")

@@ -35,6 +35,27 @@ pub fn minor(decimal: &str) -> i64 {
 /// Ingests, posts and reconciles a fixtures day with injected discrepancies and lost taps.
 pub async fn prepare_day(ledger: &dyn Ledger) -> (BusinessDate, Truth) {
     let date = BusinessDate::parse("2026-11-26").unwrap();
+    (date, prepare_day_on(ledger, date).await)
+}
+
+/// Reconciles `date` as the reconcile job does: the run saved and made current, then the
+/// date's exception cases brought in line with it.
+pub async fn reconcile_date(ledger: &dyn Ledger, date: BusinessDate) -> String {
+    let (l, f) = reconcile::source::load(ledger.database(), date)
+        .await
+        .unwrap();
+    let result = reconcile::reconcile(l.lazy(), f.lazy(), reconcile::source::days(date)).unwrap();
+    let run_id = reconcile::store::save_run(ledger.database(), date, &result)
+        .await
+        .unwrap();
+    exceptions::sync_run(ledger.database(), date, &run_id)
+        .await
+        .unwrap();
+    run_id
+}
+
+/// `prepare_day` on another date.
+pub async fn prepare_day_on(ledger: &dyn Ledger, date: BusinessDate) -> Truth {
     let mut config = FixtureConfig::new(7, date, 3_000);
     config.discrepancy_per_mille = 60;
     config.validations = 2_000;
@@ -52,14 +73,8 @@ pub async fn prepare_day(ledger: &dyn Ledger) -> (BusinessDate, Truth) {
     ingest::validations::ingest_event_folder(ledger, &rules, &dir.path().join("events"), 500)
         .await
         .unwrap();
-    let (l, f) = reconcile::source::load(ledger.database(), date)
-        .await
-        .unwrap();
-    let result = reconcile::reconcile(l.lazy(), f.lazy(), reconcile::source::days(date)).unwrap();
-    reconcile::store::save_run(ledger.database(), date, &result)
-        .await
-        .unwrap();
-    (date, truth)
+    reconcile_date(ledger, date).await;
+    truth
 }
 
 /// What a final first version says of itself.
