@@ -27,6 +27,7 @@ pub enum Scope {
     SalesRead,
     PaymentsWrite,
     BalancesRead,
+    SettlementsRead,
     ExceptionsRead,
     ExceptionsWrite,
 }
@@ -38,6 +39,7 @@ impl Scope {
             Scope::SalesRead => "sales:read",
             Scope::PaymentsWrite => "payments:write",
             Scope::BalancesRead => "balances:read",
+            Scope::SettlementsRead => "settlements:read",
             Scope::ExceptionsRead => "exceptions:read",
             Scope::ExceptionsWrite => "exceptions:write",
         }

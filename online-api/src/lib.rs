@@ -107,7 +107,7 @@ impl AppState {
     info(
         title = "recaudo online API",
         description = "Recharge operators sell card top-ups, void them, pay fares and read \
-            balances, and see and dispute the exceptions reconciliation found. Every call needs a bearer JWT whose `operator_id` claim names the \
+            balances, read their settlements, and see and dispute the exceptions reconciliation found. Every call needs a bearer JWT whose `operator_id` claim names the \
             operator; errors are RFC 9457 problem details.",
         version = "1.0.0"
     ),
@@ -116,6 +116,7 @@ impl AppState {
         (name = "sales", description = "Card top-ups and their voids"),
         (name = "payments", description = "Online fare payments"),
         (name = "cards", description = "Card balances"),
+        (name = "settlements", description = "What the operator owes for each business date, as published"),
         (name = "exceptions", description = "What reconciliation holds against the operator, and its disputes"),
         (name = "operations", description = "Health, readiness, metrics, this document")
     )
@@ -249,6 +250,8 @@ fn documented_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(routes::sales::void_sale))
         .routes(routes!(routes::payments::create_payment))
         .routes(routes!(routes::cards::card_balance))
+        .routes(routes!(routes::settlements::list_settlements))
+        .routes(routes!(routes::settlements::get_settlement))
         .routes(routes!(routes::exceptions::list_exceptions))
         .routes(routes!(routes::exceptions::get_exception))
         .routes(routes!(routes::exceptions::dispute_exception));

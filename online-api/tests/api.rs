@@ -25,6 +25,7 @@ on_both_backends!(
     token_problems_say_which_and_scopes_come_as_text_or_array,
     instants_read_back_as_written_and_a_missing_query_field_is_named,
     operators_see_and_dispute_only_their_own_exceptions,
+    operators_read_only_their_own_settlements,
 );
 
 async fn token_problems_say_which_and_scopes_come_as_text_or_array(app: TestApp) {
@@ -745,5 +746,155 @@ async fn operators_see_and_dispute_only_their_own_exceptions(app: TestApp) {
             .await
             .status(),
         200
+    );
+}
+
+fn published(
+    operator: &str,
+    date: &str,
+    version: i32,
+    net_sales: i64,
+) -> ledger::settlement_line::PublishedLine {
+    let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    ledger::settlement_line::PublishedLine {
+        operator_id: operator.into(),
+        business_date: day(date),
+        report_version: version,
+        currency: "COP".into(),
+        sales_count: 3,
+        sales_amount: net_sales + 1_000,
+        voids_count: 1,
+        voids_amount: 1_000,
+        net_sales,
+        commission_rate: "0.035".into(),
+        commission: net_sales * 35 / 1_000,
+        commission_tax: 0,
+        net_due: net_sales - net_sales * 35 / 1_000,
+        due_date: day(date).succ_opt().unwrap(),
+        matched_count: 2,
+        exception_count: 1,
+        exception_amount: -5_000,
+        adjustments: 2_500,
+        status: "EXCEPTIONS".into(),
+        published_at: ledger::journal::now(),
+    }
+}
+
+async fn operators_read_only_their_own_settlements(app: TestApp) {
+    use ledger::settlement_line::replace_date;
+    let day = |d: &str| ledger::BusinessDate::parse(d).unwrap();
+    let db = app.ledger.database();
+    replace_date(
+        db,
+        day("2026-11-25"),
+        &[published("OPA", "2026-11-25", 1, 100_000)],
+    )
+    .await
+    .unwrap();
+    replace_date(
+        db,
+        day("2026-11-26"),
+        &[
+            published("OPA", "2026-11-26", 1, 200_000),
+            published("OPB", "2026-11-26", 1, 300_000),
+        ],
+    )
+    .await
+    .unwrap();
+    let (a, b) = (token("OPA"), token("OPB"));
+
+    // Newest first, a page at a time.
+    let page: Value = app
+        .get("/v1/settlements?limit=1", &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+    let line = &page["items"][0];
+    assert_eq!(line["business_date"], "2026-11-26");
+    assert_eq!(line["net_sales"], "2000.00");
+    assert_eq!(line["commission"], "70.00");
+    assert_eq!(line["net_due"], "1930.00");
+    assert_eq!(line["due_date"], "2026-11-27");
+    assert_eq!(line["adjustments"], "25.00");
+    assert_eq!(line["exception_amount"], "-50.00");
+    assert_eq!(line["status"], "EXCEPTIONS");
+    assert_eq!(line["report_version"], 1);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let rest: Value = app
+        .get(&format!("/v1/settlements?limit=1&cursor={cursor}"), &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["items"][0]["business_date"], "2026-11-25");
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+
+    // One date, by path or by query; another operator's is not there.
+    let one: Value = app
+        .get("/v1/settlements/2026-11-26", &b)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["net_sales"], "3000.00");
+    assert_eq!(
+        app.get("/v1/settlements/2026-11-25", &b).await.status(),
+        404
+    );
+    assert_eq!(
+        app.get("/v1/settlements/2026-11-24", &a).await.status(),
+        404
+    );
+    assert_eq!(app.get("/v1/settlements/yesterday", &a).await.status(), 404);
+    let by_query: Value = app
+        .get("/v1/settlements?business_date=2026-11-25", &b)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_query["items"].as_array().unwrap().len(), 0, "{by_query}");
+
+    // A new version of the date's report replaces its lines.
+    replace_date(
+        db,
+        day("2026-11-26"),
+        &[published("OPA", "2026-11-26", 2, 250_000)],
+    )
+    .await
+    .unwrap();
+    let again: Value = app
+        .get("/v1/settlements/2026-11-26", &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again["report_version"].as_i64(),
+            again["net_sales"].as_str()
+        ),
+        (Some(2), Some("2500.00"))
+    );
+    assert_eq!(
+        app.get("/v1/settlements/2026-11-26", &b).await.status(),
+        404
+    );
+
+    // The scope is needed; a bad date is named.
+    let no_scope = rs256(&claims("OPA", "sales:read"));
+    assert_eq!(app.get("/v1/settlements", &no_scope).await.status(), 403);
+    let r = app
+        .get("/v1/settlements?business_date=2026-13-01", &a)
+        .await;
+    let (status, _, body) = status_and_body(r).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("business_date")),
+        "{body}"
     );
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::sales::query_problem;
-use super::{page, parse_id};
+use super::{next_cursor, page, parse_id};
 use crate::AppState;
 use crate::auth::{Caller, Scope};
 use crate::body::StrictJson;
@@ -183,12 +183,7 @@ pub async fn list_exceptions(
     let mut cases = exceptions::list(state.ledger.database(), &filter)
         .await
         .map_err(from_exceptions)?;
-    let next_cursor = if cases.len() > limit as usize {
-        cases.truncate(limit as usize);
-        cases.last().map(|c| c.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = next_cursor(&mut cases, limit, |c| c.id.to_string());
     let exponent = state.ledger.settings().currency.exponent();
     Ok(axum::Json(ExceptionPage {
         items: cases

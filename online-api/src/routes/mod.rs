@@ -7,6 +7,7 @@ pub mod exceptions;
 pub mod operations;
 pub mod payments;
 pub mod sales;
+pub mod settlements;
 
 use axum::http::StatusCode;
 
@@ -60,4 +61,19 @@ pub(crate) fn page(
         })?),
     };
     Ok((limit, after))
+}
+
+/// Cuts a page read with one row more than `limit` back to `limit`, and says where the next
+/// page starts: the extra row's presence is what tells there is one.
+pub(crate) fn next_cursor<T>(
+    rows: &mut Vec<T>,
+    limit: u32,
+    cursor: impl Fn(&T) -> String,
+) -> Option<String> {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(cursor)
+    } else {
+        None
+    }
 }

@@ -11,7 +11,7 @@ use ledger::{BusinessDate, CardId, OperatorRef, PointOfSale};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ok_json, page, parse_id};
+use super::{next_cursor, ok_json, page, parse_id};
 use crate::AppState;
 use crate::auth::{Caller, Scope};
 use crate::body::StrictJson;
@@ -319,12 +319,7 @@ pub async fn list_sales(
         .operator_sales_page(&caller.operator, date, after, limit + 1)
         .await
         .map_err(Problem::from_ledger)?;
-    let next_cursor = if sales.len() > limit as usize {
-        sales.truncate(limit as usize);
-        sales.last().map(|s| s.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = next_cursor(&mut sales, limit, |s| s.id.to_string());
     Ok(axum::Json(SalePage {
         items: sales
             .into_iter()

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 pub const ISSUER: &str = "https://idp.example.test/";
 pub const AUDIENCE: &str = "recaudo-api";
-pub const ALL_SCOPES: &str =
-    "sales:write sales:read payments:write balances:read exceptions:read exceptions:write";
+pub const ALL_SCOPES: &str = "sales:write sales:read payments:write balances:read settlements:read exceptions:read \
+    exceptions:write";
 
 pub struct Keys {
     pub rsa_private_pem: String,
