@@ -3,7 +3,8 @@
 //! objects and events), makes one synthetic business date (20 operators, 100,000 sales,
 //! 200,000 validations, injected discrepancies, one operator file to be rejected), drops the
 //! files and events where ingest finds them, runs `settle` and prints the day per operator
-//! from the published summary, with the path of the page to open.
+//! from the published summary, with the path of the page to open. Then finance decides a
+//! few exception cases, and a provisional look at today shows what that posted.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -140,18 +141,16 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
         truth.ledger_sales
     );
     let holder = runner::holder_id();
+    let settle = |job: Job, date: ledger::BusinessDate| {
+        let (ctx, holder) = (&ctx, &holder);
+        async move {
+            let shutdown = settings::signal::shutdown();
+            Ok(runner::run(ctx, job, Some(date), holder, shutdown).await?)
+        }
+    };
     let report = step(
         &format!("settle {date}: ingest, reconcile, report"),
-        async {
-            Ok(runner::run(
-                &ctx,
-                Job::Settle,
-                Some(date),
-                &holder,
-                settings::signal::shutdown(),
-            )
-            .await?)
-        },
+        settle(Job::Settle, date),
     )
     .await?;
     println!(
@@ -177,6 +176,15 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
     )
     .await?;
     crate::table::print(&["case", "operator", "ref", "found", "decided"], &decided);
+    // Decided today, they are today's: the books move in the day a decision is made, and the
+    // date's own report stays as of its end. A provisional look at today shows them.
+    let today = date.succ();
+    step(
+        &format!("a provisional look at {today}: what finance decided, the cases still open"),
+        settle(Job::SettleProvisional, today),
+    )
+    .await?;
+    decisions(&ctx, today, &objects).await?;
     println!(
         "demo finished in {:.1} s; `recaudo status` shows the runs, `recaudo demo` again starts over",
         started.elapsed().as_secs_f64()
@@ -262,6 +270,59 @@ async fn finance_decides(
     let report = ctx.ledger.check_invariants().await?;
     anyhow::ensure!(report.is_sound(), "the ledger does not hold: {report:?}");
     Ok(rows)
+}
+
+/// Prints, from the provisional report of `today`, the adjustments posted and the cases
+/// open by state, and where its page is.
+async fn decisions(
+    ctx: &JobContext,
+    today: ledger::BusinessDate,
+    objects: &Path,
+) -> anyhow::Result<()> {
+    let prefix = format!("reports/{today}/provisional/");
+    let rows = |file: &'static str| {
+        let key = format!("{prefix}{file}");
+        async move {
+            let bytes = ctx.store.get_bytes(&key).await?;
+            let mut reader = csv::Reader::from_reader(bytes.as_ref());
+            let header = reader.headers()?.clone();
+            let mut out = Vec::new();
+            for record in reader.records() {
+                let record = record?;
+                let row: std::collections::BTreeMap<String, String> = header
+                    .iter()
+                    .zip(record.iter())
+                    .map(|(h, v)| (h.to_string(), v.to_string()))
+                    .collect();
+                out.push(row);
+            }
+            anyhow::Ok(out)
+        }
+    };
+    let adjustments: Vec<Vec<String>> = rows("adjustments.csv")
+        .await?
+        .into_iter()
+        .map(|r| {
+            ["case_id", "operator_id", "kind", "amount", "actor"]
+                .iter()
+                .map(|c| r.get(*c).cloned().unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    println!();
+    crate::table::print(
+        &["case", "operator", "posted", "owed change", "decided by"],
+        &adjustments,
+    );
+    let mut by_state: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in rows("exceptions_open.csv").await? {
+        *by_state.entry(r["state"].clone()).or_default() += 1;
+    }
+    let states: Vec<String> = by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!("open exception cases at {today}: {}", states.join(", "));
+    let page = std::path::absolute(objects.join(&prefix).join("index.html"))?;
+    println!("today so far (provisional): {}", page.display());
+    Ok(())
 }
 
 /// Prints the published summary of `date` (read back from the store, so what is printed is
