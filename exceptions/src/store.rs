@@ -245,6 +245,21 @@ macro_rules! backend {
                 sqlx::query(concat!("SELECT seq FROM exception_chain", $lock))
                     .execute(&mut *tx)
                     .await?;
+                // The run's changes count from the first date not yet reported: a report
+                // already published keeps saying what it said (exceptions::as_of).
+                let reported: Vec<NaiveDate> = sqlx::query_scalar(
+                    "SELECT business_date FROM business_dates WHERE business_date >= $1 \
+                     AND settled_at IS NOT NULL ORDER BY business_date",
+                )
+                .bind(date.naive())
+                .fetch_all(&mut *tx)
+                .await?;
+                let counts_from = crate::as_of::first_unreported(date.naive(), &reported);
+                sqlx::query("UPDATE recon_runs SET counts_from = $2 WHERE id = $1")
+                    .bind(run_id)
+                    .bind(counts_from)
+                    .execute(&mut *tx)
+                    .await?;
                 let found: Vec<Found> = sqlx::query_as(
                     "SELECT operator_id, operator_ref, case_name, ledger_card_id, file_card_id, \
                      ledger_amount, file_amount, difference FROM recon_items WHERE run_id = $1 \

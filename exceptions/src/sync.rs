@@ -68,7 +68,7 @@ impl Found {
             || self.difference != case.difference
     }
 
-    fn apply(&self, case: &mut ExceptionCase) {
+    pub(crate) fn apply(&self, case: &mut ExceptionCase) {
         case.case_name = self.case_name.clone();
         case.ledger_card_id = self.ledger_card_id.clone();
         case.file_card_id = self.file_card_id.clone();

@@ -178,7 +178,11 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
     crate::table::print(&["case", "operator", "ref", "found", "decided"], &decided);
     // Decided today, they are today's: the books move in the day a decision is made, and the
     // date's own report stays as of its end. A provisional look at today shows them.
-    let today = date.succ();
+    let today = ctx
+        .ledger
+        .settings()
+        .calendar
+        .business_date(ledger::journal::now());
     step(
         &format!("a provisional look at {today}: what finance decided, the cases still open"),
         settle(Job::SettleProvisional, today),

@@ -9,6 +9,12 @@ use crate::backend::Database;
 use crate::business_date::BusinessDate;
 use crate::error::LedgerError;
 
+/// The reference an operator quotes when it pays what a date's line says it owes
+/// (DESIGN.md, Bank statements and remittances): `RC-{operator_id}-{YYYYMMDD}`.
+pub fn payment_reference(operator_id: &str, date: BusinessDate) -> String {
+    format!("RC-{operator_id}-{}", date.naive().format("%Y%m%d"))
+}
+
 /// One operator's line for one date, as the report published it. Amounts in minor units.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PublishedLine {
@@ -34,27 +40,39 @@ pub struct PublishedLine {
     pub adjustments: i64,
     /// BALANCED, EXCEPTIONS or NO_FILE.
     pub status: String,
+    pub payment_reference: String,
     pub published_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "operator_id, business_date, report_version, currency, sales_count, \
     sales_amount, voids_count, voids_amount, net_sales, commission_rate, commission, \
     commission_tax, net_due, due_date, matched_count, exception_count, exception_amount, \
-    adjustments, status, published_at";
+    adjustments, status, payment_reference, published_at";
 
-/// Rows per INSERT (20 parameters each, well under SQLite's limit).
+/// Rows per INSERT (21 parameters each, well under SQLite's limit).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// Replaces the lines of `date` with `lines`, in one transaction: a reader sees the old
-/// version's lines or the new one's, never a mix.
+/// Replaces the lines of `date` with `lines` of report version `version`, in one
+/// transaction: a reader sees the old version's lines or the new one's, never a mix. Lines
+/// of a later version already kept stay (an older report that finishes last does not win).
 pub async fn replace_date(
     db: Database<'_>,
     date: BusinessDate,
+    version: i32,
     lines: &[PublishedLine],
 ) -> Result<(), LedgerError> {
     macro_rules! body {
         ($tx:expr, $db:ty) => {{
             let mut tx = $tx;
+            let kept: Option<i32> = sqlx::query_scalar(
+                "SELECT MAX(report_version) FROM settlement_lines WHERE business_date = $1",
+            )
+            .bind(date.naive())
+            .fetch_one(&mut *tx)
+            .await?;
+            if kept.is_some_and(|k| k > version) {
+                return Ok(());
+            }
             sqlx::query("DELETE FROM settlement_lines WHERE business_date = $1")
                 .bind(date.naive())
                 .execute(&mut *tx)
@@ -83,6 +101,7 @@ pub async fn replace_date(
                         .push_bind(l.exception_amount)
                         .push_bind(l.adjustments)
                         .push_bind(&l.status)
+                        .push_bind(&l.payment_reference)
                         .push_bind(l.published_at);
                 });
                 q.build().execute(&mut *tx).await?;

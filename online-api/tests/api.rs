@@ -776,6 +776,7 @@ fn published(
         exception_amount: -5_000,
         adjustments: 2_500,
         status: "EXCEPTIONS".into(),
+        payment_reference: format!("RC-{operator}-{}", date.replace('-', "")),
         published_at: ledger::journal::now(),
     }
 }
@@ -787,6 +788,7 @@ async fn operators_read_only_their_own_settlements(app: TestApp) {
     replace_date(
         db,
         day("2026-11-25"),
+        1,
         &[published("OPA", "2026-11-25", 1, 100_000)],
     )
     .await
@@ -794,6 +796,7 @@ async fn operators_read_only_their_own_settlements(app: TestApp) {
     replace_date(
         db,
         day("2026-11-26"),
+        1,
         &[
             published("OPA", "2026-11-26", 1, 200_000),
             published("OPB", "2026-11-26", 1, 300_000),
@@ -821,6 +824,7 @@ async fn operators_read_only_their_own_settlements(app: TestApp) {
     assert_eq!(line["exception_amount"], "-50.00");
     assert_eq!(line["status"], "EXCEPTIONS");
     assert_eq!(line["report_version"], 1);
+    assert_eq!(line["payment_reference"], "RC-OPA-20261126");
     let cursor = page["next_cursor"]
         .as_str()
         .expect("a second page")
@@ -863,7 +867,17 @@ async fn operators_read_only_their_own_settlements(app: TestApp) {
     replace_date(
         db,
         day("2026-11-26"),
+        2,
         &[published("OPA", "2026-11-26", 2, 250_000)],
+    )
+    .await
+    .unwrap();
+    // An older version that finishes last does not win.
+    replace_date(
+        db,
+        day("2026-11-26"),
+        1,
+        &[published("OPA", "2026-11-26", 1, 1)],
     )
     .await
     .unwrap();

@@ -18,7 +18,7 @@ pub struct ReportFile {
     pub rows: Option<u64>,
 }
 
-pub const SETTLEMENT_COLUMNS: [&str; 20] = [
+pub const SETTLEMENT_COLUMNS: [&str; 21] = [
     "business_date",
     "operator_id",
     "operator_name",
@@ -37,6 +37,7 @@ pub const SETTLEMENT_COLUMNS: [&str; 20] = [
     "exception_count",
     "exception_amount",
     "adjustments",
+    "payment_reference",
     "status",
     "report_kind",
 ];
@@ -58,7 +59,7 @@ pub const OPEN_EXCEPTION_COLUMNS: [&str; 14] = [
     "report_kind",
 ];
 
-pub const ADJUSTMENT_COLUMNS: [&str; 13] = [
+pub const ADJUSTMENT_COLUMNS: [&str; 12] = [
     "business_date",
     "transaction_id",
     "kind",
@@ -66,7 +67,6 @@ pub const ADJUSTMENT_COLUMNS: [&str; 13] = [
     "found_on",
     "operator_id",
     "operator_ref",
-    "case",
     "document",
     "amount",
     "actor",
@@ -167,6 +167,7 @@ fn settlement(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportEr
     let date = s.date.to_string();
     let mut summary = CsvTable::new(&SETTLEMENT_COLUMNS);
     for l in &s.lines {
+        let reference = l.payment_reference(s.date);
         let cells = || {
             [
                 Cell::Number(date.clone()),
@@ -187,6 +188,7 @@ fn settlement(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportEr
                 number(l.exception_count),
                 money(l.exception_amount),
                 money(l.adjustments),
+                Cell::Text(&reference),
                 Cell::Text(l.status()),
                 Cell::Text(s.meta.kind.as_str()),
             ]
@@ -220,6 +222,7 @@ fn settlement(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportEr
         "exception_count" => ints(|l| l.exception_count),
         "exception_amount" => ints(|l| l.exception_amount),
         "adjustments" => ints(|l| l.adjustments),
+        "payment_reference" => ls.iter().map(|l| l.payment_reference(s.date)).collect::<Vec<_>>(),
         "status" => ls.iter().map(|l| l.status()).collect::<Vec<_>>(),
     )?
     .lazy()
@@ -310,7 +313,6 @@ fn adjustments(s: &Statement) -> ReportFile {
             case.map_or(Cell::Empty, |c| Cell::Number(c.business_date.to_string())),
             Cell::Text(&a.operator_id),
             opt_text(case.map(|c| c.operator_ref.as_str())),
-            opt_text(case.map(|c| c.case_name.as_str())),
             Cell::Text(&a.document),
             Cell::Number(format_minor(a.amount, exp)),
             Cell::Text(&a.actor),

@@ -114,7 +114,8 @@ pub async fn report(
     if kind == ReportKind::Final {
         // Operators read their lines through the API from here on.
         let lines = statement.published_lines(published.version, as_of);
-        ledger::settlement_line::replace_date(ledger.database(), date, &lines).await?;
+        let version = i32::try_from(published.version).unwrap_or(i32::MAX);
+        ledger::settlement_line::replace_date(ledger.database(), date, version, &lines).await?;
         // The files and sales come from the reconciliation: the report is only as current
         // as the older of the two reads.
         let seen = input_seq.min(inputs.reconciliation.input_seq.unwrap_or(0));

@@ -34,6 +34,11 @@ pub struct SettlementLine {
 }
 
 impl SettlementLine {
+    /// What the operator quotes when it pays this line.
+    pub fn payment_reference(&self, date: BusinessDate) -> String {
+        ledger::settlement_line::payment_reference(&self.operator_id, date)
+    }
+
     /// NO_FILE when no accepted file of the operator's was reconciled (it sent none, or
     /// every one was rejected): nothing confirms its sales, whatever they are.
     pub fn status(&self) -> &'static str {
@@ -342,6 +347,7 @@ impl Statement {
                 exception_amount: l.exception_amount,
                 adjustments: l.adjustments,
                 status: l.status().to_string(),
+                payment_reference: l.payment_reference(self.date),
                 published_at: at,
             })
             .collect()

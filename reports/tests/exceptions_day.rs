@@ -1,9 +1,12 @@
-//! Finance's loop on both backends, as the reports show it: a reconciled day's report lists
-//! every case open with age 0 and no adjustments; finance decides (one of each resolution,
-//! one waiting for approval, one disputed by the operator) the next day; the reconciled
-//! day's report re-run says the same bytes (it is as of the end of its date), and the next
-//! day's report shows the adjustments with their cases and the cases still open with their
-//! ages. A final report's settlement lines are kept for the operators' API.
+//! Finance's loop on both backends, as the reports show it. Day D is reconciled: its report
+//! lists every case open at age 0 and no adjustments. Two days later finance decides (one of
+//! each resolution, one waiting for approval, one disputed by the operator). D's report
+//! re-run says the same bytes (it is as of the end of D); the day in between, reported,
+//! shows D's cases as they stood at its end, a day old, the TIMING pairs its file explains
+//! cleared; today's report shows the adjustments with their cases and the cases still open
+//! with their ages. Then a superseding file of D clears the case it fixes, in D's report,
+//! while the report of the day in between stays byte for byte what it was. A final
+//! report's settlement lines are kept for the operators' API.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,8 +65,9 @@ async fn the_next_days_report_shows_what_finance_decided(ledger: Arc<dyn Ledger>
     let store = LocalStore::new(objects.path()).unwrap();
     let calendar = ledger.settings().calendar;
     let today = calendar.business_date(ledger::journal::now());
-    let day = today.pred();
-    prepare_day_on(&*ledger, day).await;
+    let (day, between) = (today.pred().pred(), today.pred());
+    let fixtures = tempfile::tempdir().unwrap();
+    prepare_day_on(&*ledger, day, fixtures.path()).await;
     let cases = exceptions::list(ledger.database(), &CaseFilter::default())
         .await
         .unwrap();
@@ -101,7 +105,7 @@ async fn the_next_days_report_shows_what_finance_decided(ledger: Arc<dyn Ledger>
         assert_eq!(kept[0].report_version, 1);
     }
 
-    // The next morning finance decides.
+    // Two days later (today) finance decides.
     let first = |name: &str, skip: usize| -> ExceptionCase {
         cases
             .iter()
@@ -117,6 +121,14 @@ async fn the_next_days_report_shows_what_finance_decided(ledger: Arc<dyn Ledger>
         first("MISSING_IN_LEDGER", 1),
         first("AMOUNT_MISMATCH", 1),
     );
+    // The case a superseding file will fix, at the end.
+    let fixed_id = cases
+        .iter()
+        .filter(|c| c.case_name == "MISSING_IN_LEDGER")
+        .filter(|c| c.id != adjusted.id && c.id != large.id)
+        .find(|c| c.operator_id != adjusted.operator_id)
+        .expect("another MISSING_IN_LEDGER case")
+        .id;
     let maker = Actor::parse("ana.finance").unwrap();
     let card = format!("card:{}", adjusted.file_card_id.as_deref().unwrap());
     let card_before = balance(&*ledger, &card).await;
@@ -186,7 +198,38 @@ async fn the_next_days_report_shows_what_finance_decided(ledger: Arc<dyn Ledger>
         );
     }
 
-    // The next day's report: the adjustments with their cases, the open cases with ages.
+    // The day in between, reconciled and reported: D's cases as they stood at its end (the
+    // decisions are today's), a day old; its file holds the other side of D's TIMING items.
+    // D's run counts from D on: no date had been reported when it ran.
+    reconcile_date(&*ledger, between).await;
+    let m1 = report(&*ledger, &store, between, reports::ReportKind::Final).await;
+    let now = exceptions::list(ledger.database(), &CaseFilter::default())
+        .await
+        .unwrap();
+    let explained: Vec<i64> = now
+        .iter()
+        .filter(|c| c.case_name == "TIMING" && c.business_date == day.naive())
+        .filter(|c| c.state == CaseState::Cleared)
+        .map(|c| c.id)
+        .collect();
+    assert!(
+        !explained.is_empty(),
+        "the day in between's file explains some of D's TIMING"
+    );
+    let open = csv_rows(&read(&store, format!("{}exceptions_open.csv", m1.prefix)).await);
+    assert_eq!(open.len(), cases.len() - explained.len());
+    for row in &open {
+        assert_eq!(
+            (&*row["found_on"], &*row["age_days"], &*row["state"]),
+            (&*day.to_string(), "1", "OPEN"),
+            "{row:?}"
+        );
+    }
+    assert!(open.iter().any(|r| r["case_id"] == fixed_id.to_string()));
+    let none = csv_rows(&read(&store, format!("{}adjustments.csv", m1.prefix)).await);
+    assert_eq!(none.len(), 0, "nothing was posted on the day in between");
+
+    // Today's report: the adjustments with their cases, the open cases with their ages.
     reconcile_date(&*ledger, decided_on).await;
     let next = report(
         &*ledger,
@@ -244,21 +287,9 @@ async fn the_next_days_report_shows_what_finance_decided(ledger: Arc<dyn Ledger>
     }
 
     let open = csv_rows(&read(&store, format!("{}exceptions_open.csv", next.prefix)).await);
-    // The next day's run found the other side of the day's TIMING items: those pairs are
-    // explained, and cleared by the system.
     let now = exceptions::list(ledger.database(), &CaseFilter::default())
         .await
         .unwrap();
-    let explained: Vec<i64> = now
-        .iter()
-        .filter(|c| c.case_name == "TIMING" && c.business_date == day.naive())
-        .filter(|c| c.state == CaseState::Cleared)
-        .map(|c| c.id)
-        .collect();
-    assert!(
-        !explained.is_empty(),
-        "the fixture's next-day file explains some TIMING"
-    );
     assert_eq!(
         open.len(),
         cases.len() - 3 - explained.len(),
@@ -294,8 +325,8 @@ async fn the_next_days_report_shows_what_finance_decided(ledger: Arc<dyn Ledger>
         "the adjustments table names who decided"
     );
 
-    // And the reconciled day itself still says what it said at its end: the decisions and
-    // the next day's clearing of its TIMING cases are the next day's.
+    // And D itself still says what it said at its end: the decisions are today's, the
+    // clearing of its TIMING cases the day in between's.
     let v3 = report(&*ledger, &store, day, reports::ReportKind::Final).await;
     for file in ["exceptions_open.csv", "adjustments.csv"] {
         assert_eq!(
@@ -305,6 +336,100 @@ async fn the_next_days_report_shows_what_finance_decided(ledger: Arc<dyn Ledger>
         );
     }
     assert_sound(&*ledger).await;
+
+    // A superseding file: the operator of an open MISSING_IN_LEDGER case sends its file
+    // again without that sale. The day's next run no longer finds the key: its case clears.
+    let fixed = cases.iter().find(|c| c.id == fixed_id).unwrap().clone();
+    let files = LocalStore::new(fixtures.path()).unwrap();
+    supersede_without(&files, day, &fixed.operator_id, &fixed.operator_ref).await;
+    let rules = ledger::MoneyRules::new(Currency::COP);
+    let ingested = ingest::ingest_files(&files as &dyn ObjectStore, &*ledger, rules)
+        .await
+        .unwrap();
+    assert_eq!(ingested.accepted.len(), 1, "{ingested:?}");
+    let run_id = reconcile_date(&*ledger, day).await;
+    let after = exceptions::case(ledger.database(), fixed.id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.state, CaseState::Cleared);
+    assert_eq!(after.cleared_run.as_deref(), Some(run_id.as_str()));
+    let decided = exceptions::case(ledger.database(), adjusted.id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        decided.state,
+        CaseState::Resolved,
+        "a decided case stays decided"
+    );
+    // The day in between keeps what it said at its end.
+    let m2 = report(&*ledger, &store, between, reports::ReportKind::Final).await;
+    for file in [
+        "exceptions_open.csv",
+        "exceptions_open.parquet",
+        "adjustments.csv",
+    ] {
+        assert_eq!(
+            read(&store, format!("{}{file}", m1.prefix)).await,
+            read(&store, format!("{}{file}", m2.prefix)).await,
+            "{file}"
+        );
+    }
+    // D's report says so: the case is no longer open, nor a discrepancy.
+    let v4 = report(&*ledger, &store, day, reports::ReportKind::Final).await;
+    let open = csv_rows(&read(&store, format!("{}exceptions_open.csv", v4.prefix)).await);
+    assert!(open.iter().all(|r| r["case_id"] != fixed.id.to_string()));
+    let listed = csv_rows(&read(&store, format!("{}discrepancies.csv", v4.prefix)).await);
+    assert!(
+        listed
+            .iter()
+            .all(|r| r["operator_ref"] != fixed.operator_ref)
+    );
+    assert_sound(&*ledger).await;
+}
+
+/// Puts under `incoming/` the operator's file of `date` again as its next seq, without
+/// the record of `operator_ref`, its trailer recounted.
+async fn supersede_without(
+    store: &LocalStore,
+    date: BusinessDate,
+    operator: &str,
+    operator_ref: &str,
+) {
+    let stamp = date.naive().format("%Y%m%d");
+    let processed = store
+        .list(&format!("processed/{operator}/{date}/"))
+        .await
+        .unwrap();
+    let first = processed
+        .iter()
+        .find(|o| o.key.ends_with("_001.csv"))
+        .expect("the operator's first file");
+    let text = String::from_utf8(store.get_bytes(&first.key).await.unwrap().to_vec()).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.retain(|l| !(l.starts_with("D,") && l.split(',').nth(2) == Some(operator_ref)));
+    let (mut count, mut sales, mut voids) = (0, 0, 0);
+    for l in lines.iter().filter(|l| l.starts_with("D,")) {
+        let cells: Vec<&str> = l.split(',').collect();
+        count += 1;
+        match cells[1] {
+            "SALE" => sales += minor(cells[5]),
+            _ => voids += minor(cells[5]),
+        }
+    }
+    let money = |m: i64| ledger::money::format_minor(m, 2);
+    lines[0] = lines[0].replacen(",001,", ",002,", 1);
+    let last = lines.len() - 1;
+    lines[last] = format!("T,{count},{},{}", money(sales), money(voids));
+    let body = lines.join("\n") + "\n";
+    store
+        .put(
+            &format!("incoming/{operator}/{date}/{operator}_{stamp}_002.csv"),
+            bytes::Bytes::from(body),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ CREATE TABLE settlement_lines (
     exception_amount bigint NOT NULL,
     adjustments      bigint NOT NULL,
     status           text NOT NULL CHECK (status IN ('BALANCED', 'EXCEPTIONS', 'NO_FILE')),
+    payment_reference text NOT NULL,
     published_at     timestamptz NOT NULL,
     PRIMARY KEY (operator_id, business_date)
 );

@@ -21,6 +21,7 @@ CREATE TABLE settlement_lines (
     exception_amount INTEGER NOT NULL,
     adjustments      INTEGER NOT NULL,
     status           TEXT NOT NULL CHECK (status IN ('BALANCED', 'EXCEPTIONS', 'NO_FILE')),
+    payment_reference TEXT NOT NULL,
     published_at     TEXT NOT NULL,
     PRIMARY KEY (operator_id, business_date)
 );

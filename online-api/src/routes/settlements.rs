@@ -60,6 +60,9 @@ pub struct SettlementResponse {
     /// operator owes (negative: it owes less); not part of `net_due`.
     #[schema(example = "25000.00")]
     pub adjustments: String,
+    /// Quote it when paying this line, so that the payment is matched to it.
+    #[schema(example = "RC-OP001-20261126")]
+    pub payment_reference: String,
     /// The version of the date's report these figures come from.
     pub report_version: i32,
     pub published_at: DateTime<Utc>,
@@ -86,6 +89,7 @@ impl SettlementResponse {
             exception_count: l.exception_count,
             exception_amount: money(l.exception_amount),
             adjustments: money(l.adjustments),
+            payment_reference: l.payment_reference,
             report_version: l.report_version,
             published_at: l.published_at,
         }

@@ -35,7 +35,8 @@ pub fn minor(decimal: &str) -> i64 {
 /// Ingests, posts and reconciles a fixtures day with injected discrepancies and lost taps.
 pub async fn prepare_day(ledger: &dyn Ledger) -> (BusinessDate, Truth) {
     let date = BusinessDate::parse("2026-11-26").unwrap();
-    (date, prepare_day_on(ledger, date).await)
+    let dir = tempfile::tempdir().unwrap();
+    (date, prepare_day_on(ledger, date, dir.path()).await)
 }
 
 /// Reconciles `date` as the reconcile job does: the run saved and made current, then the
@@ -54,23 +55,27 @@ pub async fn reconcile_date(ledger: &dyn Ledger, date: BusinessDate) -> String {
     run_id
 }
 
-/// `prepare_day` on another date.
-pub async fn prepare_day_on(ledger: &dyn Ledger, date: BusinessDate) -> Truth {
+/// `prepare_day` on another date, with the fixtures and the ingested files (under
+/// `processed/`) kept in `dir`.
+pub async fn prepare_day_on(
+    ledger: &dyn Ledger,
+    date: BusinessDate,
+    dir: &std::path::Path,
+) -> Truth {
     let mut config = FixtureConfig::new(7, date, 3_000);
     config.discrepancy_per_mille = 60;
     config.validations = 2_000;
     config.devices = 20;
     let fixture = Fixture::new(config);
-    let dir = tempfile::tempdir().unwrap();
-    let truth = fixture.write_day(dir.path()).unwrap();
+    let truth = fixture.write_day(dir).unwrap();
     fixture.register_operators(ledger).await.unwrap();
     fixture.record_ledger_side(ledger).await.unwrap();
     let rules = MoneyRules::new(Currency::COP);
-    let store = LocalStore::new(dir.path()).unwrap();
+    let store = LocalStore::new(dir).unwrap();
     ingest::ingest_files(&store as &dyn ObjectStore, ledger, rules)
         .await
         .unwrap();
-    ingest::validations::ingest_event_folder(ledger, &rules, &dir.path().join("events"), 500)
+    ingest::validations::ingest_event_folder(ledger, &rules, &dir.join("events"), 500)
         .await
         .unwrap();
     reconcile_date(ledger, date).await;
