@@ -1,4 +1,5 @@
-//! The `recaudo` command as ops use it: migrate and manage operators, on both backends.
+//! The `recaudo` command as ops and finance use it: migrate and manage operators, work the
+//! exception cases, on both backends.
 
 use std::process::{Command, Output};
 
@@ -8,6 +9,7 @@ fn recaudo(database_url: &str, args: &[&str]) -> Output {
         .env("RECAUDO_DATABASE_URL", database_url)
         .env("RECAUDO_LOG_FORMAT", "json")
         .env_remove("RECAUDO_CONFIG")
+        .env_remove("RECAUDO_ACTOR")
         .output()
         .expect("run recaudo")
 }
@@ -163,6 +165,113 @@ async fn operators_on_postgres() {
     tokio::task::spawn_blocking(move || manage_operators(&url))
         .await
         .unwrap();
+}
+
+/// An operator disputes a case (as the API does); finance sees it as DISPUTED with the
+/// operator's reason in `recaudo exceptions list`, and decides it with an actor, never
+/// without one.
+async fn finance_works_the_cases(db: testbed::TestLedger) {
+    use exceptions::{Action, Actor};
+    use testbed::recon::{RunItem, store_run};
+    let ledger = db.ledger.clone();
+    ledger
+        .add_operator(&testbed::operator("OP001"))
+        .await
+        .unwrap();
+    let date = ledger::BusinessDate::parse("2026-11-26").unwrap();
+    let item = |operator_ref, case_name, ledger, file| RunItem {
+        operator_id: "OP001",
+        operator_ref,
+        case_name,
+        ledger,
+        file,
+    };
+    let items = [
+        item("R1", "MISSING_IN_FILE", Some(("CARD0001", 10_000)), None),
+        item(
+            "R2",
+            "AMOUNT_MISMATCH",
+            Some(("CARD0002", 20_000)),
+            Some(("CARD0002", 25_000)),
+        ),
+    ];
+    store_run(&*ledger, date, "run-1", &items).await;
+    exceptions::sync_run(ledger.database(), date, "run-1")
+        .await
+        .unwrap();
+    let cases = exceptions::list(ledger.database(), &Default::default())
+        .await
+        .unwrap();
+    let r2 = cases.iter().find(|c| c.operator_ref == "R2").unwrap().id;
+    let operator = ledger::OperatorId::parse("OP001").unwrap();
+    let dispute = Action::Dispute {
+        reason: "our receipt shows 250.00".into(),
+        evidence_ref: Some("ticket-881".into()),
+    };
+    let client = Actor::operator(&operator, "client-OP001").unwrap();
+    exceptions::decide(&*ledger, r2, &dispute, &client, i64::MAX, Some("OP001"))
+        .await
+        .unwrap();
+
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let list = recaudo(
+            &url,
+            &["exceptions", "list", "--state", "DISPUTED", "--json"],
+        );
+        assert!(list.status.success(), "{list:?}");
+        let disputed: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
+        assert_eq!(disputed.as_array().unwrap().len(), 1, "{disputed}");
+        assert_eq!(disputed[0]["operator_ref"], "R2");
+        assert_eq!(disputed[0]["state"], "DISPUTED");
+        assert_eq!(disputed[0]["dispute_reason"], "our receipt shows 250.00");
+        let id = r2.to_string();
+        let resolve = [
+            "exceptions",
+            "resolve",
+            &id,
+            "--as",
+            "write-off",
+            "--note",
+            "small",
+        ];
+        let anonymous = recaudo(&url, &resolve);
+        assert_eq!(anonymous.status.code(), Some(2), "{anonymous:?}");
+        let shown = recaudo(&url, &["exceptions", "show", &id, "--json"]);
+        assert!(
+            stdout(&shown).contains("\"DISPUTED\""),
+            "nothing changed without an actor"
+        );
+        let mut with_actor = resolve.to_vec();
+        with_actor.extend(["--actor", "ana@finance"]);
+        let resolved = recaudo(&url, &with_actor);
+        assert!(resolved.status.success(), "{resolved:?}");
+        assert!(
+            stdout(&resolved).contains("RESOLVED"),
+            "{}",
+            stdout(&resolved)
+        );
+        let verify = recaudo(&url, &["exceptions", "verify", "--json"]);
+        assert!(verify.status.success(), "{verify:?}");
+    })
+    .await
+    .unwrap();
+    let report = ledger.check_invariants().await.unwrap();
+    assert!(report.is_sound(), "{report:?}");
+}
+
+#[tokio::test]
+async fn exceptions_on_sqlite() {
+    let db = testbed::sqlite_ledger(ledger::LedgerSettings::default()).await;
+    finance_works_the_cases(db).await;
+}
+
+#[tokio::test]
+async fn exceptions_on_postgres() {
+    let Some(db) = testbed::postgres_ledger(ledger::LedgerSettings::default()).await else {
+        return;
+    };
+    finance_works_the_cases(db).await;
 }
 
 #[test]
