@@ -71,14 +71,7 @@ async fn run(ledger: &Arc<dyn Ledger>, date: BusinessDate, run_id: &str, items: 
 }
 
 async fn account(ledger: &Arc<dyn Ledger>, id: &str) -> i64 {
-    let balance: Option<i64> = ledger::on_pool!(ledger.database(), pool => {
-        sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .unwrap()
-    });
-    balance.unwrap_or(0)
+    testbed::account_balance(&**ledger, id).await
 }
 
 async fn balances(ledger: &Arc<dyn Ledger>, ids: &[&str]) -> Vec<i64> {

@@ -361,7 +361,6 @@ pub trait Ledger: Send + Sync {
         idempotency::purge(self.idempotency_database(), before).await
     }
 
-    /// Checks every invariant of the journal over the whole database.
     /// Posts a correction finance decided (an adjustment or a write-off), once per document:
     /// a document posted before is found and returned, nothing posted again.
     async fn post_correction(
@@ -389,6 +388,23 @@ pub trait Ledger: Send + Sync {
         crate::correction::on_date(self.database(), date).await
     }
 
+    /// Publishes the settlement lines of `date`'s final report version `version`: keeps them
+    /// for the operators' API and posts each operator's commission and tax against its
+    /// receivable, in the business date of `at`, once (a later version posts only what its
+    /// figures changed). See `settlement_line`.
+    async fn publish_settlement_lines(
+        &self,
+        date: BusinessDate,
+        version: i32,
+        lines: &[crate::settlement_line::PublishedLine],
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let calendar = self.settings().calendar;
+        crate::settlement_line::replace_date(self.database(), &calendar, date, version, lines, at)
+            .await
+    }
+
+    /// Checks every invariant of the journal over the whole database.
     async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
         reads::check_invariants(self.database()).await
     }

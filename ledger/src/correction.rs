@@ -133,51 +133,21 @@ pub enum Conn<'a> {
 /// The caller holds whatever lock makes the decision single (the case's row), so two
 /// decisions of one document never race here; a document posted outside such a lock is
 /// refused by its key.
-pub(crate) async fn post_in(
+/// Writes one balanced journal entry of `kind` (a transaction, its postings, the cached
+/// balances) on `conn`, returning the transaction id. The caller has checked the postings.
+pub(crate) async fn post_entry(
     conn: Conn<'_>,
-    calendar: &BusinessCalendar,
-    correction: &NewCorrection,
-) -> Result<CorrectionReceipt, LedgerError> {
-    let postings = correction.postings()?;
-    let business_date = calendar.business_date(correction.at);
-    let receivable = correction.receivable();
-    const FOUND: &str = "SELECT transaction_id, business_date, receivable FROM corrections \
-        WHERE document = $1";
-    const RECORD: &str = "INSERT INTO corrections (document, transaction_id, kind, business_date, \
-        operator_id, receivable, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    kind: &str,
+    postings: &[(String, i64)],
+) -> Result<i64, LedgerError> {
     macro_rules! body {
         ($conn:expr, $new_transaction:expr) => {{
             let conn = $conn;
-            let found: Option<(i64, chrono::NaiveDate, i64)> = sqlx::query_as(FOUND)
-                .bind(&correction.document)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some((transaction_id, date, receivable)) = found {
-                return Ok(CorrectionReceipt {
-                    transaction_id,
-                    business_date: BusinessDate::from_naive(date),
-                    receivable,
-                    replayed: true,
-                });
-            }
             let transaction_id: i64 = sqlx::query_scalar($new_transaction)
-                .bind(correction.kind.as_str())
+                .bind(kind)
                 .fetch_one(&mut *conn)
                 .await?;
-            // The document's row first: a racing post of the same document waits on its
-            // key here, before touching any balance.
-            sqlx::query(RECORD)
-                .bind(&correction.document)
-                .bind(transaction_id)
-                .bind(correction.kind.as_str())
-                .bind(business_date.naive())
-                .bind(correction.operator_id.as_str())
-                .bind(receivable)
-                .bind(&correction.actor)
-                .bind(correction.at)
-                .execute(&mut *conn)
-                .await?;
-            for (account, amount) in &postings {
+            for (account, amount) in postings {
                 sqlx::query(
                     "INSERT INTO postings (transaction_id, account_id, amount) VALUES ($1, $2, $3)",
                 )
@@ -195,12 +165,7 @@ pub(crate) async fn post_in(
                 .execute(&mut *conn)
                 .await?;
             }
-            Ok(CorrectionReceipt {
-                transaction_id,
-                business_date,
-                receivable,
-                replayed: false,
-            })
+            Ok(transaction_id)
         }};
     }
     match conn {
@@ -216,8 +181,60 @@ pub(crate) async fn post_in(
     }
 }
 
-/// Posts `correction` in a transaction of its own, once per document: a racing post of
-/// the same document finds the first one's.
+pub(crate) async fn post_in(
+    conn: Conn<'_>,
+    calendar: &BusinessCalendar,
+    correction: &NewCorrection,
+) -> Result<CorrectionReceipt, LedgerError> {
+    let postings = correction.postings()?;
+    let business_date = calendar.business_date(correction.at);
+    let receivable = correction.receivable();
+    const FOUND: &str = "SELECT transaction_id, business_date, receivable FROM corrections \
+        WHERE document = $1";
+    const RECORD: &str = "INSERT INTO corrections (document, transaction_id, kind, business_date, \
+        operator_id, receivable, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    macro_rules! body {
+        ($conn:expr, $wrap:path) => {{
+            let conn = $conn;
+            let found: Option<(i64, chrono::NaiveDate, i64)> = sqlx::query_as(FOUND)
+                .bind(&correction.document)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some((transaction_id, date, receivable)) = found {
+                return Ok(CorrectionReceipt {
+                    transaction_id,
+                    business_date: BusinessDate::from_naive(date),
+                    receivable,
+                    replayed: true,
+                });
+            }
+            let transaction_id =
+                post_entry($wrap(&mut *conn), correction.kind.as_str(), &postings).await?;
+            sqlx::query(RECORD)
+                .bind(&correction.document)
+                .bind(transaction_id)
+                .bind(correction.kind.as_str())
+                .bind(business_date.naive())
+                .bind(correction.operator_id.as_str())
+                .bind(receivable)
+                .bind(&correction.actor)
+                .bind(correction.at)
+                .execute(&mut *conn)
+                .await?;
+            Ok(CorrectionReceipt {
+                transaction_id,
+                business_date,
+                receivable,
+                replayed: false,
+            })
+        }};
+    }
+    match conn {
+        Conn::Postgres(conn) => body!(conn, Conn::Postgres),
+        Conn::Sqlite(conn) => body!(conn, Conn::Sqlite),
+    }
+}
+
 pub(crate) async fn post(
     db: Database<'_>,
     calendar: &BusinessCalendar,

@@ -1,13 +1,27 @@
 //! The settlement lines of each date's latest final report, kept in the database so that an
 //! operator reads its own through the API (`GET /v1/settlements`) the moment they are
-//! published, without access to the object store. The report writes them; nothing else
-//! does. A new version of a date's report replaces that date's lines.
+//! published, without access to the object store, and put in the books: each line's
+//! commission and its tax are posted against the operator's receivable (DESIGN.md, Ledger),
+//! so that the receivable is what the operator owes. The report publishes them through the
+//! `Ledger` trait; nothing else does. A new version of a date's report replaces that date's
+//! lines and posts only what its figures changed, usually nothing.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::backend::Database;
-use crate::business_date::BusinessDate;
-use crate::error::LedgerError;
+use crate::business_date::{BusinessCalendar, BusinessDate};
+use crate::correction::{Conn, post_entry};
+use crate::error::{InvalidInput, LedgerError};
+use crate::ids::OperatorId;
+use crate::journal::receivable_account;
+
+pub fn commission_account(operator: &OperatorId) -> String {
+    format!("commission:{operator}")
+}
+
+pub fn commission_tax_account(operator: &OperatorId) -> String {
+    format!("commission_tax:{operator}")
+}
 
 /// The reference an operator quotes when it pays what a date's line says it owes
 /// (DESIGN.md, Bank statements and remittances): `RC-{operator_id}-{YYYYMMDD}`.
@@ -52,18 +66,56 @@ const COLUMNS: &str = "operator_id, business_date, report_version, currency, sal
 /// Rows per INSERT (21 parameters each, well under SQLite's limit).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// Replaces the lines of `date` with `lines` of report version `version`, in one
-/// transaction: a reader sees the old version's lines or the new one's, never a mix. Lines
-/// of a later version already kept stay (an older report that finishes last does not win).
-pub async fn replace_date(
+/// The postings that bring what was posted for a line (commission, tax) to what it says now:
+/// commission and tax debited, the receivable credited by both (credit positive). Empty when
+/// nothing changed.
+pub fn settlement_postings(
+    operator: &OperatorId,
+    (commission, tax): (i64, i64),
+    (posted_commission, posted_tax): (i64, i64),
+) -> Vec<(String, i64)> {
+    let (dc, dt) = (commission - posted_commission, tax - posted_tax);
+    [
+        (commission_account(operator), -dc),
+        (commission_tax_account(operator), -dt),
+        (receivable_account(operator), dc + dt),
+    ]
+    .into_iter()
+    .filter(|(_, amount)| *amount != 0)
+    .collect()
+}
+
+/// Replaces the lines of `date` with `lines` of report version `version` and posts each
+/// line's settlement, in one transaction: a reader sees the old version's lines or the new
+/// one's, never a mix, and the books agree with the lines kept. Lines of a later version
+/// already kept stay (an older report that finishes last neither replaces nor posts). The
+/// postings land in the business date of `at`, the report's.
+pub(crate) async fn replace_date(
     db: Database<'_>,
+    calendar: &BusinessCalendar,
     date: BusinessDate,
     version: i32,
     lines: &[PublishedLine],
+    at: DateTime<Utc>,
 ) -> Result<(), LedgerError> {
+    const POSTED: &str = "SELECT CAST(COALESCE(SUM(commission), 0) AS BIGINT), \
+        CAST(COALESCE(SUM(commission_tax), 0) AS BIGINT) FROM settlements \
+        WHERE operator_id = $1 AND settles_date = $2";
+    const RECORD: &str = "INSERT INTO settlements (document, transaction_id, operator_id, \
+        settles_date, report_version, business_date, commission, commission_tax, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    let posted_in = calendar.business_date(at);
     macro_rules! body {
-        ($tx:expr, $db:ty) => {{
+        ($tx:expr, $db:ty, $conn:path) => {{
             let mut tx = $tx;
+            if matches!(db, Database::Postgres(_)) {
+                // Reports of one date take turns (SQLite has one writer anyway): each posts
+                // from what the one before it posted.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(format!("settlement_lines:{date}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let kept: Option<i32> = sqlx::query_scalar(
                 "SELECT MAX(report_version) FROM settlement_lines WHERE business_date = $1",
             )
@@ -106,12 +158,59 @@ pub async fn replace_date(
                 });
                 q.build().execute(&mut *tx).await?;
             }
+            // An operator settled by an earlier version and absent from this one is owed
+            // nothing by it: its settlement goes back to zero.
+            let settled: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT operator_id FROM settlements WHERE settles_date = $1",
+            )
+            .bind(date.naive())
+            .fetch_all(&mut *tx)
+            .await?;
+            let targets = lines
+                .iter()
+                .map(|l| (l.operator_id.clone(), l.commission, l.commission_tax))
+                .chain(
+                    settled
+                        .into_iter()
+                        .filter(|op| !lines.iter().any(|l| l.operator_id == *op))
+                        .map(|op| (op, 0, 0)),
+                );
+            for (operator_id, commission, commission_tax) in targets {
+                let operator = OperatorId::parse(&operator_id)
+                    .map_err(|e| InvalidInput::new("operator_id", e.to_string()))?;
+                let posted: (i64, i64) = sqlx::query_as(POSTED)
+                    .bind(&operator_id)
+                    .bind(date.naive())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let postings = settlement_postings(&operator, (commission, commission_tax), posted);
+                if postings.is_empty() {
+                    continue;
+                }
+                let transaction_id = post_entry($conn(&mut *tx), "settlement", &postings).await?;
+                sqlx::query(RECORD)
+                    .bind(format!("settlement:{operator_id}:{date}:v{version}"))
+                    .bind(transaction_id)
+                    .bind(&operator_id)
+                    .bind(date.naive())
+                    .bind(version)
+                    .bind(posted_in.naive())
+                    .bind(commission - posted.0)
+                    .bind(commission_tax - posted.1)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
         }};
     }
     match db {
-        Database::Postgres(pool) => body!(pool.begin().await?, sqlx::Postgres),
-        Database::Sqlite(pool) => body!(pool.begin_with("BEGIN IMMEDIATE").await?, sqlx::Sqlite),
+        Database::Postgres(pool) => body!(pool.begin().await?, sqlx::Postgres, Conn::Postgres),
+        Database::Sqlite(pool) => body!(
+            pool.begin_with("BEGIN IMMEDIATE").await?,
+            sqlx::Sqlite,
+            Conn::Sqlite
+        ),
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ on_both_backends!(
     two_imports_of_the_same_sales_at_once_record_each_once,
     a_correction_posts_once_per_document_even_at_once,
     a_correction_that_does_not_balance_is_refused,
+    a_settlement_posts_commission_and_tax_once_per_change,
 );
 
 async fn two_imports_of_the_same_sales_at_once_record_each_once(ledger: Arc<dyn Ledger>) {
@@ -793,4 +794,120 @@ async fn a_correction_that_does_not_balance_is_refused(ledger: Arc<dyn Ledger>) 
         Err(LedgerError::Invalid(_))
     ));
     assert_eq!(ledger.check_invariants().await.unwrap().transactions, 0);
+}
+
+async fn account(ledger: &Arc<dyn Ledger>, id: &str) -> i64 {
+    testbed::account_balance(&**ledger, id).await
+}
+
+fn line(
+    operator: &str,
+    version: i32,
+    commission: i64,
+    tax: i64,
+) -> ledger::settlement_line::PublishedLine {
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+    ledger::settlement_line::PublishedLine {
+        operator_id: operator.into(),
+        business_date: date,
+        report_version: version,
+        currency: "COP".into(),
+        sales_count: 1,
+        sales_amount: 1_000_000,
+        voids_count: 0,
+        voids_amount: 0,
+        net_sales: 1_000_000,
+        commission_rate: "0.035".into(),
+        commission,
+        commission_tax: tax,
+        net_due: 1_000_000 - commission - tax,
+        due_date: date.succ_opt().unwrap(),
+        matched_count: 1,
+        exception_count: 0,
+        exception_amount: 0,
+        adjustments: 0,
+        status: "BALANCED".into(),
+        payment_reference: format!("RC-{operator}-20261126"),
+        published_at: t0(),
+    }
+}
+
+async fn a_settlement_posts_commission_and_tax_once_per_change(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001", "OP002"]).await;
+    let date = BusinessDate::parse("2026-11-26").unwrap();
+    let publish = |version: i32, lines: Vec<ledger::settlement_line::PublishedLine>| {
+        let ledger = ledger.clone();
+        async move {
+            ledger
+                .publish_settlement_lines(date, version, &lines, t0())
+                .await
+                .unwrap()
+        }
+    };
+    let books = |op: &'static str| {
+        let ledger = ledger.clone();
+        async move {
+            [
+                account(&ledger, &format!("commission:{op}")).await,
+                account(&ledger, &format!("commission_tax:{op}")).await,
+                account(&ledger, &format!("operator:{op}:receivable")).await,
+            ]
+        }
+    };
+    let transactions = || {
+        let ledger = ledger.clone();
+        async move { ledger.check_invariants().await.unwrap().transactions }
+    };
+    // Commission and tax debited, the receivable credited by both: it owes that much less.
+    publish(
+        1,
+        vec![
+            line("OP001", 1, 35_000, 6_650),
+            line("OP002", 1, 10_000, 1_900),
+        ],
+    )
+    .await;
+    assert_eq!(books("OP001").await, [-35_000, -6_650, 41_650]);
+    assert_eq!(books("OP002").await, [-10_000, -1_900, 11_900]);
+    assert_eq!(transactions().await, 2);
+    assert_sound(&ledger).await;
+    // The same version again (a crashed report re-run), or a new one with the same figures,
+    // posts nothing; ten reports of one new version at once post once.
+    publish(
+        1,
+        vec![
+            line("OP001", 1, 35_000, 6_650),
+            line("OP002", 1, 10_000, 1_900),
+        ],
+    )
+    .await;
+    publish(
+        2,
+        vec![
+            line("OP001", 2, 35_000, 6_650),
+            line("OP002", 2, 10_000, 1_900),
+        ],
+    )
+    .await;
+    assert_eq!(transactions().await, 2);
+    let racing: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(publish(3, vec![line("OP001", 3, 36_000, 6_840)])))
+        .collect();
+    for r in racing {
+        r.await.unwrap();
+    }
+    // Version 3 moved OP001's commission: only the change is posted. OP002 is not in it, so
+    // its settlement is taken back. Both land in the day of the report.
+    assert_eq!(books("OP001").await, [-36_000, -6_840, 42_840]);
+    assert_eq!(books("OP002").await, [0, 0, 0]);
+    assert_eq!(transactions().await, 4);
+    // An older version finishing last neither replaces the lines nor posts.
+    publish(2, vec![line("OP001", 2, 1, 1)]).await;
+    assert_eq!(books("OP001").await, [-36_000, -6_840, 42_840]);
+    let kept =
+        ledger::settlement_line::of_operator(ledger.database(), "OP001", Some(date), None, 1)
+            .await
+            .unwrap();
+    assert_eq!(kept[0].report_version, 3);
+    assert_sound(&ledger).await;
 }

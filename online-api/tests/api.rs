@@ -782,11 +782,17 @@ fn published(
 }
 
 async fn operators_read_only_their_own_settlements(app: TestApp) {
-    use ledger::settlement_line::replace_date;
     let day = |d: &str| ledger::BusinessDate::parse(d).unwrap();
-    let db = app.ledger.database();
+    let books = app.ledger.clone();
+    let replace_date = |date, version, lines: &[ledger::settlement_line::PublishedLine]| {
+        let (books, lines) = (books.clone(), lines.to_vec());
+        async move {
+            books
+                .publish_settlement_lines(date, version, &lines, ledger::journal::now())
+                .await
+        }
+    };
     replace_date(
-        db,
         day("2026-11-25"),
         1,
         &[published("OPA", "2026-11-25", 1, 100_000)],
@@ -794,7 +800,6 @@ async fn operators_read_only_their_own_settlements(app: TestApp) {
     .await
     .unwrap();
     replace_date(
-        db,
         day("2026-11-26"),
         1,
         &[
@@ -865,7 +870,6 @@ async fn operators_read_only_their_own_settlements(app: TestApp) {
 
     // A new version of the date's report replaces its lines.
     replace_date(
-        db,
         day("2026-11-26"),
         2,
         &[published("OPA", "2026-11-26", 2, 250_000)],
@@ -874,7 +878,6 @@ async fn operators_read_only_their_own_settlements(app: TestApp) {
     .unwrap();
     // An older version that finishes last does not win.
     replace_date(
-        db,
         day("2026-11-26"),
         1,
         &[published("OPA", "2026-11-26", 1, 1)],

@@ -112,10 +112,13 @@ pub async fn report(
     let files = files::render(&statement)?;
     let published = publish::publish(store, &inputs, files, &statement.meta, run_id).await?;
     if kind == ReportKind::Final {
-        // Operators read their lines through the API from here on.
+        // The settlement goes into the books, and operators read their lines through the
+        // API, from here on.
         let lines = statement.published_lines(published.version, as_of);
         let version = i32::try_from(published.version).unwrap_or(i32::MAX);
-        ledger::settlement_line::replace_date(ledger.database(), date, version, &lines).await?;
+        ledger
+            .publish_settlement_lines(date, version, &lines, as_of)
+            .await?;
         // The files and sales come from the reconciliation: the report is only as current
         // as the older of the two reads.
         let seen = input_seq.min(inputs.reconciliation.input_seq.unwrap_or(0));

@@ -43,14 +43,7 @@ async fn assert_sound(ledger: &dyn Ledger) {
 }
 
 async fn balance(ledger: &dyn Ledger, account: &str) -> i64 {
-    let balance: Option<i64> = ledger::on_pool!(ledger.database(), pool => {
-        sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
-            .bind(account)
-            .fetch_optional(pool)
-            .await
-            .unwrap()
-    });
-    balance.unwrap_or(0)
+    testbed::account_balance(ledger, account).await
 }
 
 fn resolve(resolution: Resolution) -> Action {

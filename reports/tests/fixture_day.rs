@@ -83,6 +83,35 @@ async fn reports_a_fixtures_day(ledger: Arc<dyn Ledger>, store: Arc<dyn ObjectSt
         assert_eq!(own, vec![r.clone()]);
     }
 
+    // The settlement is in the books: each receivable is what its operator owes for the
+    // day (credit positive, so a debt is negative), once.
+    let receivables = || {
+        let ledger = ledger.clone();
+        async move {
+            let rows: Vec<(String, i64)> = ledger::on_pool!(ledger.database(), pool => {
+                sqlx::query_as(
+                    "SELECT id, balance FROM accounts WHERE id LIKE 'operator:%:receivable' \
+                     ORDER BY id",
+                )
+                .fetch_all(pool)
+                .await
+                .unwrap()
+            });
+            rows
+        }
+    };
+    let owed: Vec<(String, i64)> = summary
+        .iter()
+        .filter(|r| r["sales_count"] != "0")
+        .map(|r| {
+            let id = format!("operator:{}:receivable", r["operator_id"]);
+            (id, -minor(&r["net_due"]))
+        })
+        .collect();
+    assert_eq!(receivables().await, owed);
+    let settled = ledger.check_invariants().await.unwrap();
+    assert!(settled.is_sound(), "{settled:?}");
+
     // Exactly the injected keys, with differences that tie out per operator.
     let discrepancies = csv_rows(&read(&*store, &v1("discrepancies.csv")).await);
     let mut keys: Vec<(String, String, String)> = discrepancies
@@ -178,6 +207,12 @@ async fn reports_a_fixtures_day(ledger: Arc<dyn Ledger>, store: Arc<dyn ObjectSt
 
     // A re-run: a new version, identical data files, `latest` moved, v1 untouched.
     let (_, second) = run("run-2").await.unwrap();
+    // The same figures post nothing again.
+    assert_eq!(receivables().await, owed);
+    assert_eq!(
+        ledger.check_invariants().await.unwrap().transactions,
+        settled.transactions
+    );
     assert_eq!(second.version, 2);
     let latest: serde_json::Value =
         serde_json::from_slice(&read(&*store, "reports/2026-11-26/latest.json").await).unwrap();

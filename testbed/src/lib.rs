@@ -84,3 +84,15 @@ pub async fn postgres_ledger(settings: LedgerSettings) -> Option<TestLedger> {
         _dir: None,
     })
 }
+
+/// The cached balance of account `id` (0 when it has never been posted to).
+pub async fn account_balance(ledger: &dyn ledger::Ledger, id: &str) -> i64 {
+    let balance: Option<i64> = ledger::on_pool!(ledger.database(), pool => {
+        sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .expect("an account's balance")
+    });
+    balance.unwrap_or(0)
+}
