@@ -231,6 +231,8 @@ pub(crate) struct Timed {
     /// `user=… sys=…` CPU seconds.
     pub(crate) cpu: String,
     pub(crate) stdout: String,
+    /// What the program logged (and GNU time's lines).
+    pub(crate) stderr: String,
 }
 
 /// `program` run under GNU time, which reports what `timed` reads back.
@@ -270,6 +272,7 @@ pub(crate) fn timed(cmd: &mut Command) -> anyhow::Result<Timed> {
         peak_mib: peak_kib / 1024,
         cpu,
         stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: stderr.to_string(),
     })
 }
 

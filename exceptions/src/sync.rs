@@ -248,10 +248,12 @@ pub async fn sync_run(
     date: BusinessDate,
     run_id: &str,
 ) -> Result<SyncReport, ExceptionError> {
+    let started = std::time::Instant::now();
     let report = crate::store::sync(db, date, run_id).await?;
     tracing::info!(
         business_date = %date,
         run_id,
+        seconds = started.elapsed().as_secs_f64(),
         opened = report.opened,
         updated = report.updated,
         cleared = report.cleared,
