@@ -104,9 +104,208 @@ async fn begin_sqlite(
     pool.begin_with("BEGIN IMMEDIATE").await
 }
 
+/// New cases and their ids, by (operator, ref).
+type NewCaseIds = std::collections::HashMap<(String, String), i64>;
+
+const NEW_CASE_COLUMNS: &str = "business_date, operator_id, operator_ref, case_name, \
+    ledger_card_id, file_card_id, ledger_amount, file_amount, difference, state, opened_run, \
+    last_run, cleared_run, opened_at, updated_at";
+
+/// One row of COPY's text format: fields escaped (backslash, tab, line breaks), `\N` for
+/// none, tab-separated, a line feed at the end.
+fn copy_row(out: &mut String, fields: &[Option<&str>]) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        match field {
+            None => out.push_str("\\N"),
+            Some(v) => {
+                for c in v.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+        }
+    }
+    out.push('\n');
+}
+
+fn instant(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// PostgreSQL: a run's new cases in one COPY (a city's day opens hundreds of thousands),
+/// their ids read back by the run that opened them.
+async fn copy_cases(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    date: NaiveDate,
+    run_id: &str,
+    opened: &[(ExceptionCase, Vec<NewEvent>)],
+) -> Result<NewCaseIds, ExceptionError> {
+    if opened.is_empty() {
+        return Ok(NewCaseIds::new());
+    }
+    let mut data = String::with_capacity(opened.len() * 200);
+    for (c, _) in opened {
+        let (day, amounts) = (
+            c.business_date.to_string(),
+            [c.ledger_amount, c.file_amount].map(|a| a.map(|a| a.to_string())),
+        );
+        let (difference, opened_at, updated_at) = (
+            c.difference.to_string(),
+            instant(&c.opened_at),
+            instant(&c.updated_at),
+        );
+        copy_row(
+            &mut data,
+            &[
+                Some(&day),
+                Some(&c.operator_id),
+                Some(&c.operator_ref),
+                Some(&c.case_name),
+                c.ledger_card_id.as_deref(),
+                c.file_card_id.as_deref(),
+                amounts[0].as_deref(),
+                amounts[1].as_deref(),
+                Some(&difference),
+                Some(c.state.as_str()),
+                Some(&c.opened_run),
+                Some(&c.last_run),
+                c.cleared_run.as_deref(),
+                Some(&opened_at),
+                Some(&updated_at),
+            ],
+        );
+    }
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY exception_cases ({NEW_CASE_COLUMNS}) FROM STDIN"
+        ))
+        .await?;
+    copy.send(data.into_bytes()).await?;
+    copy.finish().await?;
+    let ids: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, operator_id, operator_ref FROM exception_cases \
+         WHERE business_date = $1 AND opened_run = $2",
+    )
+    .bind(date)
+    .bind(run_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(ids.into_iter().map(|(id, o, r)| ((o, r), id)).collect())
+}
+
+/// SQLite: multi-row INSERTs, each returning its ids.
+async fn insert_cases(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    _date: NaiveDate,
+    _run_id: &str,
+    opened: &[(ExceptionCase, Vec<NewEvent>)],
+) -> Result<NewCaseIds, ExceptionError> {
+    let mut ids = NewCaseIds::new();
+    for chunk in opened.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "INSERT INTO exception_cases ({NEW_CASE_COLUMNS}) "
+        ));
+        q.push_values(chunk, |mut row, (c, _)| {
+            row.push_bind(c.business_date)
+                .push_bind(&c.operator_id)
+                .push_bind(&c.operator_ref)
+                .push_bind(&c.case_name)
+                .push_bind(&c.ledger_card_id)
+                .push_bind(&c.file_card_id)
+                .push_bind(c.ledger_amount)
+                .push_bind(c.file_amount)
+                .push_bind(c.difference)
+                .push_bind(c.state.as_str())
+                .push_bind(&c.opened_run)
+                .push_bind(&c.last_run)
+                .push_bind(&c.cleared_run)
+                .push_bind(c.opened_at)
+                .push_bind(c.updated_at);
+        });
+        q.push(" RETURNING id, operator_ref, operator_id");
+        let rows: Vec<(i64, String, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        ids.extend(rows.into_iter().map(|(id, r, o)| ((o, r), id)));
+    }
+    Ok(ids)
+}
+
+/// PostgreSQL: chained events in one COPY.
+async fn copy_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    events: &[CaseEvent],
+) -> Result<(), ExceptionError> {
+    let mut data = String::with_capacity(events.len() * 220);
+    for e in events {
+        let (seq, case_id, at) = (e.seq.to_string(), e.case_id.to_string(), instant(&e.at));
+        let amount = e.amount.map(|a| a.to_string());
+        copy_row(
+            &mut data,
+            &[
+                Some(&seq),
+                Some(&case_id),
+                Some(&at),
+                Some(&e.actor),
+                Some(&e.action),
+                e.from_state.as_deref(),
+                Some(&e.to_state),
+                e.note.as_deref(),
+                amount.as_deref(),
+                e.run_id.as_deref(),
+                Some(&e.hash),
+            ],
+        );
+    }
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY exception_events ({EVENT_COLUMNS}) FROM STDIN"
+        ))
+        .await?;
+    copy.send(data.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// SQLite: chained events in multi-row INSERTs.
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    events: &[CaseEvent],
+) -> Result<(), ExceptionError> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "INSERT INTO exception_events ({EVENT_COLUMNS}) "
+        ));
+        q.push_values(chunk, |mut row, e| {
+            row.push_bind(e.seq)
+                .push_bind(e.case_id)
+                .push_bind(e.at)
+                .push_bind(&e.actor)
+                .push_bind(&e.action)
+                .push_bind(&e.from_state)
+                .push_bind(&e.to_state)
+                .push_bind(&e.note)
+                .push_bind(e.amount)
+                .push_bind(&e.run_id)
+                .push_bind(&e.hash);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// One module per backend: `$lock` is what locks a row read for a decision.
 macro_rules! backend {
-    ($name:ident, $db:ty, $pool:ty, $begin:path, $lock:literal, $conn:path) => {
+    (
+        $name:ident, $db:ty, $pool:ty, $begin:path, $lock:literal, $conn:path,
+        $insert_cases:path, $write_events:path
+    ) => {
         mod $name {
             use super::*;
 
@@ -128,25 +327,7 @@ macro_rules! backend {
                     hash = stored.hash.clone();
                     chained.push(stored);
                 }
-                for chunk in chained.chunks(ROWS_PER_STATEMENT) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
-                        "INSERT INTO exception_events ({EVENT_COLUMNS}) "
-                    ));
-                    q.push_values(chunk, |mut row, e| {
-                        row.push_bind(e.seq)
-                            .push_bind(e.case_id)
-                            .push_bind(e.at)
-                            .push_bind(&e.actor)
-                            .push_bind(&e.action)
-                            .push_bind(&e.from_state)
-                            .push_bind(&e.to_state)
-                            .push_bind(&e.note)
-                            .push_bind(e.amount)
-                            .push_bind(&e.run_id)
-                            .push_bind(&e.hash);
-                    });
-                    q.build().execute(&mut **tx).await?;
-                }
+                $write_events(tx, &chained).await?;
                 sqlx::query("UPDATE exception_chain SET seq = $1, hash = $2")
                     .bind(seq)
                     .bind(&hash)
@@ -289,39 +470,10 @@ macro_rules! backend {
                 let at = ledger::journal::now();
                 let plan = crate::sync::plan(date.naive(), run_id, found, existing, &adjacent, at);
                 let mut events = Vec::with_capacity(plan.opened.len() + plan.changed.len());
-                for chunk in plan.opened.chunks(ROWS_PER_STATEMENT) {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO exception_cases (business_date, operator_id, operator_ref, \
-                         case_name, ledger_card_id, file_card_id, ledger_amount, file_amount, \
-                         difference, state, opened_run, last_run, cleared_run, opened_at, \
-                         updated_at) ",
-                    );
-                    q.push_values(chunk, |mut row, (c, _)| {
-                        row.push_bind(c.business_date)
-                            .push_bind(&c.operator_id)
-                            .push_bind(&c.operator_ref)
-                            .push_bind(&c.case_name)
-                            .push_bind(&c.ledger_card_id)
-                            .push_bind(&c.file_card_id)
-                            .push_bind(c.ledger_amount)
-                            .push_bind(c.file_amount)
-                            .push_bind(c.difference)
-                            .push_bind(c.state.as_str())
-                            .push_bind(&c.opened_run)
-                            .push_bind(&c.last_run)
-                            .push_bind(&c.cleared_run)
-                            .push_bind(c.opened_at)
-                            .push_bind(c.updated_at);
-                    });
-                    q.push(" RETURNING id, operator_ref, operator_id");
-                    let ids: Vec<(i64, String, String)> =
-                        q.build_query_as().fetch_all(&mut *tx).await?;
-                    let ids: std::collections::HashMap<(String, String), i64> =
-                        ids.into_iter().map(|(id, r, o)| ((o, r), id)).collect();
-                    for (c, opened) in chunk {
-                        let id = ids[&(c.operator_id.clone(), c.operator_ref.clone())];
-                        events.extend(opened.iter().cloned().map(|e| NewEvent { case_id: id, ..e }));
-                    }
+                let ids = $insert_cases(&mut tx, date.naive(), run_id, &plan.opened).await?;
+                for (c, opened) in &plan.opened {
+                    let id = ids[&(c.operator_id.clone(), c.operator_ref.clone())];
+                    events.extend(opened.iter().cloned().map(|e| NewEvent { case_id: id, ..e }));
                 }
                 for (case, event) in &plan.changed {
                     let mut case = case.clone();
@@ -352,7 +504,9 @@ backend!(
     sqlx::PgPool,
     begin_postgres,
     " FOR UPDATE",
-    ledger::correction::Conn::Postgres
+    ledger::correction::Conn::Postgres,
+    copy_cases,
+    copy_events
 );
 backend!(
     sqlite,
@@ -360,7 +514,9 @@ backend!(
     sqlx::SqlitePool,
     begin_sqlite,
     "",
-    ledger::correction::Conn::Sqlite
+    ledger::correction::Conn::Sqlite,
+    insert_cases,
+    insert_events
 );
 
 /// Applies `action` by `actor` to case `id`. `operator` narrows it to one operator's cases
