@@ -21,7 +21,7 @@ pub(crate) const CASE_COLUMNS: &str = "id, business_date, operator_id, operator_
 const EVENT_COLUMNS: &str =
     "seq, case_id, at, actor, action, from_state, to_state, note, amount, run_id, hash";
 
-/// Rows per multi-row statement (SQLite allows 32,766 parameters; 13 per case row).
+/// Rows per multi-row statement (SQLite allows 32,766 parameters; 15 per case row).
 const ROWS_PER_STATEMENT: usize = 500;
 
 #[derive(sqlx::FromRow)]

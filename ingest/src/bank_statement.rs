@@ -90,6 +90,20 @@ impl std::fmt::Display for StatementError {
 struct Errors(Vec<StatementError>);
 
 impl Errors {
+    /// No errors yet, or the one that a statement over `MAX_BYTES` is refused with.
+    fn sized(bytes: &[u8]) -> Result<Errors, Vec<StatementError>> {
+        let mut errors = Errors::default();
+        if bytes.len() > MAX_BYTES {
+            errors.push(
+                "statement",
+                "size",
+                format!("{} bytes, more than the {MAX_BYTES} accepted", bytes.len()),
+            );
+            return Err(errors.0);
+        }
+        Ok(errors)
+    }
+
     fn push(&mut self, at: impl Into<String>, field: &str, reason: impl Into<String>) {
         if self.0.len() < MAX_ERRORS {
             self.0.push(StatementError {
@@ -109,15 +123,7 @@ pub fn parse_camt053(
     rules: &MoneyRules,
     our_accounts: &[String],
 ) -> Result<BankStatement, Vec<StatementError>> {
-    let mut errors = Errors::default();
-    if bytes.len() > MAX_BYTES {
-        errors.push(
-            "statement",
-            "size",
-            format!("{} bytes, more than the {MAX_BYTES} accepted", bytes.len()),
-        );
-        return Err(errors.0);
-    }
+    let mut errors = Errors::sized(bytes)?;
     // Text is trimmed once it is whole: trimming each piece would eat the spaces around an
     // entity (`La 14 &amp; Cía`).
     let mut reader = quick_xml::Reader::from_reader(bytes);
@@ -335,12 +341,7 @@ pub fn parse_camt053(
         closing,
         entries: parsed,
     };
-    check(&statement, our_accounts, "entry", &mut errors);
-    if errors.0.is_empty() {
-        Ok(statement)
-    } else {
-        Err(errors.0)
-    }
+    check(statement, our_accounts, "entry", errors)
 }
 
 /// Parses the CSV layout of the statement of `account` (the object key names it) and checks
@@ -362,15 +363,7 @@ pub fn parse_csv(
         "payer_name",
         "payer_account",
     ];
-    let mut errors = Errors::default();
-    if bytes.len() > MAX_BYTES {
-        errors.push(
-            "statement",
-            "size",
-            format!("{} bytes, more than the {MAX_BYTES} accepted", bytes.len()),
-        );
-        return Err(errors.0);
-    }
+    let mut errors = Errors::sized(bytes)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -428,18 +421,19 @@ pub fn parse_csv(
         closing: None,
         entries,
     };
-    check(&statement, our_accounts, "line", &mut errors);
-    if errors.0.is_empty() {
-        Ok(statement)
-    } else {
-        Err(errors.0)
-    }
+    check(statement, our_accounts, "line", errors)
 }
 
 /// What makes a parsed statement acceptable: an account of ours, at least one entry, bank
 /// references unique, and (when it has balances) opening + entries = closing.
-/// `unit` is what a position counts: `entry` (camt.053) or `line` (CSV).
-fn check(statement: &BankStatement, our_accounts: &[String], unit: &str, errors: &mut Errors) {
+/// `unit` is what a position counts: `entry` (camt.053) or `line` (CSV). The statement, or
+/// every error found in parsing it and here.
+fn check(
+    statement: BankStatement,
+    our_accounts: &[String],
+    unit: &str,
+    mut errors: Errors,
+) -> Result<BankStatement, Vec<StatementError>> {
     if !our_accounts.contains(&statement.account) {
         errors.push(
             "statement",
@@ -473,6 +467,11 @@ fn check(statement: &BankStatement, our_accounts: &[String], unit: &str, errors:
                 ),
             );
         }
+    }
+    if errors.0.is_empty() {
+        Ok(statement)
+    } else {
+        Err(errors.0)
     }
 }
 

@@ -98,9 +98,10 @@ pub(crate) async fn replace_date(
     lines: &[PublishedLine],
     at: DateTime<Utc>,
 ) -> Result<(), LedgerError> {
-    const POSTED: &str = "SELECT CAST(COALESCE(SUM(commission), 0) AS BIGINT), \
-        CAST(COALESCE(SUM(commission_tax), 0) AS BIGINT) FROM settlements \
-        WHERE operator_id = $1 AND settles_date = $2";
+    // What every operator was posted for the date so far, read once.
+    const POSTED: &str = "SELECT operator_id, CAST(SUM(commission) AS BIGINT), \
+        CAST(SUM(commission_tax) AS BIGINT) FROM settlements WHERE settles_date = $1 \
+        GROUP BY operator_id";
     const RECORD: &str = "INSERT INTO settlements (document, transaction_id, operator_id, \
         settles_date, report_version, business_date, commission, commission_tax, created_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -158,31 +159,32 @@ pub(crate) async fn replace_date(
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            // An operator settled by an earlier version and absent from this one is owed
-            // nothing by it: its settlement goes back to zero.
-            let settled: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT operator_id FROM settlements WHERE settles_date = $1",
-            )
-            .bind(date.naive())
-            .fetch_all(&mut *tx)
-            .await?;
-            let targets = lines
+            let mut posted: std::collections::BTreeMap<String, (i64, i64)> =
+                sqlx::query_as::<_, (String, i64, i64)>(POSTED)
+                    .bind(date.naive())
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(op, c, t)| (op, (c, t)))
+                    .collect();
+            // Each line's operator, then any operator settled by an earlier version and
+            // absent from this one: it is owed nothing by it, its settlement goes back to zero.
+            let mut targets: Vec<(String, i64, i64, (i64, i64))> = lines
                 .iter()
-                .map(|l| (l.operator_id.clone(), l.commission, l.commission_tax))
-                .chain(
-                    settled
-                        .into_iter()
-                        .filter(|op| !lines.iter().any(|l| l.operator_id == *op))
-                        .map(|op| (op, 0, 0)),
-                );
-            for (operator_id, commission, commission_tax) in targets {
+                .map(|l| {
+                    let before = posted.remove(&l.operator_id).unwrap_or((0, 0));
+                    (
+                        l.operator_id.clone(),
+                        l.commission,
+                        l.commission_tax,
+                        before,
+                    )
+                })
+                .collect();
+            targets.extend(posted.into_iter().map(|(op, before)| (op, 0, 0, before)));
+            for (operator_id, commission, commission_tax, posted) in targets {
                 let operator = OperatorId::parse(&operator_id)
                     .map_err(|e| InvalidInput::new("operator_id", e.to_string()))?;
-                let posted: (i64, i64) = sqlx::query_as(POSTED)
-                    .bind(&operator_id)
-                    .bind(date.naive())
-                    .fetch_one(&mut *tx)
-                    .await?;
                 let postings = settlement_postings(&operator, (commission, commission_tax), posted);
                 if postings.is_empty() {
                     continue;

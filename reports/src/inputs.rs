@@ -282,10 +282,11 @@ async fn adjustments(
     date: BusinessDate,
 ) -> Result<Vec<Adjustment>, ReportError> {
     let posted = ledger.corrections_on(date).await?;
-    let ids: Vec<exceptions::CaseId> = posted
+    let case_ids: Vec<Option<exceptions::CaseId>> = posted
         .iter()
-        .filter_map(|c| exceptions::case_of_document(&c.document))
+        .map(|c| exceptions::case_of_document(&c.document))
         .collect();
+    let ids: Vec<exceptions::CaseId> = case_ids.iter().flatten().copied().collect();
     let cases: BTreeMap<exceptions::CaseId, exceptions::ExceptionCase> =
         exceptions::cases_by_id(ledger.database(), &ids)
             .await?
@@ -294,10 +295,11 @@ async fn adjustments(
             .collect();
     Ok(posted
         .into_iter()
-        .map(|c| Adjustment {
+        .zip(case_ids)
+        .map(|(c, id)| Adjustment {
             transaction_id: c.transaction_id,
             kind: c.kind.as_str(),
-            case: exceptions::case_of_document(&c.document).and_then(|id| cases.get(&id).cloned()),
+            case: id.and_then(|id| cases.get(&id).cloned()),
             document: c.document,
             operator_id: c.operator_id.to_string(),
             amount: -c.receivable,
