@@ -404,6 +404,41 @@ pub trait Ledger: Send + Sync {
             .await
     }
 
+    /// Posts the bank entries whose documents were not posted before, in one database
+    /// transaction; returns how many it posted. See `deposit`.
+    async fn post_deposits(
+        &self,
+        deposits: &[crate::deposit::NewDeposit],
+    ) -> Result<u64, LedgerError> {
+        crate::deposit::post_batch(self.database(), &self.settings().calendar, deposits).await
+    }
+
+    /// Gives an unidentified deposit to an operator, once, in the name of a person.
+    async fn assign_deposit(
+        &self,
+        assignment: &crate::deposit::NewAssignment,
+    ) -> Result<crate::deposit::AssignmentReceipt, LedgerError> {
+        crate::deposit::assign(self.database(), &self.settings().calendar, assignment).await
+    }
+
+    /// The bank entries' postings and assignments the filter selects, in posting order.
+    async fn deposits(
+        &self,
+        filter: &crate::deposit::DepositFilter,
+    ) -> Result<Vec<crate::deposit::PostedDeposit>, LedgerError> {
+        crate::deposit::list(self.database(), filter).await
+    }
+
+    /// The statement of an operator's receivable over `from..=to`.
+    async fn receivable_statement(
+        &self,
+        operator: &OperatorId,
+        from: BusinessDate,
+        to: BusinessDate,
+    ) -> Result<crate::receivable::ReceivableStatement, LedgerError> {
+        crate::receivable::statement(self.database(), operator, from, to).await
+    }
+
     /// Checks every invariant of the journal over the whole database.
     async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
         reads::check_invariants(self.database()).await

@@ -33,6 +33,9 @@ on_both_backends!(
     a_correction_posts_once_per_document_even_at_once,
     a_correction_that_does_not_balance_is_refused,
     a_settlement_posts_commission_and_tax_once_per_change,
+    a_bank_entry_posts_once_even_at_once,
+    an_unidentified_deposit_is_assigned_once,
+    the_statement_runs_to_the_receivable,
 );
 
 async fn two_imports_of_the_same_sales_at_once_record_each_once(ledger: Arc<dyn Ledger>) {
@@ -909,5 +912,175 @@ async fn a_settlement_posts_commission_and_tax_once_per_change(ledger: Arc<dyn L
             .await
             .unwrap();
     assert_eq!(kept[0].report_version, 3);
+    assert_sound(&ledger).await;
+}
+
+fn deposit(
+    bank_ref: &str,
+    amount: i64,
+    to: ledger::deposit::Destination,
+) -> ledger::deposit::NewDeposit {
+    ledger::deposit::NewDeposit {
+        bank_account: "CO12BANK0001".into(),
+        bank_ref: bank_ref.into(),
+        amount,
+        to,
+        at: t0(),
+    }
+}
+
+fn to_operator(op: &str) -> ledger::deposit::Destination {
+    ledger::deposit::Destination::Operator {
+        operator: op_id(op),
+        matched_by: ledger::deposit::MatchedBy::Reference,
+        settles: Some(BusinessDate::parse("2026-11-26").unwrap()),
+    }
+}
+
+async fn a_bank_entry_posts_once_even_at_once(ledger: Arc<dyn Ledger>) {
+    use ledger::deposit::Destination;
+    with_operators(&ledger, &["OP001"]).await;
+    let batch = vec![
+        deposit("B1", 700_000, to_operator("OP001")),
+        deposit("B2", 50_000, Destination::Unidentified),
+        deposit("B3", 1_250, Destination::Debit),
+        // The same entry twice in one batch is one entry.
+        deposit("B1", 700_000, to_operator("OP001")),
+    ];
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (ledger, batch) = (ledger.clone(), batch.clone());
+            tokio::spawn(async move { ledger.post_deposits(&batch).await })
+        })
+        .collect();
+    let mut posted = 0;
+    for t in tasks {
+        posted += t.await.unwrap().unwrap();
+    }
+    assert_eq!(posted, 3, "three entries, each posted once");
+    assert_eq!(ledger.post_deposits(&batch).await.unwrap(), 0);
+    assert_eq!(account(&ledger, "operator:OP001:receivable").await, 700_000);
+    assert_eq!(account(&ledger, "suspense:unidentified").await, 50_000);
+    assert_eq!(account(&ledger, "suspense:bank_debits").await, -1_250);
+    assert_eq!(
+        account(&ledger, "bank:CO12BANK0001").await,
+        -700_000 - 50_000 + 1_250
+    );
+    let listed = ledger
+        .deposits(&ledger::deposit::DepositFilter::default())
+        .await
+        .unwrap();
+    let kinds: Vec<_> = listed
+        .iter()
+        .map(|d| {
+            (
+                d.bank_ref.as_str(),
+                d.kind.as_str(),
+                d.operator_id.as_deref(),
+                d.paid(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("B1", "deposit", Some("OP001"), 700_000),
+            ("B2", "deposit", None, 0),
+            ("B3", "bank_debit", None, 0)
+        ]
+    );
+    assert_eq!(
+        listed[0].business_date,
+        ledger.settings().calendar.business_date(t0())
+    );
+    let bad = deposit("B4", 0, Destination::Unidentified);
+    assert!(matches!(
+        ledger.post_deposits(&[bad]).await,
+        Err(LedgerError::Invalid(_))
+    ));
+    assert_eq!(ledger.check_invariants().await.unwrap().transactions, 3);
+    assert_sound(&ledger).await;
+}
+
+async fn an_unidentified_deposit_is_assigned_once(ledger: Arc<dyn Ledger>) {
+    use ledger::deposit::{Destination, NewAssignment};
+    with_operators(&ledger, &["OP001", "OP002"]).await;
+    ledger
+        .post_deposits(&[
+            deposit("B2", 50_000, Destination::Unidentified),
+            deposit("B1", 10_000, to_operator("OP001")),
+        ])
+        .await
+        .unwrap();
+    let assign = |bank_ref: &str, op: &str| NewAssignment {
+        bank_account: "CO12BANK0001".into(),
+        bank_ref: bank_ref.into(),
+        operator: op_id(op),
+        actor: "ana@finance".into(),
+        at: t0(),
+    };
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (ledger, a) = (ledger.clone(), assign("B2", "OP002"));
+            tokio::spawn(async move { ledger.assign_deposit(&a).await })
+        })
+        .collect();
+    let mut fresh = 0;
+    for t in tasks {
+        let receipt = t.await.unwrap().unwrap();
+        assert_eq!(receipt.amount, 50_000);
+        fresh += usize::from(!receipt.replayed);
+    }
+    assert_eq!(fresh, 1, "one assignment, the others replays");
+    assert_eq!(account(&ledger, "suspense:unidentified").await, 0);
+    assert_eq!(account(&ledger, "operator:OP002:receivable").await, 50_000);
+    // To another operator: a conflict; an identified entry, or none, cannot be assigned.
+    assert!(matches!(
+        ledger.assign_deposit(&assign("B2", "OP001")).await,
+        Err(LedgerError::Conflict { .. })
+    ));
+    for bank_ref in ["B1", "NOPE"] {
+        assert!(matches!(
+            ledger.assign_deposit(&assign(bank_ref, "OP002")).await,
+            Err(LedgerError::Invalid(_))
+        ));
+    }
+    let mut nobody = assign("B2", "OP002");
+    nobody.actor = " ".into();
+    assert!(ledger.assign_deposit(&nobody).await.is_err());
+    assert_sound(&ledger).await;
+}
+
+async fn the_statement_runs_to_the_receivable(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001"]).await;
+    let today = ledger.settings().calendar.business_date(t0());
+    sell(&ledger, sale("OP001", "S1", "CARD0001", 300_000)).await;
+    sell(&ledger, sale("OP001", "S2", "CARD0002", 200_000)).await;
+    ledger
+        .post_deposits(&[deposit("B1", 120_000, to_operator("OP001"))])
+        .await
+        .unwrap();
+    let statement = ledger
+        .receivable_statement(&op_id("OP001"), today, today)
+        .await
+        .unwrap();
+    assert_eq!(statement.opening, 0);
+    let moves: Vec<_> = statement
+        .movements
+        .iter()
+        .map(|m| (m.kind.as_str(), m.count, m.amount))
+        .collect();
+    assert_eq!(moves, [("sales", 2, -500_000), ("deposit", 1, 120_000)]);
+    assert_eq!(
+        statement.closing,
+        account(&ledger, "operator:OP001:receivable").await
+    );
+    // A range after the movements opens where they left the receivable.
+    let later = ledger
+        .receivable_statement(&op_id("OP001"), today.succ(), today.succ())
+        .await
+        .unwrap();
+    assert_eq!((later.opening, later.closing), (-380_000, -380_000));
+    assert!(later.movements.is_empty());
     assert_sound(&ledger).await;
 }

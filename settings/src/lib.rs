@@ -174,6 +174,9 @@ pub struct MoneySettings {
     /// A resolution of an exception case at least this large (a decimal string) waits for
     /// a second person's approval.
     pub approval_threshold: String,
+    /// Our collection accounts (IBAN or local number): a bank statement of any other
+    /// account is rejected.
+    pub bank_accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +221,8 @@ struct Flat {
     currency: String,
     max_amount: String,
     approval_threshold: String,
+    #[serde(deserialize_with = "list_or_commas")]
+    bank_accounts: Vec<String>,
     api_addr: String,
     api_rate_limit: u32,
     api_rate_burst: u32,
@@ -258,6 +263,7 @@ impl Default for Flat {
             currency: "COP".into(),
             max_amount: "10000000.00".into(),
             approval_threshold: "1000000.00".into(),
+            bank_accounts: Vec::new(),
             api_addr: "127.0.0.1:8080".into(),
             api_rate_limit: 100,
             api_rate_burst: 200,
@@ -283,7 +289,7 @@ impl Default for Flat {
     }
 }
 
-/// A TOML array of dates, or (from the environment) one comma-separated string.
+/// A TOML array of strings, or (from the environment) one comma-separated string.
 fn list_or_commas<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -526,6 +532,7 @@ impl Flat {
                 currency: self.currency,
                 max_amount: self.max_amount,
                 approval_threshold: self.approval_threshold,
+                bank_accounts: self.bank_accounts,
             },
             telemetry: TelemetrySettings {
                 log_format: self.log_format,

@@ -181,6 +181,7 @@ fn sample(key: &str) -> &'static str {
         "api_addr" => "\"0.0.0.0:8080\"",
         "api_body_limit_bytes" | "api_page_size_max" | "api_rate_burst" | "api_rate_limit" => "100",
         "api_request_timeout_ms" | "job_retry_backoff_ms" => "1000",
+        "bank_accounts" => "[\"CO12BANK0001\"]",
         "currency" => "\"COP\"",
         "database_max_connections" | "job_lease_secs" | "job_retries" => "4",
         "database_url" => "\"postgres://recaudo@db/recaudo\"",

@@ -1,0 +1,71 @@
+-- Bank statements and remittances (DESIGN.md): the statements of our collection accounts as
+-- accepted (or rejected) whole, their entries, the payer accounts registered for operators,
+-- and the journal documents of the money that arrives: a deposit matched to an operator or
+-- left unidentified in suspense, a debit on the account, an unidentified deposit assigned.
+ALTER TABLE transactions DROP CONSTRAINT transactions_kind_check;
+ALTER TABLE transactions ADD CONSTRAINT transactions_kind_check
+    CHECK (kind IN ('sale', 'void', 'payment', 'validations', 'adjustment', 'writeoff',
+                    'settlement', 'deposit', 'bank_debit', 'assignment'));
+
+-- One row per statement object seen, by its bytes: the same bytes again are a no-op.
+CREATE TABLE bank_statements (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sha256      text NOT NULL UNIQUE,
+    object_key  text NOT NULL,
+    kept_as     text NOT NULL,
+    account     text,
+    status      text NOT NULL CHECK (status IN ('ACCEPTED', 'REJECTED')),
+    entries     integer NOT NULL,
+    error_count integer NOT NULL,
+    received_at timestamptz NOT NULL
+);
+
+CREATE TABLE bank_entries (
+    account       text NOT NULL,
+    bank_ref      text NOT NULL,
+    statement_id  bigint NOT NULL REFERENCES bank_statements (id),
+    position      integer NOT NULL,
+    booking_date  date NOT NULL,
+    value_date    date NOT NULL,
+    direction     text NOT NULL CHECK (direction IN ('CREDIT', 'DEBIT')),
+    amount        bigint NOT NULL CHECK (amount > 0),
+    currency      text NOT NULL,
+    reference     text,
+    payer_name    text,
+    payer_account text,
+    PRIMARY KEY (account, bank_ref)
+);
+CREATE INDEX bank_entries_by_statement ON bank_entries (statement_id, position);
+
+-- The account an operator pays from: a credit from it is that operator's, whatever it says.
+CREATE TABLE payer_accounts (
+    account     text PRIMARY KEY,
+    operator_id text NOT NULL REFERENCES operators (id),
+    actor       text NOT NULL,
+    recorded_at timestamptz NOT NULL
+);
+
+-- Journal documents of bank entries: `bank:{account}:{bank_ref}` once per entry (kind
+-- deposit or bank_debit), `assign:{account}:{bank_ref}` once per unidentified deposit.
+CREATE TABLE deposits (
+    document       text PRIMARY KEY,
+    transaction_id bigint NOT NULL UNIQUE,
+    kind           text NOT NULL CHECK (kind IN ('deposit', 'bank_debit', 'assignment')),
+    bank_account   text NOT NULL,
+    bank_ref       text NOT NULL,
+    -- NULL: the deposit went to suspense:unidentified (or it is a debit).
+    operator_id    text REFERENCES operators (id),
+    amount         bigint NOT NULL CHECK (amount > 0),
+    -- payer_account, reference or assigned; NULL when not matched.
+    matched_by     text,
+    -- The settlement date the payment reference named, if it named one.
+    settles_date   date,
+    business_date  date NOT NULL,
+    actor          text,
+    created_at     timestamptz NOT NULL
+);
+CREATE INDEX deposits_by_date ON deposits (business_date);
+CREATE INDEX deposits_by_operator ON deposits (operator_id, business_date);
+CREATE INDEX deposits_by_entry ON deposits (bank_account, bank_ref);
+CREATE TRIGGER deposits_append_only BEFORE UPDATE OR DELETE ON deposits
+    FOR EACH STATEMENT EXECUTE FUNCTION journal_is_append_only();
