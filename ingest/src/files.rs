@@ -56,16 +56,20 @@ struct ErrorReport<'a> {
 }
 
 /// Where an `incoming/…` object is kept once handled: `processed/…` or `rejected/…`, under
-/// its own name when that key is free. Nothing kept is ever overwritten (a manifest
+/// its own name when that key is free (`bank/incoming/…` goes to `bank/processed/…`). Nothing kept is ever overwritten (a manifest
 /// fingerprints those bytes), so another version of the same name is kept beside it with
 /// the start of its sha256 in the name.
-async fn keep_as(
+pub(crate) async fn keep_as(
     store: &dyn ObjectStore,
     key: &str,
     to: &str,
     sha: &str,
 ) -> Result<String, IngestError> {
-    let wanted = format!("{to}/{}", key.strip_prefix("incoming/").unwrap_or(key));
+    let wanted = if key.contains("incoming/") {
+        key.replacen("incoming/", &format!("{to}/"), 1)
+    } else {
+        format!("{to}/{key}")
+    };
     if is_free(store, &wanted).await? {
         return Ok(wanted);
     }
@@ -76,7 +80,7 @@ async fn keep_as(
     Ok(format!("{stem}.{}{ext}", &sha[..16]))
 }
 
-async fn is_free(store: &dyn ObjectStore, key: &str) -> Result<bool, IngestError> {
+pub(crate) async fn is_free(store: &dyn ObjectStore, key: &str) -> Result<bool, IngestError> {
     match store.head(key).await {
         Ok(_) => Ok(false),
         Err(storage::StorageError::NotFound(_)) => Ok(true),
@@ -87,7 +91,11 @@ async fn is_free(store: &dyn ObjectStore, key: &str) -> Result<bool, IngestError
 /// Moves `key` to `target`, unless `target` already holds it (its name carries the same
 /// sha256, or an earlier run moved it before it crashed): then the copy under `incoming/`
 /// is only removed.
-async fn move_to(store: &dyn ObjectStore, key: &str, target: &str) -> Result<(), IngestError> {
+pub(crate) async fn move_to(
+    store: &dyn ObjectStore,
+    key: &str,
+    target: &str,
+) -> Result<(), IngestError> {
     if is_free(store, target).await? {
         store.rename(key, target).await?;
     } else {

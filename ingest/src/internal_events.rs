@@ -87,3 +87,33 @@ impl InternalEvent for ValidationBatchPosted {
         counter!("recaudo_dead_letters_total").increment(self.dead_lettered as u64);
     }
 }
+
+/// A bank statement went in whole, or was rejected whole, or its bytes were seen before.
+pub struct BankStatementHandled<'a> {
+    pub key: &'a str,
+    /// `accepted`, `rejected` or `duplicate`.
+    pub outcome: &'static str,
+    pub entries: usize,
+    pub errors: usize,
+}
+
+impl InternalEvent for BankStatementHandled<'_> {
+    fn emit(self) {
+        if self.outcome == "rejected" {
+            tracing::warn!(
+                object = self.key,
+                errors = self.errors,
+                "bank statement rejected"
+            );
+        } else {
+            tracing::info!(
+                object = self.key,
+                entries = self.entries,
+                outcome = self.outcome,
+                "bank statement handled"
+            );
+        }
+        counter!("recaudo_bank_statements_total", "outcome" => self.outcome).increment(1);
+        counter!("recaudo_bank_entries_total").increment(self.entries as u64);
+    }
+}

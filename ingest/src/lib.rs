@@ -3,6 +3,7 @@
 //! volume, are safe to re-run, and lose nothing: a bad file is rejected whole with a report,
 //! a bad event is dead-lettered with its bytes.
 
+pub mod bank_files;
 pub mod bank_statement;
 pub mod files;
 pub mod internal_events;

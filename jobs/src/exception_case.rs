@@ -71,9 +71,14 @@ pub struct ActorArg {
 
 impl ActorArg {
     fn actor(&self) -> anyhow::Result<Actor> {
+        self.actor_for("a case")
+    }
+
+    /// The person acting, required: `what` says what the command changes.
+    pub fn actor_for(&self, what: &str) -> anyhow::Result<Actor> {
         match self.actor.as_deref() {
             None | Some("") => {
-                usage!("this command changes a case: say who you are with --actor or RECAUDO_ACTOR")
+                usage!("this command changes {what}: say who you are with --actor or RECAUDO_ACTOR")
             }
             Some(name) => Ok(Actor::parse(name)?),
         }

@@ -1,5 +1,5 @@
 //! The jobs ops runs, and what each does for one business date: `ingest-files`,
-//! `ingest-validations`, `reconcile`, `report`, and `settle` (the three in a row). Each
+//! `ingest-validations`, `ingest-bank` (bank statements, then matching), `reconcile`, `report`, and `settle` (the three in a row). Each
 //! returns what it counted; an error says whether trying again may help (an external
 //! system was down) or not (the data or the request is wrong, or a bug of ours).
 
@@ -21,6 +21,7 @@ use storage::ObjectStore;
 pub enum Job {
     IngestFiles,
     IngestValidations,
+    IngestBank,
     Reconcile,
     Report,
     Settle,
@@ -30,9 +31,10 @@ pub enum Job {
 }
 
 impl Job {
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 6] = [
         Job::IngestFiles,
         Job::IngestValidations,
+        Job::IngestBank,
         Job::Reconcile,
         Job::Report,
         Job::Settle,
@@ -42,6 +44,7 @@ impl Job {
         match self {
             Job::IngestFiles => "ingest-files",
             Job::IngestValidations => "ingest-validations",
+            Job::IngestBank => "ingest-bank",
             Job::Reconcile => "reconcile",
             Job::Report => "report",
             Job::Settle => "settle",
@@ -61,7 +64,10 @@ impl Job {
 
     /// Ingest takes whatever has arrived, whatever its date; the others work on one date.
     pub fn is_dated(&self) -> bool {
-        !matches!(self, Job::IngestFiles | Job::IngestValidations)
+        !matches!(
+            self,
+            Job::IngestFiles | Job::IngestValidations | Job::IngestBank
+        )
     }
 }
 
@@ -184,6 +190,7 @@ pub async fn execute(
     let outcome = match job {
         Job::IngestFiles => ingest_files(ctx).await?,
         Job::IngestValidations => ingest_validations(ctx).await?,
+        Job::IngestBank => ingest_bank(ctx).await?,
         Job::Reconcile => reconcile_date(ctx, dated()?).await?,
         Job::Report => {
             let date = dated()?;
@@ -225,25 +232,57 @@ fn counts<const N: usize>(pairs: [(&str, i64); N]) -> Counts {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// The run's note on the objects it rejected, kept under `kept_in` with their reports.
+fn rejected_note(kept_in: &str, rejected: &[String]) -> String {
+    if rejected.is_empty() {
+        return String::new();
+    }
+    format!(
+        "rejected (see {kept_in}/*.errors.json): {}",
+        rejected.join(", ")
+    )
+}
+
 async fn ingest_files(ctx: &JobContext) -> Result<Outcome, StepError> {
     let rules = ledger::MoneyRules::from_settings(&ctx.config.money)?;
     let report = ingest::ingest_files(&*ctx.store, &*ctx.ledger, rules).await?;
     // A rejected file is the operator's to fix: it is kept with its error report, counted
     // here, and does not fail the run (the other operators' files still go in).
-    let note = if report.rejected.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "rejected (see rejected/*.errors.json): {}",
-            report.rejected.join(", ")
-        )
-    };
+    let note = rejected_note("rejected", &report.rejected);
     Ok(Outcome {
         counts: counts([
             ("accepted", report.accepted.len() as i64),
             ("rejected", report.rejected.len() as i64),
             ("already_ingested", report.duplicates.len() as i64),
             ("records", report.records as i64),
+        ]),
+        note,
+    })
+}
+
+/// Bank statements in, then every new entry matched and posted. A rejected statement is
+/// the bank's (or our settings') to fix: kept with its report, counted, not a failure.
+async fn ingest_bank(ctx: &JobContext) -> Result<Outcome, StepError> {
+    let rules = ledger::MoneyRules::from_settings(&ctx.config.money)?;
+    let report = ingest::bank_files::ingest_statements(
+        &*ctx.store,
+        &*ctx.ledger,
+        rules,
+        &ctx.config.money.bank_accounts,
+    )
+    .await?;
+    let matched = remittances::match_new_entries(&*ctx.ledger, chrono::Utc::now()).await?;
+    let note = rejected_note("bank/rejected", &report.rejected);
+    Ok(Outcome {
+        counts: counts([
+            ("accepted", report.accepted.len() as i64),
+            ("rejected", report.rejected.len() as i64),
+            ("already_ingested", report.duplicates.len() as i64),
+            ("entries", report.records as i64),
+            ("by_payer_account", matched.by_payer_account as i64),
+            ("by_reference", matched.by_reference as i64),
+            ("unidentified", matched.unidentified as i64),
+            ("debits", matched.debits as i64),
         ]),
         note,
     })

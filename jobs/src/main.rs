@@ -1,5 +1,5 @@
 //! `recaudo`: the command ops and developers run. The jobs (`ingest-files`,
-//! `ingest-validations`, `reconcile`, `report`, `settle`) run once with `run`, over a range
+//! `ingest-validations`, `ingest-bank`, `reconcile`, `report`, `settle`) run once with `run`, over a range
 //! of dates with `backfill`, or on their cron schedule with `schedule`; every run is
 //! recorded (`status`) and single-flight per job and date across processes. `demo` shows it
 //! all on one laptop.
@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use jobs::{
-    data_in, dead_letters, demo, job, open_ledger, operators, ops, reconciliation, schedule,
+    data_in, dead_letters, demo, job, open_ledger, operators, ops, reconciliation, remittance,
+    schedule,
 };
 use settings::Settings;
 
@@ -64,6 +65,11 @@ enum Command {
     /// Exception cases: list, show, resolve, approve, reject, reopen, verify the history.
     #[command(subcommand)]
     Exceptions(jobs::exception_case::ExceptionsCommand),
+    /// Bank entries posted from our statements, and unidentified deposits assigned.
+    #[command(subcommand)]
+    Remittances(remittance::RemittancesCommand),
+    /// What each operator owes: not yet due, and overdue by 1-30, 31-60, 61-90, >90 days.
+    Receivables(remittance::ReceivablesArgs),
     /// Validation events that could not be posted, with their reason and bytes.
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLettersCommand),
@@ -129,6 +135,12 @@ async fn run(cli: Cli, config: Settings) -> anyhow::Result<ExitCode> {
             jobs::exception_case::run(cmd, &open_ledger(&config).await?, &config).await
         }
         Command::Operators(cmd) => done(operators::run(cmd, &open_ledger(&config).await?).await),
+        Command::Remittances(cmd) => {
+            done(remittance::run(cmd, &open_ledger(&config).await?, &config).await)
+        }
+        Command::Receivables(args) => {
+            done(remittance::receivables(args, &open_ledger(&config).await?, &config).await)
+        }
         Command::Fixtures(args) => done(data_in::fixtures(args, &config).await),
         Command::Ingest(cmd) => done(data_in::ingest(cmd, &config).await),
         Command::Reconcile(args) => done(reconciliation::run(args, &config).await),

@@ -25,6 +25,9 @@ pub enum OperatorsCommand {
     /// Terms (commission, tax, void window, settlement lag) change from a business date on
     /// (--effective-from, default the next business date): statements of earlier dates keep
     /// the terms they were made with. A name or active flag changes at once.
+    ///
+    /// --payer-account registers the bank account the operator pays from: a credit from it
+    /// is the operator's whatever its text says (it needs --actor or RECAUDO_ACTOR).
     Set(SetArgs),
     /// Every version of an operator's terms, with the date each took effect.
     Terms {
@@ -81,6 +84,11 @@ pub struct SetArgs {
     /// later. Default: the next business date.
     #[arg(long)]
     effective_from: Option<String>,
+    /// A bank account (IBAN or local number) the operator pays from.
+    #[arg(long)]
+    payer_account: Option<String>,
+    #[command(flatten)]
+    actor: crate::exception_case::ActorArg,
 }
 
 pub async fn run(cmd: OperatorsCommand, ledger: &Arc<dyn Ledger>) -> anyhow::Result<()> {
@@ -141,12 +149,29 @@ pub async fn run(cmd: OperatorsCommand, ledger: &Arc<dyn Ledger>) -> anyhow::Res
                      --tax-rate, --void-window or --settlement-lag with it"
                 );
             }
+            let id = OperatorId::parse(&s.id)?;
+            if let Some(account) = &s.payer_account {
+                let actor = s.actor.actor_for("how payments are matched")?;
+                if ledger.operator(&id).await?.is_none() {
+                    return Err(ledger::LedgerError::UnknownOperator(id.to_string()).into());
+                }
+                remittances::payer_account::set(
+                    ledger.database(),
+                    account,
+                    &id,
+                    actor.as_str(),
+                    chrono::Utc::now(),
+                )
+                .await?;
+                println!("credits from account {account} are now {id}'s (set by {actor})");
+                if patch == OperatorPatch::default() {
+                    return Ok(());
+                }
+            }
             if patch == OperatorPatch::default() {
                 crate::usage!("nothing to change: give at least one option (see --help)");
             }
-            let op = ledger
-                .update_operator(&OperatorId::parse(&s.id)?, &patch)
-                .await?;
+            let op = ledger.update_operator(&id, &patch).await?;
             match patch.changes_terms() {
                 true => println!(
                     "updated operator {}; its terms from {} on:",

@@ -147,6 +147,9 @@ pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
             if !*stopping.borrow() {
                 run_logged(&ctx, Job::IngestValidations, None, &holder, &stopping).await;
             }
+            if !*stopping.borrow() {
+                run_logged(&ctx, Job::IngestBank, None, &holder, &stopping).await;
+            }
             if ctx.config.schedule.resettle_stale {
                 resettle_stale(&ctx, &holder, &stopping).await;
             }

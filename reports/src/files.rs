@@ -42,6 +42,42 @@ pub const SETTLEMENT_COLUMNS: [&str; 21] = [
     "report_kind",
 ];
 
+pub const REMITTANCE_COLUMNS: [&str; 18] = [
+    "business_date",
+    "bank_account",
+    "bank_ref",
+    "booking_date",
+    "value_date",
+    "direction",
+    "amount",
+    "currency",
+    "payer_name",
+    "payer_account",
+    "reference",
+    "kind",
+    "operator_id",
+    "matched_by",
+    "applied_to",
+    "actor",
+    "transaction_id",
+    "report_kind",
+];
+
+pub const AGING_COLUMNS: [&str; 12] = [
+    "business_date",
+    "operator_id",
+    "currency",
+    "owed",
+    "not_due",
+    "days_1_30",
+    "days_31_60",
+    "days_61_90",
+    "over_90",
+    "credit",
+    "oldest_due",
+    "report_kind",
+];
+
 pub const OPEN_EXCEPTION_COLUMNS: [&str; 14] = [
     "business_date",
     "case_id",
@@ -123,6 +159,8 @@ pub fn render(statement: &Statement) -> Result<Vec<ReportFile>, ReportError> {
     files.push(negative_cards(statement));
     open_exceptions(statement, &mut files)?;
     files.push(adjustments(statement));
+    files.push(remittances_file(statement));
+    receivables_aging(statement, &mut files)?;
     files.push(ReportFile {
         path: "index.html".into(),
         bytes: crate::page::render(statement)?.into_bytes(),
@@ -321,6 +359,84 @@ fn adjustments(s: &Statement) -> ReportFile {
         ]);
     }
     csv_file("adjustments.csv".into(), table)
+}
+
+/// Every bank entry posted on the date (and every assignment made on it), and what it paid.
+fn remittances_file(s: &Statement) -> ReportFile {
+    let exp = s.currency.exponent();
+    let mut table = CsvTable::new(&REMITTANCE_COLUMNS);
+    for r in &s.remittances {
+        let applied = r.applied_to_text(|n| format_minor(n, exp));
+        table.row([
+            Cell::Number(s.date.to_string()),
+            Cell::Text(&r.bank_account),
+            Cell::Text(&r.bank_ref),
+            Cell::Number(r.booking_date.to_string()),
+            Cell::Number(r.value_date.to_string()),
+            Cell::Text(&r.direction),
+            Cell::Number(format_minor(r.amount, exp)),
+            Cell::Text(&r.currency),
+            opt_text(r.payer_name.as_deref()),
+            opt_text(r.payer_account.as_deref()),
+            opt_text(r.reference.as_deref()),
+            Cell::Text(&r.kind),
+            opt_text(r.operator_id.as_deref()),
+            opt_text(r.matched_by.as_deref()),
+            Cell::Number(applied),
+            opt_text(r.actor.as_deref()),
+            number(r.transaction_id),
+            Cell::Text(s.meta.kind.as_str()),
+        ]);
+    }
+    csv_file("remittances.csv".into(), table)
+}
+
+/// Per operator, what it owes at the end of the date: not yet due, and overdue by bucket.
+fn receivables_aging(s: &Statement, files: &mut Vec<ReportFile>) -> Result<(), ReportError> {
+    let exp = s.currency.exponent();
+    let money = |n: i64| Cell::Number(format_minor(n, exp));
+    let mut table = CsvTable::new(&AGING_COLUMNS);
+    for a in &s.aging {
+        table.row([
+            Cell::Number(s.date.to_string()),
+            Cell::Text(&a.operator_id),
+            Cell::Text(s.currency.code()),
+            money(a.owed),
+            money(a.not_due),
+            money(a.days_1_30),
+            money(a.days_31_60),
+            money(a.days_61_90),
+            money(a.over_90),
+            money(a.credit),
+            a.oldest_due
+                .map_or(Cell::Empty, |d| Cell::Number(d.to_string())),
+            Cell::Text(s.meta.kind.as_str()),
+        ]);
+    }
+    files.push(csv_file("receivables_aging.csv".into(), table));
+    let rows = &s.aging;
+    let ints = |f: fn(&remittances::AgingRow) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+    let frame = df!(
+        "business_date" => vec![epoch_days(s.date); rows.len()],
+        "operator_id" => rows.iter().map(|a| a.operator_id.as_str()).collect::<Vec<_>>(),
+        "currency" => vec![s.currency.code(); rows.len()],
+        "owed" => ints(|a| a.owed),
+        "not_due" => ints(|a| a.not_due),
+        "days_1_30" => ints(|a| a.days_1_30),
+        "days_31_60" => ints(|a| a.days_31_60),
+        "days_61_90" => ints(|a| a.days_61_90),
+        "over_90" => ints(|a| a.over_90),
+        "credit" => ints(|a| a.credit),
+        "oldest_due" => rows.iter().map(|a| a.oldest_due.map(naive_epoch_days)).collect::<Vec<_>>(),
+    )?
+    .lazy()
+    .with_columns([
+        col("business_date").cast(DataType::Date),
+        col("oldest_due").cast(DataType::Date),
+    ])
+    .collect()?;
+    files.push(parquet_file(s, "receivables_aging.parquet", frame)?);
+    Ok(())
 }
 
 fn opt_text(v: Option<&str>) -> Cell<'_> {

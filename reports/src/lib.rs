@@ -3,7 +3,9 @@
 //! `settlement/{operator}.csv`), every discrepancy of the reconciliation
 //! (`discrepancies`), fare revenue per transport operator (`fare_distribution`), lost taps
 //! (`device_gaps.csv`), the exception cases open at the end of the date
-//! (`exceptions_open`) and the adjustments posted on it (`adjustments.csv`), a page for
+//! (`exceptions_open`) and the adjustments posted on it (`adjustments.csv`), the bank
+//! entries posted on it (`remittances.csv`) and what every operator owes by age
+//! (`receivables_aging`), a page for
 //! people (`index.html`) and a `manifest.json`. A final report's settlement lines are also
 //! kept in the database, where the operators' API reads them.
 //!
@@ -54,6 +56,8 @@ pub enum ReportError {
     Reconcile(#[from] reconcile::ReconcileError),
     #[error("exception cases: {0}")]
     Exceptions(#[from] exceptions::ExceptionError),
+    #[error("remittances: {0}")]
+    Remittances(#[from] remittances::RemittanceError),
     #[error("dataframe: {0}")]
     Frame(#[from] polars::error::PolarsError),
 }
@@ -69,6 +73,7 @@ impl fault::Fault for ReportError {
             ReportError::Ledger(e) => e.blame(),
             ReportError::Reconcile(e) => e.blame(),
             ReportError::Exceptions(e) => e.blame(),
+            ReportError::Remittances(e) => e.blame(),
             ReportError::Frame(_) => fault::Blame::Internal,
         }
     }
@@ -108,7 +113,16 @@ pub async fn report(
         version,
         as_of: as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    let statement = statement::build(&inputs, meta)?;
+    let mut statement = statement::build(&inputs, meta)?;
+    // The date's own lines count as due from the moment this report makes them.
+    let dues = statement.dues();
+    let lines = Some((date, &dues[..]));
+    let on_date = remittances::RemittanceFilter {
+        on: Some(date),
+        ..Default::default()
+    };
+    statement.remittances = remittances::remittances(ledger, &on_date, date, lines).await?;
+    statement.aging = remittances::receivables_as_of(ledger, date, lines).await?;
     let files = files::render(&statement)?;
     let published = publish::publish(store, &inputs, files, &statement.meta, run_id).await?;
     if kind == ReportKind::Final {

@@ -122,7 +122,7 @@ th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;white-
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .empty,.note{color:var(--muted)}
 .banner{background:#fde68a;color:#111;padding:8px 12px;border-radius:6px;font-weight:600}
-.status-no_file,.status-exceptions{font-weight:600}
+.status-no_file,.status-exceptions,tr.overdue td:first-child{font-weight:600}
 ";
 
 pub fn render(s: &Statement) -> Result<String, ReportError> {
@@ -139,7 +139,7 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
          <header><h1>{title_kind}Settlement of {date}</h1><p id=\"report-meta\">{meta}. \
          Amounts in {cur}. Data: settlement_summary.csv, discrepancies.csv, \
          fare_distribution.csv, device_gaps.csv, negative_cards.csv, exceptions_open.csv, \
-         adjustments.csv.</p>{banner}</header><main>",
+         adjustments.csv, remittances.csv, receivables_aging.csv.</p>{banner}</header><main>",
         date = s.date,
         cur = escape(s.currency.code()),
         title_kind = match s.meta.kind {
@@ -288,6 +288,8 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
     }
     open_by_age(&mut out, s, &money);
     adjustments(&mut out, s, &money);
+    receivables(&mut out, s, &money);
+    remittances_posted(&mut out, s, &money);
     rejected_files(&mut out, s);
     device_gaps(&mut out, s);
     negative_cards(&mut out, s, &money);
@@ -443,6 +445,110 @@ fn adjustments(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
         let _ = write!(
             out,
             "<p class=\"note\">The first {EXCEPTION_ROWS}; adjustments.csv has all {rows}.</p>"
+        );
+    }
+    out.push_str("</section>");
+}
+
+/// Who owes, and who is late: every operator that owes or holds a credit at the end of the
+/// day, the most overdue first.
+fn receivables(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
+    let header = [
+        "Operator",
+        "Owed",
+        "Not due",
+        "1–30 days",
+        "31–60 days",
+        "61–90 days",
+        "Over 90 days",
+        "Credit",
+        "Oldest due",
+    ];
+    let mut rows: Vec<&remittances::AgingRow> = s
+        .aging
+        .iter()
+        .filter(|a| a.owed != 0 || a.credit != 0)
+        .collect();
+    rows.sort_by(|a, b| {
+        (b.over_90, b.days_61_90, b.days_31_60, b.days_1_30)
+            .cmp(&(a.over_90, a.days_61_90, a.days_31_60, a.days_1_30))
+            .then_with(|| a.operator_id.cmp(&b.operator_id))
+    });
+    let overdue = rows.iter().filter(|a| a.overdue() > 0).count();
+    let title = format!("Receivables: owed and overdue ({overdue} overdue)");
+    let empty = "No operator owes anything settled.";
+    if !table_section(out, "receivables", &title, rows.len(), empty, &header) {
+        return;
+    }
+    for a in rows {
+        let late = if a.overdue() > 0 {
+            " class=\"overdue\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<tr{late}><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            escape(&a.operator_id),
+            money(a.owed),
+            money(a.not_due),
+            money(a.days_1_30),
+            money(a.days_31_60),
+            money(a.days_61_90),
+            money(a.over_90),
+            money(a.credit),
+            a.oldest_due.map(|d| d.to_string()).unwrap_or_default(),
+        );
+    }
+    end_table(out);
+}
+
+/// The bank entries posted on the day, and what each paid.
+fn remittances_posted(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
+    let header = [
+        "Bank ref",
+        "Booked",
+        "Direction",
+        "Amount",
+        "Payer",
+        "Operator",
+        "Matched by",
+        "Applied to",
+    ];
+    let rows = s.remittances.len();
+    let empty = "No bank entry was posted on this day.";
+    if !table_section(
+        out,
+        "remittances",
+        "Bank entries posted",
+        rows,
+        empty,
+        &header,
+    ) {
+        return;
+    }
+    for r in s.remittances.iter().take(EXCEPTION_ROWS) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.bank_ref),
+            r.booking_date,
+            escape(&r.direction),
+            money(r.amount),
+            escape(r.payer_name.as_deref().unwrap_or("")),
+            escape(r.operator_id.as_deref().unwrap_or("")),
+            escape(r.matched_by.as_deref().unwrap_or("")),
+            escape(&r.applied_to_text(money)),
+        );
+    }
+    out.push_str("</tbody></table></div>");
+    if rows > EXCEPTION_ROWS {
+        let _ = write!(
+            out,
+            "<p class=\"note\">The first {EXCEPTION_ROWS}; remittances.csv has all {rows}.</p>"
         );
     }
     out.push_str("</section>");

@@ -163,7 +163,7 @@ pub async fn publish(
         currency: inputs.currency.code().to_string(),
         versions: serde_json::json!({
             "recaudo": env!("CARGO_PKG_VERSION"),
-            "report_format": 3,
+            "report_format": 4,
         }),
         files: listed,
         inputs: fingerprint(inputs),

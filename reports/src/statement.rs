@@ -95,6 +95,11 @@ pub struct Statement {
     pub open_cases: Vec<exceptions::OpenCase>,
     /// Adjustments and write-offs posted on the date, by operator, then transaction.
     pub adjustments: Vec<crate::inputs::Adjustment>,
+    /// Bank entries posted on the date, with what each paid (filled by `report`, which
+    /// reads them once the lines are known).
+    pub remittances: Vec<remittances::Remittance>,
+    /// Every operator's receivable by age at the end of the date (filled by `report`).
+    pub aging: Vec<remittances::AgingRow>,
     pub meta: ReportMeta,
 }
 
@@ -170,6 +175,8 @@ pub fn build(inputs: &ReportInputs, meta: ReportMeta) -> Result<Statement, Repor
         negative_cards: inputs.negative_cards.clone(),
         open_cases: inputs.open_cases.clone(),
         adjustments: inputs.adjustments.clone(),
+        remittances: Vec::new(),
+        aging: Vec::new(),
         meta,
     })
 }
@@ -215,6 +222,20 @@ pub const AGE_BUCKETS: [(&str, Option<i64>); 5] = [
 ];
 
 impl Statement {
+    /// What each line makes the operator owe for the date, for the aging: its net due and
+    /// the adjustments posted on the date, due on its due date.
+    pub fn dues(&self) -> Vec<remittances::Due> {
+        self.lines
+            .iter()
+            .map(|l| remittances::Due {
+                operator_id: l.operator_id.clone(),
+                settles_date: self.date.naive(),
+                due_date: l.due_date.naive(),
+                amount: l.settlement.net_due + l.adjustments,
+            })
+            .collect()
+    }
+
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for l in &self.lines {

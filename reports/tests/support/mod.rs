@@ -62,9 +62,21 @@ pub async fn prepare_day_on(
     date: BusinessDate,
     dir: &std::path::Path,
 ) -> Truth {
-    let mut config = FixtureConfig::new(7, date, 3_000);
+    prepare_seeded_day(ledger, date, dir, 7, 2_000).await
+}
+
+/// `prepare_day_on` with another seed and number of validations. Days share cards: taps of
+/// one day spend top-ups that a later day's voids would need back, so only one day taps.
+pub async fn prepare_seeded_day(
+    ledger: &dyn Ledger,
+    date: BusinessDate,
+    dir: &std::path::Path,
+    seed: u64,
+    validations: u64,
+) -> Truth {
+    let mut config = FixtureConfig::new(seed, date, 3_000);
     config.discrepancy_per_mille = 60;
-    config.validations = 2_000;
+    config.validations = validations;
     config.devices = 20;
     let fixture = Fixture::new(config);
     let truth = fixture.write_day(dir).unwrap();

@@ -1,0 +1,325 @@
+//! The bank-statement ingest (DESIGN.md, Bank statements and remittances): every object
+//! under `bank/incoming/{account}/{YYYY-MM-DD}/…` (`.xml` camt.053 or `.csv`) is parsed
+//! (`bank_statement`), accepted whole into `bank_statements` and `bank_entries` or rejected
+//! whole, and moved to `bank/processed/…` or `bank/rejected/…` (with a `.errors.json` report
+//! beside it naming each entry or line, field and reason). The same bytes again change
+//! nothing. Matching the entries to operators, and posting them, is the `remittances`
+//! crate's part, after this one.
+
+use chrono::{NaiveDate, Utc};
+use futures::StreamExt;
+use ledger::{Database, Ledger, MoneyRules};
+use serde::Serialize;
+use settings::telemetry::InternalEvent;
+use sha2::{Digest, Sha256};
+use storage::ObjectStore;
+
+use crate::IngestError;
+use crate::bank_statement::{
+    BankStatement, Direction, MAX_BYTES, StatementError, parse_camt053, parse_csv,
+};
+use crate::files::{FileOutcome, FilesReport, is_free, keep_as, move_to};
+use crate::internal_events::BankStatementHandled;
+
+pub const INCOMING: &str = "bank/incoming/";
+
+#[derive(Serialize)]
+struct ErrorReport<'a> {
+    object_key: &'a str,
+    sha256: &'a str,
+    rejected_at: String,
+    error_count: usize,
+    errors: &'a [StatementError],
+}
+
+/// Ingests every statement under `bank/incoming/`, in key order (account, then date). The
+/// report's `records` are the entries of the statements accepted.
+pub async fn ingest_statements(
+    store: &dyn ObjectStore,
+    ledger: &dyn Ledger,
+    rules: MoneyRules,
+    our_accounts: &[String],
+) -> Result<FilesReport, IngestError> {
+    let mut report = FilesReport::default();
+    for object in store.list(INCOMING).await? {
+        match ingest_statement(store, ledger, rules, our_accounts, &object.key).await? {
+            FileOutcome::Accepted { records } => {
+                report.records += records;
+                report.accepted.push(object.key);
+            }
+            FileOutcome::Rejected { .. } => report.rejected.push(object.key),
+            FileOutcome::Duplicate => report.duplicates.push(object.key),
+        }
+    }
+    Ok(report)
+}
+
+/// The account and date an incoming key names, and whether it is camt.053 (else CSV).
+fn parse_key(key: &str) -> Result<(String, NaiveDate, bool), String> {
+    let rest = key.strip_prefix(INCOMING).unwrap_or(key);
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [account, date, name] = parts[..] else {
+        return Err(format!(
+            "{key:?} is not bank/incoming/{{account}}/{{YYYY-MM-DD}}/{{name}}.xml or .csv"
+        ));
+    };
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|_| format!("{date:?} in the key is not a date (YYYY-MM-DD)"))?;
+    let lower = name.to_ascii_lowercase();
+    let xml = if lower.ends_with(".xml") {
+        true
+    } else if lower.ends_with(".csv") {
+        false
+    } else {
+        return Err(format!("{name:?}: a statement is .xml (camt.053) or .csv"));
+    };
+    if account.is_empty() {
+        return Err("the key names no account".into());
+    }
+    Ok((account.to_string(), date, xml))
+}
+
+fn whole(field: &str, reason: String) -> Vec<StatementError> {
+    vec![StatementError {
+        at: "statement".into(),
+        field: field.into(),
+        reason,
+    }]
+}
+
+/// Ingests one statement. A failure of the store or the database leaves the object in
+/// `bank/incoming/` and the database as it was, so the run can simply be repeated.
+pub async fn ingest_statement(
+    store: &dyn ObjectStore,
+    ledger: &dyn Ledger,
+    rules: MoneyRules,
+    our_accounts: &[String],
+    key: &str,
+) -> Result<FileOutcome, IngestError> {
+    let db = ledger.database();
+    // Read at most one byte past the limit: a larger object is refused without holding it.
+    let mut body = store.get(key).await?;
+    let mut hasher = Sha256::new();
+    let mut bytes = Vec::new();
+    let mut size = 0usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        size += chunk.len();
+        if bytes.len() <= MAX_BYTES {
+            bytes.extend_from_slice(&chunk[..chunk.len().min(MAX_BYTES + 1 - bytes.len())]);
+        }
+    }
+    let sha = hex::encode(hasher.finalize());
+    let seen: Option<String> = ledger::on_pool!(db, pool => {
+        sqlx::query_scalar("SELECT kept_as FROM bank_statements WHERE sha256 = $1")
+            .bind(&sha)
+            .fetch_optional(pool)
+            .await?
+    });
+    if let Some(kept_as) = seen {
+        // Sent twice, or a run that stopped before moving it: the bytes are known.
+        if kept_as == key {
+            return Ok(FileOutcome::Duplicate);
+        }
+        move_to(store, key, &kept_as).await?;
+        BankStatementHandled {
+            key,
+            outcome: "duplicate",
+            entries: 0,
+            errors: 0,
+        }
+        .emit();
+        return Ok(FileOutcome::Duplicate);
+    }
+    let parsed = match parse_key(key) {
+        Err(reason) => Err(whole("object_key", reason)),
+        Ok(_) if size > MAX_BYTES => Err(whole(
+            "size",
+            format!("{size} bytes, more than the {MAX_BYTES} accepted"),
+        )),
+        Ok((account, _, true)) => parse_camt053(&bytes, &rules, our_accounts).and_then(|s| {
+            if s.account == account {
+                Ok(s)
+            } else {
+                Err(whole(
+                    "account",
+                    format!(
+                        "the statement is of account {:?}, but the object is under {account:?}",
+                        s.account
+                    ),
+                ))
+            }
+        }),
+        Ok((account, _, false)) => parse_csv(&bytes, &account, &rules, our_accounts),
+    };
+    let statement = match parsed {
+        Ok(s) => match booked_before(db, &s).await? {
+            errors if errors.is_empty() => s,
+            errors => return reject(store, db, key, &sha, None, &errors).await,
+        },
+        Err(errors) => {
+            let account = parse_key(key).ok().map(|(a, _, _)| a);
+            return reject(store, db, key, &sha, account, &errors).await;
+        }
+    };
+    let target = keep_as(store, key, "processed", &sha).await?;
+    accept(db, key, &target, &sha, &statement, rules).await?;
+    move_to(store, key, &target).await?;
+    let entries = statement.entries.len();
+    BankStatementHandled {
+        key,
+        outcome: "accepted",
+        entries,
+        errors: 0,
+    }
+    .emit();
+    Ok(FileOutcome::Accepted {
+        records: entries as u64,
+    })
+}
+
+/// Entries whose bank reference an earlier statement of the account already booked: the
+/// bank sent them twice, and taking them would pay twice.
+async fn booked_before(
+    db: Database<'_>,
+    statement: &BankStatement,
+) -> Result<Vec<StatementError>, IngestError> {
+    let mut errors = Vec::new();
+    for chunk in statement.entries.chunks(1_000) {
+        let found: Vec<(String, String)> = ledger::on_pool!(db, pool => {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT e.bank_ref, s.object_key FROM bank_entries e \
+                 JOIN bank_statements s ON s.id = e.statement_id WHERE e.account = ",
+            );
+            q.push_bind(&statement.account).push(" AND e.bank_ref IN (");
+            let mut list = q.separated(", ");
+            for e in chunk {
+                list.push_bind(&e.bank_ref);
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(pool).await?
+        });
+        let found: std::collections::HashMap<String, String> = found.into_iter().collect();
+        for e in chunk {
+            if let Some(earlier) = found.get(&e.bank_ref) {
+                errors.push(StatementError {
+                    at: format!("entry {}", e.position),
+                    field: "bank_ref".into(),
+                    reason: format!("{} was booked before, in {earlier}", e.bank_ref),
+                });
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// Records the statement and its entries in one transaction.
+async fn accept(
+    db: Database<'_>,
+    key: &str,
+    target: &str,
+    sha: &str,
+    statement: &BankStatement,
+    rules: MoneyRules,
+) -> Result<(), IngestError> {
+    const STATEMENT: &str = "INSERT INTO bank_statements (sha256, object_key, kept_as, account, \
+        status, entries, error_count, received_at) VALUES ($1, $2, $3, $4, 'ACCEPTED', $5, 0, $6) \
+        RETURNING id";
+    macro_rules! body {
+        ($tx:expr, $db:ty) => {{
+            let mut tx = $tx;
+            let id: i64 = sqlx::query_scalar(STATEMENT)
+                .bind(sha)
+                .bind(key)
+                .bind(target)
+                .bind(&statement.account)
+                .bind(statement.entries.len() as i64)
+                .bind(Utc::now())
+                .fetch_one(&mut *tx)
+                .await?;
+            for chunk in statement.entries.chunks(1_000) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO bank_entries (account, bank_ref, statement_id, position, \
+                     booking_date, value_date, direction, amount, currency, reference, \
+                     payer_name, payer_account) ",
+                );
+                q.push_values(chunk, |mut row, e| {
+                    row.push_bind(&statement.account)
+                        .push_bind(&e.bank_ref)
+                        .push_bind(id)
+                        .push_bind(e.position as i64)
+                        .push_bind(e.booking_date)
+                        .push_bind(e.value_date)
+                        .push_bind(match e.direction {
+                            Direction::Credit => "CREDIT",
+                            Direction::Debit => "DEBIT",
+                        })
+                        .push_bind(e.amount)
+                        .push_bind(rules.currency.code())
+                        .push_bind(&e.reference)
+                        .push_bind(&e.payer_name)
+                        .push_bind(&e.payer_account);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }};
+    }
+    match db {
+        Database::Postgres(pool) => body!(pool.begin().await?, sqlx::Postgres),
+        Database::Sqlite(pool) => body!(pool.begin_with("BEGIN IMMEDIATE").await?, sqlx::Sqlite),
+    }
+    Ok(())
+}
+
+/// Writes the error report, records the bytes, then moves the statement: a crash at any
+/// point leaves it in `bank/incoming/` or finishes on the next run.
+async fn reject(
+    store: &dyn ObjectStore,
+    db: Database<'_>,
+    key: &str,
+    sha: &str,
+    account: Option<String>,
+    errors: &[StatementError],
+) -> Result<FileOutcome, IngestError> {
+    let target = keep_as(store, key, "rejected", sha).await?;
+    let report = ErrorReport {
+        object_key: key,
+        sha256: sha,
+        rejected_at: Utc::now().to_rfc3339(),
+        error_count: errors.len(),
+        errors,
+    };
+    let body = serde_json::to_vec_pretty(&report).expect("a report serializes");
+    let report_key = format!("{target}.errors.json");
+    if is_free(store, &report_key).await? {
+        store.put(&report_key, body.into()).await?;
+    }
+    ledger::on_pool!(db, pool => {
+        sqlx::query(
+            "INSERT INTO bank_statements (sha256, object_key, kept_as, account, status, entries, \
+             error_count, received_at) VALUES ($1, $2, $3, $4, 'REJECTED', 0, $5, $6) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha)
+        .bind(key)
+        .bind(&target)
+        .bind(account)
+        .bind(errors.len() as i64)
+        .bind(Utc::now())
+        .execute(pool)
+        .await?;
+    });
+    move_to(store, key, &target).await?;
+    BankStatementHandled {
+        key,
+        outcome: "rejected",
+        entries: 0,
+        errors: errors.len(),
+    }
+    .emit();
+    Ok(FileOutcome::Rejected {
+        errors: errors.len(),
+    })
+}

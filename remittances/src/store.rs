@@ -1,0 +1,251 @@
+//! Reads: the bank entries as posted, with what each paid (`remittances`), and the aging
+//! of what operators owe as of a date (`receivables_as_of`), from the settlement lines the
+//! final reports published and the postings of the journal.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger::{BusinessDate, Ledger};
+use serde::Serialize;
+
+use crate::RemittanceError;
+use crate::aging::{AgingRow, Allocation, Application, Due, Payment, aging, allocate};
+
+/// Which posted bank entries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemittanceFilter {
+    /// Posted in this business date.
+    pub on: Option<BusinessDate>,
+    pub operator: Option<String>,
+    /// Only deposits still in suspense (never assigned).
+    pub unidentified: bool,
+}
+
+/// A bank entry as posted (or an unidentified deposit's assignment), and what it paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Remittance {
+    /// The business date it was posted in.
+    pub business_date: NaiveDate,
+    pub bank_account: String,
+    pub bank_ref: String,
+    pub booking_date: NaiveDate,
+    pub value_date: NaiveDate,
+    /// CREDIT or DEBIT.
+    pub direction: String,
+    /// Minor units, positive.
+    pub amount: i64,
+    pub currency: String,
+    pub reference: Option<String>,
+    pub payer_name: Option<String>,
+    pub payer_account: Option<String>,
+    /// `deposit`, `bank_debit` or `assignment`.
+    pub kind: String,
+    /// Whom it paid; none while in suspense, or for a debit.
+    pub operator_id: Option<String>,
+    /// `payer_account`, `reference` or `assigned`.
+    pub matched_by: Option<String>,
+    pub actor: Option<String>,
+    pub transaction_id: i64,
+    /// For an unidentified deposit: whether it was assigned since.
+    pub assigned: bool,
+    #[sqlx(skip)]
+    pub applied_to: Vec<Application>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Remittance {
+    /// Where its money went, for people: `2026-11-28:150000.00 credit:20.00`,
+    /// `suspense:unidentified`, `suspense:bank_debits`.
+    pub fn applied_to_text(&self, format: impl Fn(i64) -> String) -> String {
+        match (self.kind.as_str(), &self.operator_id) {
+            ("bank_debit", _) => ledger::deposit::SUSPENSE_BANK_DEBITS.to_string(),
+            (_, None) if self.assigned => "assigned later".to_string(),
+            (_, None) => ledger::deposit::SUSPENSE_UNIDENTIFIED.to_string(),
+            _ => self
+                .applied_to
+                .iter()
+                .map(|a| match a.settles_date {
+                    Some(d) => format!("{d}:{}", format(a.amount)),
+                    None => format!("credit:{}", format(a.amount)),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+const REMITTANCES: &str = "SELECT d.business_date, d.bank_account, d.bank_ref, e.booking_date, \
+    e.value_date, e.direction, d.amount, e.currency, e.reference, e.payer_name, e.payer_account, \
+    d.kind, d.operator_id, d.matched_by, d.actor, d.transaction_id, d.created_at, \
+    EXISTS (SELECT 1 FROM deposits a WHERE a.kind = 'assignment' AND a.bank_account = d.bank_account \
+            AND a.bank_ref = d.bank_ref) AS assigned \
+    FROM deposits d JOIN bank_entries e ON e.account = d.bank_account AND e.bank_ref = d.bank_ref \
+    WHERE ($1 IS NULL OR d.business_date = $1) AND ($2 IS NULL OR d.operator_id = $2) \
+    AND ($3 = 0 OR (d.kind = 'deposit' AND d.operator_id IS NULL AND NOT EXISTS \
+        (SELECT 1 FROM deposits a WHERE a.kind = 'assignment' AND a.bank_account = d.bank_account \
+         AND a.bank_ref = d.bank_ref))) \
+    ORDER BY d.transaction_id";
+
+/// The posted bank entries the filter selects, in posting order, each with what it paid as
+/// of the end of `as_of` (a later due can take a payment's credit); `date_lines` as for
+/// `dues_as_of`.
+pub async fn remittances(
+    ledger: &dyn Ledger,
+    filter: &RemittanceFilter,
+    as_of: BusinessDate,
+    date_lines: Option<(BusinessDate, &[Due])>,
+) -> Result<Vec<Remittance>, RemittanceError> {
+    let db = ledger.database();
+    let mut rows: Vec<Remittance> = ledger::on_pool!(db, pool => {
+        sqlx::query_as(REMITTANCES)
+            .bind(filter.on.map(|d| d.naive()))
+            .bind(filter.operator.as_deref())
+            .bind(i64::from(filter.unidentified))
+            .fetch_all(pool)
+            .await?
+    });
+    if rows.iter().any(|r| r.operator_id.is_some()) {
+        let allocation = allocation_as_of(ledger, as_of, date_lines).await?;
+        let mut by_seq: std::collections::HashMap<i64, Vec<Application>> = Default::default();
+        for a in allocation.applications {
+            by_seq.entry(a.seq).or_default().push(a);
+        }
+        for r in &mut rows {
+            r.applied_to = by_seq.remove(&r.transaction_id).unwrap_or_default();
+        }
+    }
+    Ok(rows)
+}
+
+/// What every operator owed for each settled date up to `as_of`: each published line's net
+/// due plus the date's adjustments, due on its due date. `date_lines` stands in for the
+/// stored lines of one date (a report computing that date's lines before it publishes them).
+pub async fn dues_as_of(
+    ledger: &dyn Ledger,
+    as_of: BusinessDate,
+    date_lines: Option<(BusinessDate, &[Due])>,
+) -> Result<Vec<Due>, RemittanceError> {
+    let db = ledger.database();
+    let rows: Vec<(String, NaiveDate, NaiveDate, i64)> = ledger::on_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT operator_id, business_date, due_date, CAST(net_due + adjustments AS BIGINT) \
+             FROM settlement_lines WHERE business_date <= $1 ORDER BY operator_id, business_date",
+        )
+        .bind(as_of.naive())
+        .fetch_all(pool)
+        .await?
+    });
+    let replaced = date_lines.map(|(d, _)| d.naive());
+    let mut dues: Vec<Due> = rows
+        .into_iter()
+        .filter(|(_, date, _, _)| Some(*date) != replaced)
+        .map(|(operator_id, settles_date, due_date, amount)| Due {
+            operator_id,
+            settles_date,
+            due_date,
+            amount,
+        })
+        .collect();
+    if let Some((_, lines)) = date_lines {
+        dues.extend(lines.iter().cloned());
+    }
+    Ok(dues)
+}
+
+/// Every payment of an operator posted up to the end of `as_of` (matched deposits and
+/// assignments), in posting order.
+pub async fn payments_as_of(
+    ledger: &dyn Ledger,
+    as_of: BusinessDate,
+) -> Result<Vec<Payment>, RemittanceError> {
+    let db = ledger.database();
+    let rows: Vec<(String, i64, i64, Option<NaiveDate>)> = ledger::on_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT operator_id, transaction_id, amount, settles_date FROM deposits \
+             WHERE operator_id IS NOT NULL AND business_date <= $1 ORDER BY transaction_id",
+        )
+        .bind(as_of.naive())
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(operator_id, seq, amount, settles)| Payment {
+            operator_id,
+            seq,
+            amount,
+            settles,
+        })
+        .collect())
+}
+
+async fn allocation_as_of(
+    ledger: &dyn Ledger,
+    as_of: BusinessDate,
+    date_lines: Option<(BusinessDate, &[Due])>,
+) -> Result<Allocation, RemittanceError> {
+    let dues = dues_as_of(ledger, as_of, date_lines).await?;
+    let payments = payments_as_of(ledger, as_of).await?;
+    Ok(allocate(&dues, &payments))
+}
+
+/// The aging of every registered operator as of the end of `as_of` (see `aging`).
+pub async fn receivables_as_of(
+    ledger: &dyn Ledger,
+    as_of: BusinessDate,
+    date_lines: Option<(BusinessDate, &[Due])>,
+) -> Result<Vec<AgingRow>, RemittanceError> {
+    let allocation = allocation_as_of(ledger, as_of, date_lines).await?;
+    let operators: Vec<String> = ledger
+        .operators()
+        .await?
+        .into_iter()
+        .map(|o| o.id.to_string())
+        .collect();
+    Ok(aging(&allocation, &operators, as_of.naive()))
+}
+
+/// Gives an unidentified deposit to an operator. `account` may be left out when the bank
+/// reference is in one account only.
+pub async fn assign(
+    ledger: &dyn Ledger,
+    bank_ref: &str,
+    account: Option<&str>,
+    operator: &ledger::OperatorId,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<ledger::deposit::AssignmentReceipt, RemittanceError> {
+    let db = ledger.database();
+    let accounts: Vec<String> = ledger::on_pool!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT account FROM bank_entries WHERE bank_ref = $1 AND ($2 IS NULL OR account = $2) \
+             ORDER BY account",
+        )
+        .bind(bank_ref)
+        .bind(account)
+        .fetch_all(pool)
+        .await?
+    });
+    let account = match &accounts[..] {
+        [] => {
+            return Err(RemittanceError::EntryNotFound {
+                bank_ref: bank_ref.to_string(),
+                account: account.map(str::to_string),
+            });
+        }
+        [one] => one.clone(),
+        many => {
+            return Err(RemittanceError::Ambiguous {
+                bank_ref: bank_ref.to_string(),
+                accounts: many.join(", "),
+            });
+        }
+    };
+    Ok(ledger
+        .assign_deposit(&ledger::deposit::NewAssignment {
+            bank_account: account,
+            bank_ref: bank_ref.to_string(),
+            operator: operator.clone(),
+            actor: actor.to_string(),
+            at,
+        })
+        .await?)
+}
