@@ -252,6 +252,7 @@ fn documented_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(routes::cards::card_balance))
         .routes(routes!(routes::settlements::list_settlements))
         .routes(routes!(routes::settlements::get_settlement))
+        .routes(routes!(routes::statement::get_statement))
         .routes(routes!(routes::exceptions::list_exceptions))
         .routes(routes!(routes::exceptions::get_exception))
         .routes(routes!(routes::exceptions::dispute_exception));

@@ -26,6 +26,7 @@ on_both_backends!(
     instants_read_back_as_written_and_a_missing_query_field_is_named,
     operators_see_and_dispute_only_their_own_exceptions,
     operators_read_only_their_own_settlements,
+    the_statement_runs_to_the_receivable_and_is_the_callers_own,
 );
 
 async fn token_problems_say_which_and_scopes_come_as_text_or_array(app: TestApp) {
@@ -914,4 +915,106 @@ async fn operators_read_only_their_own_settlements(app: TestApp) {
         (422, Some("business_date")),
         "{body}"
     );
+}
+
+async fn the_statement_runs_to_the_receivable_and_is_the_callers_own(app: TestApp) {
+    let today = app
+        .ledger
+        .settings()
+        .calendar
+        .business_date(ledger::journal::now());
+    let (a, b) = (token("OPA"), token("OPB"));
+    app.sell("OPA", "S-1", "CARD0001", "3000.00").await;
+    app.sell("OPA", "S-2", "CARD0002", "2000.00").await;
+    app.sell("OPB", "S-1", "CARD0003", "700.00").await;
+    // Yesterday's line settled: commission 70.00 on 2,000.00 back to the operator.
+    app.ledger
+        .publish_settlement_lines(
+            today.pred(),
+            1,
+            &[published("OPA", &today.pred().to_string(), 1, 200_000)],
+            ledger::journal::now(),
+        )
+        .await
+        .unwrap();
+    let deposit = |bank_ref: &str, amount: i64| ledger::deposit::NewDeposit {
+        bank_account: "CO12BANK0001".into(),
+        bank_ref: bank_ref.into(),
+        amount,
+        to: ledger::deposit::Destination::Operator {
+            operator: ledger::OperatorId::parse("OPA").unwrap(),
+            matched_by: ledger::deposit::MatchedBy::Reference,
+            settles: None,
+        },
+        at: ledger::journal::now(),
+    };
+    app.ledger
+        .post_deposits(&[deposit("B1", 150_000), deposit("B2", 50_000)])
+        .await
+        .unwrap();
+
+    let path = format!("/v1/statement?from={}&to={today}", today.pred());
+    let r = app.get(&path, &a).await;
+    let (status, _, s) = status_and_body(r).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!((s["operator_id"].as_str(), s["opening_balance"].as_str()), (Some("OPA"), Some("0.00")));
+    let kinds: Vec<(&str, &str, &str)> = s["movements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["kind"].as_str().unwrap(), m["amount"].as_str().unwrap(), m["balance"].as_str().unwrap()))
+        .collect();
+    // Sales owe more, the commission and the payments less; each balance is the one before
+    // plus the movement.
+    assert_eq!(
+        kinds,
+        [
+            ("sales", "5000.00", "5000.00"),
+            ("settlement", "-70.00", "4930.00"),
+            ("deposit", "-1500.00", "3430.00"),
+            ("deposit", "-500.00", "2930.00"),
+        ]
+    );
+    assert_eq!(s["movements"][0]["count"], 2);
+    assert_eq!(s["movements"][2]["document"], "bank:CO12BANK0001:B1");
+    // The closing balance is what the ledger's receivable says is owed.
+    let receivable = testbed::account_balance(&*app.ledger, "operator:OPA:receivable").await;
+    assert_eq!(s["closing_balance"], ledger::money::format_minor(-receivable, 2));
+    assert_eq!(s["closing_balance"], "2930.00");
+    // A range that ends before today opens and closes where the books stood.
+    let before: Value = app
+        .get(&format!("/v1/statement?from={}&to={}", today.pred(), today.pred()), &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((before["opening_balance"].as_str(), before["closing_balance"].as_str()), (Some("0.00"), Some("0.00")));
+    let after: Value = app
+        .get(&format!("/v1/statement?from={0}&to={0}", today.succ()), &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["opening_balance"], "2930.00", "{after}");
+
+    // Another operator sees its own books only; no parameter reaches someone else's.
+    let theirs: Value = app.get(&path, &b).await.json().await.unwrap();
+    assert_eq!(theirs["closing_balance"], "700.00", "{theirs}");
+    assert_eq!(theirs["movements"].as_array().unwrap().len(), 1);
+    let r = app.get(&format!("{path}&operator_id=OPA"), &b).await;
+    assert_eq!(r.status(), 422);
+
+    // The scope is needed; a bad or missing date, or a range too long, is named.
+    let no_scope = rs256(&claims("OPA", "sales:read"));
+    assert_eq!(app.get(&path, &no_scope).await.status(), 403);
+    for (query, field) in [
+        ("", "from"),
+        ("?from=2026-13-01", "from"),
+        ("?from=2026-11-20&to=2026-11-19", "to"),
+        ("?from=2025-01-01&to=2026-11-19", "to"),
+    ] {
+        let r = app.get(&format!("/v1/statement{query}"), &a).await;
+        let (status, _, body) = status_and_body(r).await;
+        assert_eq!((status, body["field"].as_str()), (422, Some(field)), "{query}: {body}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod operations;
 pub mod payments;
 pub mod sales;
 pub mod settlements;
+pub mod statement;
 
 use axum::http::StatusCode;
 
