@@ -4,6 +4,7 @@
 
 mod api;
 mod reconcile;
+mod remittances;
 mod report;
 mod settle;
 mod yardstick;
@@ -64,6 +65,11 @@ enum BenchCommand {
     /// reconcile_s=B report_s=C peak_mib=M yardstick_s=Y ratio=B/Y`. Needs `recaudo` built
     /// beside it (`cargo build --release -p jobs -p bench`).
     Settle(SettleBenchArgs),
+    /// Bank statements (camt.053) of N entries over M operators taken in, matched and posted
+    /// on a fresh PostgreSQL database, step by step with the peak memory, beside PostgreSQL's
+    /// COPY of the same rows. The last line reads `entries=N … entries_per_s=R peak_mib=P
+    /// yardstick_s=Y ratio=S/Y`.
+    Remittances(RemittanceBenchArgs),
     /// Writes the Parquet inputs of `bench reconcile` (its first child process).
     #[command(hide = true)]
     ReconcileGenerate { rows: u64, dir: std::path::PathBuf },
@@ -99,6 +105,18 @@ struct ApiArgs {
     /// Seconds to drive the server (and to run pgbench).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+}
+
+#[derive(Args)]
+struct RemittanceBenchArgs {
+    #[command(flatten)]
+    server: Server,
+    /// Bank entries in all.
+    #[arg(long, default_value_t = 100_000)]
+    entries: u64,
+    /// Operators paying.
+    #[arg(long, default_value_t = 500)]
+    operators: usize,
 }
 
 #[derive(Args)]
@@ -236,6 +254,19 @@ async fn run(cmd: BenchCommand, config: &Settings) -> anyhow::Result<()> {
             })
             .await
         }
+        BenchCommand::Remittances(args) => {
+            remittances::run(remittances::RemittanceSettings {
+                postgres_url: args.server.postgres_url,
+                entries: args.entries,
+                operators: args.operators,
+                ledger: LedgerSettings {
+                    max_connections: 8,
+                    ..LedgerSettings::from_settings(config)?
+                },
+                rules: ledger::MoneyRules::from_settings(&config.money)?,
+            })
+            .await
+        }
         BenchCommand::ReconcileGenerate { rows, dir } => reconcile::generate_child(rows, &dir),
         BenchCommand::ReconcileEngine {
             ledger,
@@ -343,7 +374,7 @@ async fn ledger_bench(args: LedgerArgs, config: &Settings) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
     yardstick::fresh_database(admin_url)
         .await
         .with_context(|| format!("PostgreSQL is not reachable at {}", redact_url(admin_url)))
@@ -467,7 +498,7 @@ async fn validations(
 }
 
 /// The process's peak resident memory so far (VmHWM), in MiB.
-fn peak_rss_mib() -> u64 {
+pub(crate) fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

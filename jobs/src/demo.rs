@@ -3,8 +3,11 @@
 //! objects and events), makes one synthetic business date (20 operators, 100,000 sales,
 //! 200,000 validations, injected discrepancies, one operator file to be rejected), drops the
 //! files and events where ingest finds them, runs `settle` and prints the day per operator
-//! from the published summary, with the path of the page to open. Then finance decides a
-//! few exception cases, and a provisional look at today shows what that posted.
+//! from the published summary, with the path of the page to open. The bank statements that
+//! pay it (the fixtures' own: most operators on time, one partially, one late, one not at
+//! all, one deposit nobody can name, a bank fee) go in with `ingest-bank`, and the aging of
+//! what operators still owe is printed. Then finance decides a few exception cases, and a
+//! provisional look at today shows what that posted.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -98,13 +101,18 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
         config.kafka.events_dir.display()
     );
 
-    let ctx = step("database created and migrated", JobContext::open(config)).await?;
-    let date = ctx
-        .ledger
-        .settings()
-        .calendar
-        .business_date(chrono::Utc::now())
-        .pred();
+    let mut ctx = step("database created and migrated", JobContext::open(config)).await?;
+    if ctx.config.money.bank_accounts.is_empty() {
+        ctx.config.money.bank_accounts = vec![DEMO_ACCOUNT.to_string()];
+    }
+    // Ten days back, so that the day's dues, and the payments that are late, have come due.
+    let date = (0..DAYS_BACK).fold(
+        ctx.ledger
+            .settings()
+            .calendar
+            .business_date(chrono::Utc::now()),
+        |d, _| d.pred(),
+    );
     let mut fc = FixtureConfig::new(2026, date, args.sales);
     fc.calendar = ctx.ledger.settings().calendar;
     fc.operators = args.operators.max(1);
@@ -170,6 +178,69 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
             .unwrap_or(0),
     );
     summary(&ctx, date, &objects).await?;
+    let account = ctx.config.money.bank_accounts[0].clone();
+    let truth = step(
+        &format!("bank statements of {account} that pay {date} put under bank/incoming/"),
+        bank_statements(&ctx, &fixture, date, &account),
+    )
+    .await?;
+    let banked = step(
+        "ingest-bank: statements in, each entry matched and posted once",
+        async {
+            Ok(runner::run(
+                &ctx,
+                Job::IngestBank,
+                None,
+                &holder,
+                settings::signal::shutdown(),
+            )
+            .await?)
+        },
+    )
+    .await?;
+    let count = |k: &str| banked.outcome.counts.get(k).copied().unwrap_or(0);
+    println!(
+        "  {} statements, {} entries: {} matched by payer account, {} by payment reference, {} \
+         unidentified (recaudo remittances list --unidentified), {} bank debit(s)",
+        count("accepted"),
+        count("entries"),
+        count("by_payer_account"),
+        count("by_reference"),
+        count("unidentified"),
+        count("debits"),
+    );
+    let today = ctx
+        .ledger
+        .settings()
+        .calendar
+        .business_date(ledger::journal::now());
+    let aging = remittances::receivables_as_of(&*ctx.ledger, today, None).await?;
+    let owing: Vec<_> = aging
+        .into_iter()
+        .filter(|r| r.owed != 0 || r.credit != 0)
+        .collect();
+    println!("\nreceivables as of {today} (recaudo receivables):");
+    let exponent = ledger::MoneyRules::from_settings(&ctx.config.money)?
+        .currency
+        .exponent();
+    crate::remittance::print_aging(&owing, &|m| ledger::money::format_minor(m, exponent));
+    let late: Vec<&String> = truth
+        .habits
+        .iter()
+        .filter(|(_, h)| {
+            matches!(
+                h,
+                fixtures::Habit::Never | fixtures::Habit::Partial | fixtures::Habit::Unidentified
+            )
+        })
+        .map(|(op, _)| op)
+        .collect();
+    anyhow::ensure!(
+        late.iter().all(|op| owing
+            .iter()
+            .any(|r| &&r.operator_id == op && r.overdue() > 0)),
+        "the aging does not show the operators who did not pay as overdue"
+    );
     let decided = step(
         "finance decides four exception cases (recaudo exceptions list shows them all)",
         finance_decides(&ctx, date, config),
@@ -178,11 +249,6 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
     crate::table::print(&["case", "operator", "ref", "found", "decided"], &decided);
     // Decided today, they are today's: the books move in the day a decision is made, and the
     // date's own report stays as of its end. A provisional look at today shows them.
-    let today = ctx
-        .ledger
-        .settings()
-        .calendar
-        .business_date(ledger::journal::now());
     step(
         &format!("a provisional look at {today}: what finance decided, the cases still open"),
         settle(Job::SettleProvisional, today),
@@ -194,6 +260,51 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Our collection account in the demo, when RECAUDO_BANK_ACCOUNTS names none.
+const DEMO_ACCOUNT: &str = "CO12DEMO0000000001";
+const DAYS_BACK: usize = 10;
+
+/// Writes the fixtures' bank statements that pay what `date`'s published lines say, camt.053
+/// and CSV on alternate days, and registers the payer accounts of the operators who pay from
+/// one.
+async fn bank_statements(
+    ctx: &JobContext,
+    fixture: &Fixture,
+    date: ledger::BusinessDate,
+    account: &str,
+) -> anyhow::Result<fixtures::BankTruth> {
+    let lines = ledger::settlement_line::of_date(ctx.ledger.database(), date).await?;
+    let owed: Vec<fixtures::Owed> = lines
+        .into_iter()
+        .map(|l| fixtures::Owed {
+            operator_id: l.operator_id,
+            settles_date: l.business_date,
+            due_date: l.due_date,
+            amount: l.net_due + l.adjustments,
+        })
+        .collect();
+    let (files, truth) = fixture.bank_statements(account, &owed);
+    for (i, f) in files.into_iter().enumerate() {
+        let (name, body) = match i % 2 {
+            0 => ("statement.xml", f.camt053),
+            _ => ("statement.csv", f.csv),
+        };
+        let key = format!("bank/incoming/{account}/{}/{name}", f.booking_date);
+        ctx.store.put(&key, body.into()).await?;
+    }
+    for (op, payer) in &truth.payer_accounts {
+        remittances::payer_account::set(
+            ctx.ledger.database(),
+            payer,
+            &ledger::OperatorId::parse(op)?,
+            "demo-finance",
+            chrono::Utc::now(),
+        )
+        .await?;
+    }
+    Ok(truth)
 }
 
 /// One case of each resolution, and one left waiting for a second person: what finance's

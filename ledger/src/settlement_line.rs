@@ -241,3 +241,16 @@ pub async fn of_operator(
             .await?
     }))
 }
+
+/// Every operator's line of `date`, by operator.
+pub async fn of_date(
+    db: Database<'_>,
+    date: BusinessDate,
+) -> Result<Vec<PublishedLine>, LedgerError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM settlement_lines WHERE business_date = $1 ORDER BY operator_id"
+    );
+    Ok(crate::on_pool!(db, pool => {
+        sqlx::query_as(&sql).bind(date.naive()).fetch_all(pool).await?
+    }))
+}

@@ -957,12 +957,21 @@ async fn the_statement_runs_to_the_receivable_and_is_the_callers_own(app: TestAp
     let r = app.get(&path, &a).await;
     let (status, _, s) = status_and_body(r).await;
     assert_eq!(status, 200, "{s}");
-    assert_eq!((s["operator_id"].as_str(), s["opening_balance"].as_str()), (Some("OPA"), Some("0.00")));
+    assert_eq!(
+        (s["operator_id"].as_str(), s["opening_balance"].as_str()),
+        (Some("OPA"), Some("0.00"))
+    );
     let kinds: Vec<(&str, &str, &str)> = s["movements"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["kind"].as_str().unwrap(), m["amount"].as_str().unwrap(), m["balance"].as_str().unwrap()))
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap(),
+                m["amount"].as_str().unwrap(),
+                m["balance"].as_str().unwrap(),
+            )
+        })
         .collect();
     // Sales owe more, the commission and the payments less; each balance is the one before
     // plus the movement.
@@ -979,16 +988,28 @@ async fn the_statement_runs_to_the_receivable_and_is_the_callers_own(app: TestAp
     assert_eq!(s["movements"][2]["document"], "bank:CO12BANK0001:B1");
     // The closing balance is what the ledger's receivable says is owed.
     let receivable = testbed::account_balance(&*app.ledger, "operator:OPA:receivable").await;
-    assert_eq!(s["closing_balance"], ledger::money::format_minor(-receivable, 2));
+    assert_eq!(
+        s["closing_balance"],
+        ledger::money::format_minor(-receivable, 2)
+    );
     assert_eq!(s["closing_balance"], "2930.00");
     // A range that ends before today opens and closes where the books stood.
     let before: Value = app
-        .get(&format!("/v1/statement?from={}&to={}", today.pred(), today.pred()), &a)
+        .get(
+            &format!("/v1/statement?from={}&to={}", today.pred(), today.pred()),
+            &a,
+        )
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!((before["opening_balance"].as_str(), before["closing_balance"].as_str()), (Some("0.00"), Some("0.00")));
+    assert_eq!(
+        (
+            before["opening_balance"].as_str(),
+            before["closing_balance"].as_str()
+        ),
+        (Some("0.00"), Some("0.00"))
+    );
     let after: Value = app
         .get(&format!("/v1/statement?from={0}&to={0}", today.succ()), &a)
         .await
@@ -1015,6 +1036,10 @@ async fn the_statement_runs_to_the_receivable_and_is_the_callers_own(app: TestAp
     ] {
         let r = app.get(&format!("/v1/statement{query}"), &a).await;
         let (status, _, body) = status_and_body(r).await;
-        assert_eq!((status, body["field"].as_str()), (422, Some(field)), "{query}: {body}");
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some(field)),
+            "{query}: {body}"
+        );
     }
 }
