@@ -97,7 +97,8 @@ pub async fn ingest_statement(
     key: &str,
 ) -> Result<FileOutcome, IngestError> {
     let db = ledger.database();
-    // Read at most one byte past the limit: a larger object is refused without holding it.
+    // Keep at most one byte past the limit (a larger object is refused without being held
+    // in memory), but hash it all: its bytes are what a repeat is known by.
     let mut body = store.get(key).await?;
     let mut hasher = Sha256::new();
     let mut bytes = Vec::new();
@@ -111,17 +112,18 @@ pub async fn ingest_statement(
         }
     }
     let sha = hex::encode(hasher.finalize());
+    // An accepted statement's bytes again (sent twice, or a run that stopped before moving
+    // it) change nothing. A rejected one's are read again: what rejected it may have been
+    // ours to fix (RECAUDO_BANK_ACCOUNTS), and its entries must not be lost for that.
     let seen: Option<String> = ledger::on_pool!(db, pool => {
-        sqlx::query_scalar("SELECT kept_as FROM bank_statements WHERE sha256 = $1")
-            .bind(&sha)
-            .fetch_optional(pool)
-            .await?
+        sqlx::query_scalar(
+            "SELECT kept_as FROM bank_statements WHERE sha256 = $1 AND status = 'ACCEPTED'",
+        )
+        .bind(&sha)
+        .fetch_optional(pool)
+        .await?
     });
     if let Some(kept_as) = seen {
-        // Sent twice, or a run that stopped before moving it: the bytes are known.
-        if kept_as == key {
-            return Ok(FileOutcome::Duplicate);
-        }
         move_to(store, key, &kept_as).await?;
         BankStatementHandled {
             key,
@@ -153,10 +155,17 @@ pub async fn ingest_statement(
         }),
         Ok((account, _, false)) => parse_csv(&bytes, &account, &rules, our_accounts),
     };
+    let parsed = parsed.and_then(|s| match parse_key(key) {
+        Ok((_, day, _)) => of_its_day(s, day),
+        Err(reason) => Err(whole("object_key", reason)),
+    });
     let statement = match parsed {
         Ok(s) => match booked_before(db, &s).await? {
             errors if errors.is_empty() => s,
-            errors => return reject(store, db, key, &sha, None, &errors).await,
+            errors => {
+                let account = Some(s.account.clone());
+                return reject(store, db, key, &sha, account, &errors).await;
+            }
         },
         Err(errors) => {
             let account = parse_key(key).ok().map(|(a, _, _)| a);
@@ -177,6 +186,32 @@ pub async fn ingest_statement(
     Ok(FileOutcome::Accepted {
         records: entries as u64,
     })
+}
+
+/// A statement is of one day, the one its key names: an entry booked on another is refused.
+fn of_its_day(
+    statement: BankStatement,
+    day: NaiveDate,
+) -> Result<BankStatement, Vec<StatementError>> {
+    let errors: Vec<StatementError> = statement
+        .entries
+        .iter()
+        .filter(|e| e.booking_date != day)
+        .take(crate::bank_statement::MAX_ERRORS)
+        .map(|e| StatementError {
+            at: format!("entry {}", e.position),
+            field: "booking_date".into(),
+            reason: format!(
+                "{} is not {day}, the day the statement's key names",
+                e.booking_date
+            ),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(statement)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Entries whose bank reference an earlier statement of the account already booked: the
@@ -223,9 +258,14 @@ async fn accept(
     statement: &BankStatement,
     rules: MoneyRules,
 ) -> Result<(), IngestError> {
+    // These bytes may have been rejected before (see `ingest_statement`): the row says
+    // accepted now.
     const STATEMENT: &str = "INSERT INTO bank_statements (sha256, object_key, kept_as, account, \
         status, entries, error_count, received_at) VALUES ($1, $2, $3, $4, 'ACCEPTED', $5, 0, $6) \
-        RETURNING id";
+        ON CONFLICT (sha256) DO UPDATE SET object_key = excluded.object_key, \
+        kept_as = excluded.kept_as, account = excluded.account, status = 'ACCEPTED', \
+        entries = excluded.entries, error_count = 0, received_at = excluded.received_at \
+        WHERE bank_statements.status = 'REJECTED' RETURNING id";
     macro_rules! body {
         ($tx:expr, $db:ty) => {{
             let mut tx = $tx;
@@ -300,7 +340,9 @@ async fn reject(
         sqlx::query(
             "INSERT INTO bank_statements (sha256, object_key, kept_as, account, status, entries, \
              error_count, received_at) VALUES ($1, $2, $3, $4, 'REJECTED', 0, $5, $6) \
-             ON CONFLICT (sha256) DO NOTHING",
+             ON CONFLICT (sha256) DO UPDATE SET object_key = excluded.object_key, \
+             kept_as = excluded.kept_as, error_count = excluded.error_count, \
+             received_at = excluded.received_at WHERE bank_statements.status = 'REJECTED'",
         )
         .bind(sha)
         .bind(key)

@@ -65,10 +65,13 @@ pub(crate) async fn keep_as(
     to: &str,
     sha: &str,
 ) -> Result<String, IngestError> {
-    let wanted = if key.contains("incoming/") {
-        key.replacen("incoming/", &format!("{to}/"), 1)
-    } else {
-        format!("{to}/{key}")
+    let wanted = match (
+        key.strip_prefix("bank/incoming/"),
+        key.strip_prefix("incoming/"),
+    ) {
+        (Some(rest), _) => format!("bank/{to}/{rest}"),
+        (None, Some(rest)) => format!("{to}/{rest}"),
+        (None, None) => format!("{to}/{key}"),
     };
     if is_free(store, &wanted).await? {
         return Ok(wanted);

@@ -84,7 +84,9 @@ pub async fn run(
                 operator: a.operator,
                 unidentified: a.unidentified,
             };
-            let rows = remittances::remittances(&**ledger, &filter, today(ledger), None).await?;
+            // A date's list says what was known at its end, as its report does.
+            let as_of = filter.on.unwrap_or_else(|| today(ledger));
+            let rows = remittances::remittances(&**ledger, &filter, as_of, None).await?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());

@@ -147,7 +147,11 @@ pub(crate) async fn post_entry(
                 .bind(kind)
                 .fetch_one(&mut *conn)
                 .await?;
-            for (account, amount) in postings {
+            // Accounts in id order, as every writer takes them, so that two writers never
+            // wait on each other's balances.
+            let mut sorted: Vec<&(String, i64)> = postings.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            for (account, amount) in sorted {
                 sqlx::query(
                     "INSERT INTO postings (transaction_id, account_id, amount) VALUES ($1, $2, $3)",
                 )

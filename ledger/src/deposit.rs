@@ -168,7 +168,7 @@ pub struct DepositFilter {
     pub operator: Option<String>,
 }
 
-/// Rows per multi-row INSERT (13 parameters each: under both backends' limits).
+/// Rows per multi-row INSERT (12 parameters each: under both backends' limits).
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 const COLUMNS: &str = "document, transaction_id, kind, bank_account, bank_ref, operator_id, \
@@ -195,20 +195,10 @@ pub(crate) async fn post_batch(
             .into());
         }
     }
-    for attempt in 0..2 {
-        match post_batch_once(db, calendar, deposits).await {
-            // Another writer posted one of these documents since we looked: look again.
-            Err(LedgerError::Database(sqlx::Error::Database(e)))
-                if e.is_unique_violation() && attempt == 0 => {}
-            other => return other,
-        }
-    }
-    Err(LedgerError::Corrupt(
-        "deposits neither posted nor found".into(),
-    ))
+    insert_batch(db, calendar, deposits).await
 }
 
-async fn post_batch_once(
+async fn insert_batch(
     db: Database<'_>,
     calendar: &BusinessCalendar,
     deposits: &[NewDeposit],
@@ -241,29 +231,14 @@ async fn post_batch_once(
                 return Ok(0);
             }
             let ids: Vec<i64> = $first_ids(&mut *tx, fresh.len()).await?;
+            // The documents first: one another writer inserted since the look above is
+            // skipped here (PostgreSQL waits for that writer to commit), and nothing else of
+            // it is written, so no entry posts twice whoever runs at the same time.
+            let mut kept: Vec<(i64, &NewDeposit)> = Vec::with_capacity(fresh.len());
             for (chunk, ids) in fresh
                 .chunks(ROWS_PER_STATEMENT)
                 .zip(ids.chunks(ROWS_PER_STATEMENT))
             {
-                let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO transactions (id, kind) ");
-                q.push_values(chunk.iter().zip(ids), |mut row, ((_, d), id)| {
-                    row.push_bind(*id).push_bind(d.kind());
-                });
-                q.build().execute(&mut *tx).await?;
-                let moves: Vec<(i64, String, i64)> = chunk
-                    .iter()
-                    .zip(ids)
-                    .flat_map(|((_, d), id)| {
-                        d.postings().into_iter().map(move |(a, m)| (*id, a, m))
-                    })
-                    .collect();
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO postings (transaction_id, account_id, amount) ",
-                );
-                q.push_values(&moves, |mut row, (id, account, amount)| {
-                    row.push_bind(*id).push_bind(account).push_bind(*amount);
-                });
-                q.build().execute(&mut *tx).await?;
                 let mut q =
                     sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO deposits ({COLUMNS}) "));
                 q.push_values(chunk.iter().zip(ids), |mut row, ((document, d), id)| {
@@ -292,18 +267,48 @@ async fn post_batch_once(
                         .push_bind(None::<String>)
                         .push_bind(d.at);
                 });
+                q.push(" ON CONFLICT (document) DO NOTHING RETURNING transaction_id");
+                let inserted: std::collections::HashSet<i64> = q
+                    .build_query_scalar()
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+                kept.extend(
+                    chunk
+                        .iter()
+                        .zip(ids)
+                        .filter(|(_, id)| inserted.contains(id))
+                        .map(|((_, d), id)| (*id, *d)),
+                );
+            }
+            for chunk in kept.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO transactions (id, kind) ");
+                q.push_values(chunk, |mut row, (id, d)| {
+                    row.push_bind(*id).push_bind(d.kind());
+                });
+                q.build().execute(&mut *tx).await?;
+                let moves: Vec<(i64, String, i64)> = chunk
+                    .iter()
+                    .flat_map(|(id, d)| d.postings().into_iter().map(move |(a, m)| (*id, a, m)))
+                    .collect();
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO postings (transaction_id, account_id, amount) ",
+                );
+                q.push_values(&moves, |mut row, (id, account, amount)| {
+                    row.push_bind(*id).push_bind(account).push_bind(*amount);
+                });
                 q.build().execute(&mut *tx).await?;
             }
-            // Balances move once per account for the whole batch, in account order as every
-            // writer takes them.
+            // Balances move once per account for the whole batch, in account order (as
+            // every writer takes them); an account the batch nets to zero still gets its row.
             let mut by_account: std::collections::BTreeMap<String, i64> = Default::default();
-            for (_, d) in &fresh {
+            for (_, d) in &kept {
                 for (account, amount) in d.postings() {
                     *by_account.entry(account).or_default() += amount;
                 }
             }
-            let by_account: Vec<(String, i64)> =
-                by_account.into_iter().filter(|(_, a)| *a != 0).collect();
+            let by_account: Vec<(String, i64)> = by_account.into_iter().collect();
             for chunk in by_account.chunks(ROWS_PER_STATEMENT) {
                 let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO accounts (id, balance) ");
                 q.push_values(chunk, |mut row, (account, amount)| {
@@ -315,7 +320,7 @@ async fn post_batch_once(
                 q.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(fresh.len() as u64)
+            Ok(kept.len() as u64)
         }};
     }
     match db {

@@ -105,6 +105,12 @@ pub(crate) async fn replace_date(
     const RECORD: &str = "INSERT INTO settlements (document, transaction_id, operator_id, \
         settles_date, report_version, business_date, commission, commission_tax, created_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    // What each operator owes for the date so far, with the latest due date.
+    const DUES: &str = "SELECT operator_id, CAST(SUM(amount) AS BIGINT), MAX(due_date) \
+        FROM settlement_dues WHERE settles_date = $1 GROUP BY operator_id";
+    const RECORD_DUE: &str = "INSERT INTO settlement_dues (operator_id, settles_date, \
+        report_version, due_date, amount, business_date, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7)";
     let posted_in = calendar.business_date(at);
     macro_rules! body {
         ($tx:expr, $db:ty, $conn:path) => {{
@@ -182,6 +188,8 @@ pub(crate) async fn replace_date(
                 })
                 .collect();
             targets.extend(posted.into_iter().map(|(op, before)| (op, 0, 0, before)));
+            // Accounts are locked in operator order, as every other writer takes them.
+            targets.sort_by(|a, b| a.0.cmp(&b.0));
             for (operator_id, commission, commission_tax, posted) in targets {
                 let operator = OperatorId::parse(&operator_id)
                     .map_err(|e| InvalidInput::new("operator_id", e.to_string()))?;
@@ -199,6 +207,45 @@ pub(crate) async fn replace_date(
                     .bind(posted_in.naive())
                     .bind(commission - posted.0)
                     .bind(commission_tax - posted.1)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // What each line makes its operator owe, recorded where it changed (see `dues`).
+            let owed: std::collections::BTreeMap<String, (i64, NaiveDate)> =
+                sqlx::query_as::<_, (String, i64, NaiveDate)>(DUES)
+                    .bind(date.naive())
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(op, amount, due)| (op, (amount, due)))
+                    .collect();
+            let mut changes: Vec<(String, i64, NaiveDate)> = lines
+                .iter()
+                .filter_map(|l| {
+                    let now = l.net_due + l.adjustments;
+                    match owed.get(&l.operator_id) {
+                        Some((before, due)) if *before == now && *due == l.due_date => None,
+                        Some((before, _)) => {
+                            Some((l.operator_id.clone(), now - before, l.due_date))
+                        }
+                        None => Some((l.operator_id.clone(), now, l.due_date)),
+                    }
+                })
+                .collect();
+            for (op, (before, due)) in &owed {
+                if *before != 0 && !lines.iter().any(|l| &l.operator_id == op) {
+                    changes.push((op.clone(), -before, *due));
+                }
+            }
+            for (operator_id, amount, due_date) in changes {
+                sqlx::query(RECORD_DUE)
+                    .bind(&operator_id)
+                    .bind(date.naive())
+                    .bind(version)
+                    .bind(due_date)
+                    .bind(amount)
+                    .bind(posted_in.naive())
                     .bind(at)
                     .execute(&mut *tx)
                     .await?;
@@ -252,5 +299,33 @@ pub async fn of_date(
     );
     Ok(crate::on_pool!(db, pool => {
         sqlx::query_as(&sql).bind(date.naive()).fetch_all(pool).await?
+    }))
+}
+
+/// What an operator owed for one settled date at the end of some date, due on `due_date`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Due {
+    pub operator_id: String,
+    pub settles_date: NaiveDate,
+    pub due_date: NaiveDate,
+    /// The line's net due plus the date's adjustments, minor units.
+    pub amount: i64,
+}
+
+/// What every operator owed for each settled date, as the final reports published by the
+/// end of `as_of` said (a later version of a date's report does not change it). The lines of
+/// `as_of` itself are the latest published, if any: a date's own report runs after it ends.
+pub async fn dues_as_of(db: Database<'_>, as_of: BusinessDate) -> Result<Vec<Due>, LedgerError> {
+    const SQL: &str = "SELECT operator_id, settles_date, \
+        (SELECT d.due_date FROM settlement_dues d WHERE d.operator_id = s.operator_id \
+          AND d.settles_date = s.settles_date \
+          AND (d.business_date <= $1 OR d.settles_date = $1) \
+          ORDER BY d.report_version DESC LIMIT 1) AS due_date, \
+        CAST(SUM(amount) AS BIGINT) AS amount \
+        FROM settlement_dues s WHERE settles_date <= $1 \
+          AND (business_date <= $1 OR settles_date = $1) \
+        GROUP BY operator_id, settles_date ORDER BY operator_id, settles_date";
+    Ok(crate::on_pool!(db, pool => {
+        sqlx::query_as(SQL).bind(as_of.naive()).fetch_all(pool).await?
     }))
 }

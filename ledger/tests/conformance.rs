@@ -36,6 +36,7 @@ on_both_backends!(
     a_bank_entry_posts_once_even_at_once,
     an_unidentified_deposit_is_assigned_once,
     the_statement_runs_to_the_receivable,
+    what_was_owed_is_known_as_of_each_day,
 );
 
 async fn two_imports_of_the_same_sales_at_once_record_each_once(ledger: Arc<dyn Ledger>) {
@@ -1082,5 +1083,60 @@ async fn the_statement_runs_to_the_receivable(ledger: Arc<dyn Ledger>) {
         .unwrap();
     assert_eq!((later.opening, later.closing), (-380_000, -380_000));
     assert!(later.movements.is_empty());
+    assert_sound(&ledger).await;
+}
+
+async fn what_was_owed_is_known_as_of_each_day(ledger: Arc<dyn Ledger>) {
+    with_operators(&ledger, &["OP001", "OP002"]).await;
+    let date = BusinessDate::parse("2026-11-26").unwrap();
+    let calendar = ledger.settings().calendar;
+    // Reports run the day after the date, and again three days later.
+    let (first, later) = (t0() + Duration::days(1), t0() + Duration::days(4));
+    let (day1, day3) = (calendar.business_date(first), calendar.business_date(later));
+    let owed = |as_of: BusinessDate| {
+        let ledger = ledger.clone();
+        async move {
+            ledger::settlement_line::dues_as_of(ledger.database(), as_of)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.operator_id, d.settles_date.to_string(), d.amount))
+                .collect::<Vec<_>>()
+        }
+    };
+    ledger
+        .publish_settlement_lines(
+            date,
+            1,
+            &[line("OP001", 1, 35_000, 6_650), line("OP002", 1, 10_000, 0)],
+            first,
+        )
+        .await
+        .unwrap();
+    // Three days later a new version: OP001's commission moved, OP002 is gone.
+    ledger
+        .publish_settlement_lines(date, 2, &[line("OP001", 2, 36_000, 6_840)], later)
+        .await
+        .unwrap();
+    let v1 = 1_000_000 - 35_000 - 6_650;
+    let v2 = 1_000_000 - 36_000 - 6_840;
+    let d = date.to_string();
+    assert_eq!(
+        owed(day1).await,
+        [
+            ("OP001".to_string(), d.clone(), v1),
+            ("OP002".to_string(), d.clone(), 1_000_000 - 10_000)
+        ]
+    );
+    assert_eq!(
+        owed(day3).await,
+        [
+            ("OP001".to_string(), d.clone(), v2),
+            ("OP002".to_string(), d.clone(), 0)
+        ]
+    );
+    // Before anything was published nothing was owed; the date itself sees its latest lines.
+    assert!(owed(date.pred()).await.is_empty());
+    assert_eq!(owed(date).await[0].2, v2);
     assert_sound(&ledger).await;
 }

@@ -72,20 +72,23 @@ impl Remittance {
     }
 }
 
+/// `$4` is the date the listing is as of: an assignment made after it is not seen, so a
+/// date's list says what was known at its end.
 const REMITTANCES: &str = "SELECT d.business_date, d.bank_account, d.bank_ref, e.booking_date, \
     e.value_date, e.direction, d.amount, e.currency, e.reference, e.payer_name, e.payer_account, \
     d.kind, d.operator_id, d.matched_by, d.actor, d.transaction_id, d.created_at, \
     EXISTS (SELECT 1 FROM deposits a WHERE a.kind = 'assignment' AND a.bank_account = d.bank_account \
-            AND a.bank_ref = d.bank_ref) AS assigned \
+            AND a.bank_ref = d.bank_ref AND a.business_date <= $4) AS assigned \
     FROM deposits d JOIN bank_entries e ON e.account = d.bank_account AND e.bank_ref = d.bank_ref \
-    WHERE ($1 IS NULL OR d.business_date = $1) AND ($2 IS NULL OR d.operator_id = $2) \
+    WHERE d.business_date <= $4 AND ($1 IS NULL OR d.business_date = $1) \
+    AND ($2 IS NULL OR d.operator_id = $2) \
     AND ($3 = 0 OR (d.kind = 'deposit' AND d.operator_id IS NULL AND NOT EXISTS \
         (SELECT 1 FROM deposits a WHERE a.kind = 'assignment' AND a.bank_account = d.bank_account \
-         AND a.bank_ref = d.bank_ref))) \
+         AND a.bank_ref = d.bank_ref AND a.business_date <= $4))) \
     ORDER BY d.transaction_id";
 
-/// The posted bank entries the filter selects, in posting order, each with what it paid as
-/// of the end of `as_of` (a later due can take a payment's credit); `date_lines` as for
+/// The bank entries posted up to the end of `as_of` that the filter selects, in posting
+/// order, each with what it paid as of then (a later due can take a payment's credit); `date_lines` as for
 /// `dues_as_of`.
 pub async fn remittances(
     ledger: &dyn Ledger,
@@ -99,11 +102,12 @@ pub async fn remittances(
             .bind(filter.on.map(|d| d.naive()))
             .bind(filter.operator.as_deref())
             .bind(i64::from(filter.unidentified))
+            .bind(as_of.naive())
             .fetch_all(pool)
             .await?
     });
     if rows.iter().any(|r| r.operator_id.is_some()) {
-        let allocation = allocation_as_of(ledger, as_of, date_lines).await?;
+        let (allocation, _) = allocation_as_of(ledger, as_of, date_lines).await?;
         let mut by_seq: std::collections::HashMap<i64, Vec<Application>> = Default::default();
         for a in allocation.applications {
             by_seq.entry(a.seq).or_default().push(a);
@@ -115,33 +119,25 @@ pub async fn remittances(
     Ok(rows)
 }
 
-/// What every operator owed for each settled date up to `as_of`: each published line's net
-/// due plus the date's adjustments, due on its due date. `date_lines` stands in for the
-/// stored lines of one date (a report computing that date's lines before it publishes them).
+/// What every operator owed for each settled date at the end of `as_of`: each line's net due
+/// plus the date's adjustments, due on its due date, as the reports published by then said
+/// (`ledger::settlement_line::dues_as_of`). `date_lines` stands in for the lines of one date
+/// (a report computing that date's lines before it publishes them).
 pub async fn dues_as_of(
     ledger: &dyn Ledger,
     as_of: BusinessDate,
     date_lines: Option<(BusinessDate, &[Due])>,
 ) -> Result<Vec<Due>, RemittanceError> {
-    let db = ledger.database();
-    let rows: Vec<(String, NaiveDate, NaiveDate, i64)> = ledger::on_pool!(db, pool => {
-        sqlx::query_as(
-            "SELECT operator_id, business_date, due_date, CAST(net_due + adjustments AS BIGINT) \
-             FROM settlement_lines WHERE business_date <= $1 ORDER BY operator_id, business_date",
-        )
-        .bind(as_of.naive())
-        .fetch_all(pool)
-        .await?
-    });
     let replaced = date_lines.map(|(d, _)| d.naive());
-    let mut dues: Vec<Due> = rows
+    let mut dues: Vec<Due> = ledger::settlement_line::dues_as_of(ledger.database(), as_of)
+        .await?
         .into_iter()
-        .filter(|(_, date, _, _)| Some(*date) != replaced)
-        .map(|(operator_id, settles_date, due_date, amount)| Due {
-            operator_id,
-            settles_date,
-            due_date,
-            amount,
+        .filter(|d| Some(d.settles_date) != replaced)
+        .map(|d| Due {
+            operator_id: d.operator_id,
+            settles_date: d.settles_date,
+            due_date: d.due_date,
+            amount: d.amount,
         })
         .collect();
     if let Some((_, lines)) = date_lines {
@@ -177,29 +173,32 @@ pub async fn payments_as_of(
         .collect())
 }
 
+/// The allocation as of the end of `as_of`, and the operators it concerns (those owed or
+/// paid by then: an operator registered later is not in an earlier date's aging).
 async fn allocation_as_of(
     ledger: &dyn Ledger,
     as_of: BusinessDate,
     date_lines: Option<(BusinessDate, &[Due])>,
-) -> Result<Allocation, RemittanceError> {
+) -> Result<(Allocation, Vec<String>), RemittanceError> {
     let dues = dues_as_of(ledger, as_of, date_lines).await?;
     let payments = payments_as_of(ledger, as_of).await?;
-    Ok(allocate(&dues, &payments))
+    let mut operators: Vec<String> = dues
+        .iter()
+        .map(|d| d.operator_id.clone())
+        .chain(payments.iter().map(|p| p.operator_id.clone()))
+        .collect();
+    operators.sort();
+    operators.dedup();
+    Ok((allocate(&dues, &payments), operators))
 }
 
-/// The aging of every registered operator as of the end of `as_of` (see `aging`).
+/// The aging of every operator owed or paid by the end of `as_of` (see `aging`).
 pub async fn receivables_as_of(
     ledger: &dyn Ledger,
     as_of: BusinessDate,
     date_lines: Option<(BusinessDate, &[Due])>,
 ) -> Result<Vec<AgingRow>, RemittanceError> {
-    let allocation = allocation_as_of(ledger, as_of, date_lines).await?;
-    let operators: Vec<String> = ledger
-        .operators()
-        .await?
-        .into_iter()
-        .map(|o| o.id.to_string())
-        .collect();
+    let (allocation, operators) = allocation_as_of(ledger, as_of, date_lines).await?;
     Ok(aging(&allocation, &operators, as_of.naive()))
 }
 
@@ -213,6 +212,9 @@ pub async fn assign(
     actor: &str,
     at: DateTime<Utc>,
 ) -> Result<ledger::deposit::AssignmentReceipt, RemittanceError> {
+    if ledger.operator(operator).await?.is_none() {
+        return Err(ledger::LedgerError::UnknownOperator(operator.to_string()).into());
+    }
     let db = ledger.database();
     let accounts: Vec<String> = ledger::on_pool!(db, pool => {
         sqlx::query_scalar(

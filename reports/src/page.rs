@@ -475,11 +475,16 @@ fn receivables(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String) {
             .then_with(|| a.operator_id.cmp(&b.operator_id))
     });
     let overdue = rows.iter().filter(|a| a.overdue() > 0).count();
-    let title = format!("Receivables: owed and overdue ({overdue} overdue)");
+    let title = "Receivables: owed and overdue";
     let empty = "No operator owes anything settled.";
-    if !table_section(out, "receivables", &title, rows.len(), empty, &header) {
+    if !table_section(out, "receivables", title, rows.len(), empty, &header) {
         return;
     }
+    let _ = write!(
+        out,
+        "<tr><td colspan=\"9\" class=\"note\">{overdue} operator(s) overdue at the end of \
+         the day; receivables_aging.csv lists every operator.</td></tr>"
+    );
     for a in rows {
         let late = if a.overdue() > 0 {
             " class=\"overdue\""

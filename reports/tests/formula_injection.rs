@@ -138,14 +138,46 @@ fn meta() -> reports::ReportMeta {
 
 #[test]
 fn text_starting_a_formula_is_escaped_in_every_csv() {
-    let statement = reports::statement::build(&inputs(), meta()).unwrap();
+    let mut statement = reports::statement::build(&inputs(), meta()).unwrap();
+    // What the bank wrote is text from outside too.
+    statement.remittances = vec![remittances::Remittance {
+        business_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+        bank_account: "CO12BANK0001".into(),
+        bank_ref: "=1+1".into(),
+        booking_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+        value_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+        direction: "CREDIT".into(),
+        amount: 5_000,
+        currency: "COP".into(),
+        reference: Some("@SUM(A1) RC-OP001-20261125".into()),
+        payer_name: Some("+Tienda".into()),
+        payer_account: Some("-CO55".into()),
+        kind: "deposit".into(),
+        operator_id: Some("OP001".into()),
+        matched_by: Some("reference".into()),
+        actor: None,
+        transaction_id: 12,
+        assigned: false,
+        applied_to: vec![remittances::Application {
+            seq: 12,
+            settles_date: None,
+            amount: 5_000,
+        }],
+        created_at: chrono::DateTime::from_timestamp(1_764_300_000, 0).unwrap(),
+    }];
+    statement.aging = vec![remittances::AgingRow {
+        operator_id: "OP001".into(),
+        owed: -5_000,
+        credit: 5_000,
+        ..Default::default()
+    }];
     let files = reports::files::render(&statement).unwrap();
     let csvs: Vec<_> = files.iter().filter(|f| f.path.ends_with(".csv")).collect();
     assert_eq!(
         csvs.len(),
-        8,
+        10,
         "summary, one operator, discrepancies, fares, gaps, negative cards, open cases, \
-         adjustments"
+         adjustments, remittances, aging"
     );
     for f in csvs {
         // Read as a spreadsheet or a CSV library would.
@@ -187,6 +219,15 @@ fn text_starting_a_formula_is_escaped_in_every_csv() {
     for escaped in ["'-1+1", "'+CARD", "'=CARD"] {
         assert!(open.iter().any(|c| c == escaped), "{escaped} in {open:?}");
     }
+    let banked = cells("remittances.csv");
+    for escaped in ["'=1+1", "'@SUM(A1) RC-OP001-20261125", "'+Tienda", "'-CO55"] {
+        assert!(
+            banked.iter().any(|c| c == escaped),
+            "{escaped} in {banked:?}"
+        );
+    }
+    assert!(banked.iter().any(|c| c == "credit:50.00"), "{banked:?}");
+    assert!(cells("receivables_aging.csv").iter().any(|c| c == "-50.00"));
     let adjusted = cells("adjustments.csv");
     for escaped in ["'-1+1", "'@finance"] {
         assert!(

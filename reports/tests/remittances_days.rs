@@ -36,18 +36,15 @@ fn noon(ledger: &dyn Ledger, day: &str) -> chrono::DateTime<chrono::Utc> {
         .with_timezone(&chrono::Utc)
 }
 
-async fn report(ledger: &dyn Ledger, store: &dyn ObjectStore, day: BusinessDate) -> String {
-    let (_, published) = reports::report(
-        ledger,
-        store,
-        day,
-        Currency::COP,
-        vec![],
-        reports::ReportKind::Final,
-        "run",
-    )
-    .await
-    .unwrap();
+async fn report(
+    ledger: &dyn Ledger,
+    store: &dyn ObjectStore,
+    day: BusinessDate,
+    kind: reports::ReportKind,
+) -> String {
+    let (_, published) = reports::report(ledger, store, day, Currency::COP, vec![], kind, "run")
+        .await
+        .unwrap();
     published.prefix
 }
 
@@ -206,13 +203,25 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
     for (i, day) in days.iter().enumerate() {
         let dir = dirs.path().join(format!("day{i}"));
         prepare_seeded_day(&*ledger, date(day), &dir, 7 + i as u64, 0).await;
-        report(&*ledger, &reports_store, date(day)).await;
+        report(
+            &*ledger,
+            &reports_store,
+            date(day),
+            reports::ReportKind::Final,
+        )
+        .await;
         assert_sound(&*ledger).await;
     }
     // Each date's settlement is posted once: a re-run of its report posts nothing more.
     let settlements = scalar(&*ledger, "SELECT COUNT(*) FROM settlements").await;
     assert!(settlements > 0);
-    report(&*ledger, &reports_store, date(days[0])).await;
+    report(
+        &*ledger,
+        &reports_store,
+        date(days[0]),
+        reports::ReportKind::Final,
+    )
+    .await;
     assert_eq!(
         scalar(&*ledger, "SELECT COUNT(*) FROM settlements").await,
         settlements
@@ -270,8 +279,14 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
         .unwrap();
     }
 
-    // The statements go in once; posted on the 27th, they are that day's.
-    let posted_on = "2026-11-27";
+    // The statements go in once, today: they are today's (the days settled were reported
+    // today too, so their lines are in the books as of today, not before).
+    let as_of = ledger
+        .settings()
+        .calendar
+        .business_date(ledger::journal::now());
+    let next = as_of.succ();
+    let noon_of = |d: BusinessDate| noon(&*ledger, &d.to_string());
     let got = ingest::bank_files::ingest_statements(&bank_store, &*ledger, rules, &ours)
         .await
         .unwrap();
@@ -282,7 +297,7 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
     );
     let entries = truth.payments.len() + truth.fees.len();
     assert_eq!(got.records as usize, entries);
-    let matched = remittances::match_new_entries(&*ledger, noon(&*ledger, posted_on))
+    let matched = remittances::match_new_entries(&*ledger, ledger::journal::now())
         .await
         .unwrap();
     let count = |h: Habit| truth.payments.iter().filter(|p| p.habit == h).count() as u64;
@@ -295,7 +310,7 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
     assert_eq!(matched.debits, truth.fees.len() as u64);
     // Again: nothing new is posted.
     assert_eq!(
-        remittances::match_new_entries(&*ledger, noon(&*ledger, posted_on))
+        remittances::match_new_entries(&*ledger, ledger::journal::now())
             .await
             .unwrap()
             .total(),
@@ -323,9 +338,14 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
     {
         *paid.entry(p.operator_id.clone()).or_default() += p.amount;
     }
-    let as_of = date(posted_on);
     reconcile_date(&*ledger, as_of).await;
-    let prefix = report(&*ledger, &reports_store, as_of).await;
+    let prefix = report(
+        &*ledger,
+        &reports_store,
+        as_of,
+        reports::ReportKind::Provisional,
+    )
+    .await;
     let expected = expected_aging(&owed, &paid, as_of.naive());
     let aging = remittances::receivables_as_of(&*ledger, as_of, None)
         .await
@@ -400,14 +420,13 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
         .find(|p| p.habit == Habit::Unidentified)
         .unwrap();
     let op = ledger::OperatorId::parse(&stray.operator_id).unwrap();
-    let next = date("2026-11-28");
     remittances::assign(
         &*ledger,
         &stray.bank_ref,
         None,
         &op,
         "ana@finance",
-        noon(&*ledger, "2026-11-28"),
+        noon_of(next),
     )
     .await
     .unwrap();
@@ -423,14 +442,35 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
         aging_map(&aging),
         expected_aging(&owed, &paid, next.naive())
     );
+    // Today's report again: as of today, byte for byte, the assignment of tomorrow unseen.
+    let rerun = report(
+        &*ledger,
+        &reports_store,
+        as_of,
+        reports::ReportKind::Provisional,
+    )
+    .await;
+    for file in [
+        "remittances.csv",
+        "receivables_aging.csv",
+        "receivables_aging.parquet",
+    ] {
+        assert_eq!(
+            reports_store
+                .get_bytes(&format!("{prefix}{file}"))
+                .await
+                .unwrap(),
+            reports_store
+                .get_bytes(&format!("{rerun}{file}"))
+                .await
+                .unwrap(),
+            "{file}"
+        );
+    }
     let before = remittances::receivables_as_of(&*ledger, as_of, None)
         .await
         .unwrap();
-    assert_eq!(
-        aging_map(&before),
-        expected,
-        "as of the 27th, nothing changed"
-    );
+    assert_eq!(aging_map(&before), expected, "as of today, nothing changed");
     let unassigned = remittances::remittances(
         &*ledger,
         &remittances::RemittanceFilter {
@@ -479,7 +519,7 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
     assert_eq!(again.accepted.len(), 0, "{again:?}");
     assert_eq!(again.duplicates.len() + again.rejected.len(), files.len());
     assert_eq!(
-        remittances::match_new_entries(&*ledger, noon(&*ledger, "2026-11-28"))
+        remittances::match_new_entries(&*ledger, noon_of(next))
             .await
             .unwrap()
             .total(),

@@ -69,3 +69,22 @@ CREATE INDEX deposits_by_operator ON deposits (operator_id, business_date);
 CREATE INDEX deposits_by_entry ON deposits (bank_account, bank_ref);
 CREATE TRIGGER deposits_append_only BEFORE UPDATE OR DELETE ON deposits
     FOR EACH STATEMENT EXECUTE FUNCTION journal_is_append_only();
+
+-- What each settlement line makes its operator owe (its net due plus the date's
+-- adjustments), as each final report version changed it: one row per change, in the
+-- business date of the report, so that what was owed at the end of any date is known
+-- after later versions replaced the lines (the aging of a date's report re-run is the same).
+CREATE TABLE settlement_dues (
+    operator_id    text NOT NULL REFERENCES operators (id),
+    settles_date   date NOT NULL,
+    report_version integer NOT NULL,
+    due_date       date NOT NULL,
+    -- The change in what is owed for the date, minor units.
+    amount         bigint NOT NULL,
+    business_date  date NOT NULL,
+    created_at     timestamptz NOT NULL,
+    PRIMARY KEY (operator_id, settles_date, report_version)
+);
+CREATE INDEX settlement_dues_by_date ON settlement_dues (business_date);
+CREATE TRIGGER settlement_dues_append_only BEFORE UPDATE OR DELETE ON settlement_dues
+    FOR EACH STATEMENT EXECUTE FUNCTION journal_is_append_only();

@@ -73,3 +73,21 @@ CREATE TRIGGER deposits_no_update BEFORE UPDATE ON deposits
     BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 CREATE TRIGGER deposits_no_delete BEFORE DELETE ON deposits
     BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+
+-- What each settlement line makes its operator owe, as each final report version changed
+-- it (see the PostgreSQL migration).
+CREATE TABLE settlement_dues (
+    operator_id    TEXT NOT NULL REFERENCES operators (id),
+    settles_date   TEXT NOT NULL,
+    report_version INTEGER NOT NULL,
+    due_date       TEXT NOT NULL,
+    amount         INTEGER NOT NULL,
+    business_date  TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    PRIMARY KEY (operator_id, settles_date, report_version)
+);
+CREATE INDEX settlement_dues_by_date ON settlement_dues (business_date);
+CREATE TRIGGER settlement_dues_no_update BEFORE UPDATE ON settlement_dues
+    BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+CREATE TRIGGER settlement_dues_no_delete BEFORE DELETE ON settlement_dues
+    BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;

@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::auth::{Caller, Scope};
 use crate::problem::Problem;
 
-/// Longest range one request reads.
+/// Longest range one request reads, in days (`from` and `to` included).
 pub const MAX_DAYS: i64 = 366;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,7 +68,7 @@ pub struct StatementQuery {
     /// First business date of the statement.
     #[param(value_type = String, format = Date, example = "2026-11-01", required = true)]
     pub from: Option<String>,
-    /// Last business date (default: today); at most 366 days after `from`.
+    /// Last business date (default: today); the range is at most 366 days, both included.
     #[param(value_type = Option<String>, format = Date, example = "2026-11-30")]
     pub to: Option<String>,
 }
