@@ -372,7 +372,7 @@ fn an_unreachable_database_says_why() {
 fn finance_matches_what_the_bank_paid(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let objects = dir.path().join("objects");
-    let run = |args: &[&str]| {
+    let run_with = |accounts: &str, args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_recaudo"))
             .args(args)
             .env("RECAUDO_DATABASE_URL", url)
@@ -380,13 +380,14 @@ fn finance_matches_what_the_bank_paid(url: &str) {
                 "RECAUDO_OBJECT_STORE",
                 format!("file://{}", objects.display()),
             )
-            .env("RECAUDO_BANK_ACCOUNTS", "CO12BANK0001")
+            .env("RECAUDO_BANK_ACCOUNTS", accounts)
             .env("RECAUDO_LOG_FORMAT", "json")
             .env_remove("RECAUDO_CONFIG")
             .env_remove("RECAUDO_ACTOR")
             .output()
             .expect("run recaudo")
     };
+    let run = |args: &[&str]| run_with("CO12BANK0001", args);
     let json = |args: &[&str]| -> serde_json::Value {
         let out = run(args);
         assert!(out.status.success(), "{args:?}: {out:?}");
@@ -542,9 +543,19 @@ fn finance_matches_what_the_bank_paid(url: &str) {
         ]
     );
     let then = credits(json(&["receivables", "--as-of", "2026-11-27", "--json"]));
-    assert_eq!(
-        then,
-        [("OP001".to_string(), 0, 0), ("OP002".to_string(), 0, 0)]
+    assert_eq!(then, [], "nobody was owed or had paid anything by then");
+    // The account was ours after all: once configured, the same file put back goes in.
+    std::fs::copy(
+        objects.join("bank/rejected/CO99NOTOURS/2026-11-27/statement.csv"),
+        theirs.join("statement.csv"),
+    )
+    .unwrap();
+    let fixed = run_with("CO12BANK0001,CO99NOTOURS", &["run", "ingest-bank"]);
+    assert!(fixed.status.success(), "{fixed:?}");
+    assert!(
+        objects
+            .join("bank/processed/CO99NOTOURS/2026-11-27/statement.csv")
+            .exists()
     );
     // A run again takes nothing new.
     assert!(run(&["run", "ingest-bank"]).status.success());
@@ -553,7 +564,7 @@ fn finance_matches_what_the_bank_paid(url: &str) {
             .as_array()
             .unwrap()
             .len(),
-        5
+        6
     );
 }
 
