@@ -7,7 +7,7 @@
 //! crate's part, after this one.
 
 use chrono::{NaiveDate, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use ledger::{Database, Ledger, MoneyRules};
 use serde::Serialize;
 use settings::telemetry::InternalEvent;
@@ -32,23 +32,48 @@ struct ErrorReport<'a> {
     errors: &'a [StatementError],
 }
 
-/// Ingests every statement under `bank/incoming/`, in key order (account, then date). The
-/// report's `records` are the entries of the statements accepted.
+/// Statements taken in at the same time on PostgreSQL: each spends most of its time waiting
+/// for its commit, so several at once take a fraction of the time (BENCHMARKS.md,
+/// remittances).
+/// SQLite takes one writer at a time.
+const CONCURRENT_STATEMENTS: usize = 4;
+
+/// Ingests every statement under `bank/incoming/`. The report's `records` are the entries
+/// of the statements accepted; its lists are in key order (account, then date). Matching
+/// posts the entries by booking date, whatever order they were taken in.
 pub async fn ingest_statements(
     store: &dyn ObjectStore,
     ledger: &dyn Ledger,
     rules: MoneyRules,
     our_accounts: &[String],
 ) -> Result<FilesReport, IngestError> {
+    let concurrent = match ledger.database() {
+        Database::Postgres(_) => CONCURRENT_STATEMENTS,
+        Database::Sqlite(_) => 1,
+    };
+    let keys: Vec<String> = store
+        .list(INCOMING)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let outcomes: Vec<(String, FileOutcome)> = futures::stream::iter(keys)
+        .map(|key| async move {
+            let outcome = ingest_statement(store, ledger, rules, our_accounts, &key).await?;
+            Ok::<_, IngestError>((key, outcome))
+        })
+        .buffered(concurrent)
+        .try_collect()
+        .await?;
     let mut report = FilesReport::default();
-    for object in store.list(INCOMING).await? {
-        match ingest_statement(store, ledger, rules, our_accounts, &object.key).await? {
+    for (key, outcome) in outcomes {
+        match outcome {
             FileOutcome::Accepted { records } => {
                 report.records += records;
-                report.accepted.push(object.key);
+                report.accepted.push(key);
             }
-            FileOutcome::Rejected { .. } => report.rejected.push(object.key),
-            FileOutcome::Duplicate => report.duplicates.push(object.key),
+            FileOutcome::Rejected { .. } => report.rejected.push(key),
+            FileOutcome::Duplicate => report.duplicates.push(key),
         }
     }
     Ok(report)
@@ -160,20 +185,19 @@ pub async fn ingest_statement(
         Err(reason) => Err(whole("object_key", reason)),
     });
     let statement = match parsed {
-        Ok(s) => match booked_before(db, &s).await? {
-            errors if errors.is_empty() => s,
-            errors => {
-                let account = Some(s.account.clone());
-                return reject(store, db, key, &sha, account, &errors).await;
-            }
-        },
+        Ok(s) => s,
         Err(errors) => {
             let account = parse_key(key).ok().map(|(a, _, _)| a);
             return reject(store, db, key, &sha, account, &errors).await;
         }
     };
     let target = keep_as(store, key, "processed", &sha).await?;
-    accept(db, key, &target, &sha, &statement, rules).await?;
+    if !accept(db, key, &target, &sha, &statement, rules).await? {
+        // Some entry was booked before: nothing was kept, and the report names each.
+        let errors = booked_before(db, &statement).await?;
+        let account = Some(statement.account.clone());
+        return reject(store, db, key, &sha, account, &errors).await;
+    }
     move_to(store, key, &target).await?;
     let entries = statement.entries.len();
     BankStatementHandled {
@@ -215,7 +239,8 @@ fn of_its_day(
 }
 
 /// Entries whose bank reference an earlier statement of the account already booked: the
-/// bank sent them twice, and taking them would pay twice.
+/// bank sent them twice, and taking them would pay twice. Only asked once `accept` found
+/// one (the entries' key is what finds them there, at any size).
 async fn booked_before(
     db: Database<'_>,
     statement: &BankStatement,
@@ -249,7 +274,8 @@ async fn booked_before(
     Ok(errors)
 }
 
-/// Records the statement and its entries in one transaction.
+/// Records the statement and its entries in one transaction, or nothing when an entry's
+/// bank reference was booked before (false).
 async fn accept(
     db: Database<'_>,
     key: &str,
@@ -257,7 +283,7 @@ async fn accept(
     sha: &str,
     statement: &BankStatement,
     rules: MoneyRules,
-) -> Result<(), IngestError> {
+) -> Result<bool, IngestError> {
     // These bytes may have been rejected before (see `ingest_statement`): the row says
     // accepted now.
     const STATEMENT: &str = "INSERT INTO bank_statements (sha256, object_key, kept_as, account, \
@@ -301,16 +327,75 @@ async fn accept(
                         .push_bind(&e.payer_name)
                         .push_bind(&e.payer_account);
                 });
-                q.build().execute(&mut *tx).await?;
+                q.push(" ON CONFLICT (account, bank_ref) DO NOTHING");
+                let inserted = q.build().execute(&mut *tx).await?.rows_affected();
+                if inserted != chunk.len() as u64 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
             }
             tx.commit().await?;
+            Ok(true)
         }};
     }
     match db {
-        Database::Postgres(pool) => body!(pool.begin().await?, sqlx::Postgres),
+        Database::Postgres(pool) => {
+            // One array statement (UNNEST): a multi-row VALUES of thousands of parameters
+            // costs PostgreSQL more to plan than to run.
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(STATEMENT)
+                .bind(sha)
+                .bind(key)
+                .bind(target)
+                .bind(&statement.account)
+                .bind(statement.entries.len() as i64)
+                .bind(Utc::now())
+                .fetch_one(&mut *tx)
+                .await?;
+            let e = &statement.entries;
+            let text = |f: fn(&crate::bank_statement::BankEntry) -> Option<&str>| {
+                e.iter().map(f).collect::<Vec<_>>()
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO bank_entries (account, bank_ref, statement_id, position, \
+                   booking_date, value_date, direction, amount, currency, reference, payer_name, \
+                   payer_account) \
+                 SELECT $1, r, $2, p, b, v, d, a, $3, re, n, pa FROM UNNEST($4::text[], \
+                   $5::int4[], $6::date[], $7::date[], $8::text[], $9::int8[], $10::text[], \
+                   $11::text[], $12::text[]) AS u(r, p, b, v, d, a, re, n, pa) \
+                 ON CONFLICT (account, bank_ref) DO NOTHING",
+            )
+            .bind(&statement.account)
+            .bind(id)
+            .bind(rules.currency.code())
+            .bind(e.iter().map(|x| x.bank_ref.as_str()).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.position as i32).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.booking_date).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.value_date).collect::<Vec<_>>())
+            .bind(
+                e.iter()
+                    .map(|x| match x.direction {
+                        Direction::Credit => "CREDIT",
+                        Direction::Debit => "DEBIT",
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .bind(e.iter().map(|x| x.amount).collect::<Vec<_>>())
+            .bind(text(|x| x.reference.as_deref()))
+            .bind(text(|x| x.payer_name.as_deref()))
+            .bind(text(|x| x.payer_account.as_deref()))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted != e.len() as u64 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            tx.commit().await?;
+            Ok(true)
+        }
         Database::Sqlite(pool) => body!(pool.begin_with("BEGIN IMMEDIATE").await?, sqlx::Sqlite),
     }
-    Ok(())
 }
 
 /// Writes the error report, records the bytes, then moves the statement: a crash at any

@@ -203,22 +203,13 @@ async fn insert_batch(
     calendar: &BusinessCalendar,
     deposits: &[NewDeposit],
 ) -> Result<u64, LedgerError> {
+    // SQLite: multi-row statements (it plans them cheaply), in the one writer's transaction.
     macro_rules! body {
         ($tx:expr, $db:ty, $first_ids:expr) => {{
             let mut tx = $tx;
+            // No look first: the documents' key decides (a look per batch costs more than
+            // it saves, since callers only pass entries they found unposted).
             let mut posted = std::collections::HashSet::new();
-            for chunk in deposits.chunks(ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT document FROM deposits WHERE document IN (",
-                );
-                let mut list = q.separated(", ");
-                for d in chunk {
-                    list.push_bind(entry_document(&d.bank_account, &d.bank_ref));
-                }
-                q.push(")");
-                let found: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
-                posted.extend(found);
-            }
             let mut fresh: Vec<(String, &NewDeposit)> = Vec::new();
             for d in deposits {
                 let document = entry_document(&d.bank_account, &d.bank_ref);
@@ -231,7 +222,7 @@ async fn insert_batch(
                 return Ok(0);
             }
             let ids: Vec<i64> = $first_ids(&mut *tx, fresh.len()).await?;
-            // The documents first: one another writer inserted since the look above is
+            // The documents first: one posted before, or by another writer meanwhile, is
             // skipped here (PostgreSQL waits for that writer to commit), and nothing else of
             // it is written, so no entry posts twice whoever runs at the same time.
             let mut kept: Vec<(i64, &NewDeposit)> = Vec::with_capacity(fresh.len());
@@ -324,7 +315,7 @@ async fn insert_batch(
         }};
     }
     match db {
-        Database::Postgres(pool) => body!(pool.begin().await?, sqlx::Postgres, pg_ids),
+        Database::Postgres(pool) => insert_batch_pg(pool, calendar, deposits).await,
         Database::Sqlite(pool) => body!(
             pool.begin_with("BEGIN IMMEDIATE").await?,
             sqlx::Sqlite,
@@ -333,11 +324,110 @@ async fn insert_batch(
     }
 }
 
-async fn pg_ids(tx: &mut sqlx::PgConnection, n: usize) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT nextval('transactions_id_seq') FROM generate_series(1, $1)")
-        .bind(n as i64)
-        .fetch_all(tx)
-        .await
+/// `insert_batch` on PostgreSQL, each table written by one array statement (UNNEST): a
+/// multi-row VALUES of thousands of parameters costs more to plan than to run.
+async fn insert_batch_pg(
+    pool: &sqlx::PgPool,
+    calendar: &BusinessCalendar,
+    deposits: &[NewDeposit],
+) -> Result<u64, LedgerError> {
+    let mut seen = std::collections::HashSet::new();
+    let fresh: Vec<(String, &NewDeposit)> = deposits
+        .iter()
+        .map(|d| (entry_document(&d.bank_account, &d.bank_ref), d))
+        .filter(|(doc, _)| seen.insert(doc.clone()))
+        .collect();
+    let mut tx = pool.begin().await?;
+    if fresh.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT nextval('transactions_id_seq') FROM generate_series(1, $1)")
+            .bind(fresh.len() as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+    let column = |f: &dyn Fn(&NewDeposit) -> Option<String>| -> Vec<Option<String>> {
+        fresh.iter().map(|(_, d)| f(d)).collect()
+    };
+    let operator = |d: &NewDeposit| match &d.to {
+        Destination::Operator { operator, .. } => Some(operator.as_str().to_string()),
+        _ => None,
+    };
+    let matched_by = |d: &NewDeposit| match &d.to {
+        Destination::Operator { matched_by, .. } => Some(matched_by.as_str().to_string()),
+        _ => None,
+    };
+    let settles: Vec<Option<NaiveDate>> = fresh
+        .iter()
+        .map(|(_, d)| match &d.to {
+            Destination::Operator { settles, .. } => settles.map(|s| s.naive()),
+            _ => None,
+        })
+        .collect();
+    // The documents first: one posted before, or by another writer meanwhile, is skipped
+    // here (PostgreSQL waits for that writer to commit), and nothing else of it is written.
+    let inserted: std::collections::HashSet<i64> = sqlx::query_scalar(
+        "INSERT INTO deposits (document, transaction_id, kind, bank_account, bank_ref, \
+           operator_id, amount, matched_by, settles_date, business_date, actor, created_at) \
+         SELECT doc, id, kind, acct, ref, op, amount, by, settles, day, NULL, at \
+           FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                       $7::int8[], $8::text[], $9::date[], $10::date[], $11::timestamptz[]) \
+             AS u(doc, id, kind, acct, ref, op, amount, by, settles, day, at) \
+         ON CONFLICT (document) DO NOTHING RETURNING transaction_id",
+    )
+    .bind(
+        fresh
+            .iter()
+            .map(|(doc, _)| doc.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(&ids)
+    .bind(fresh.iter().map(|(_, d)| d.kind()).collect::<Vec<_>>())
+    .bind(
+        fresh
+            .iter()
+            .map(|(_, d)| d.bank_account.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        fresh
+            .iter()
+            .map(|(_, d)| d.bank_ref.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(column(&operator))
+    .bind(fresh.iter().map(|(_, d)| d.amount).collect::<Vec<_>>())
+    .bind(column(&matched_by))
+    .bind(settles)
+    .bind(
+        fresh
+            .iter()
+            .map(|(_, d)| calendar.business_date(d.at).naive())
+            .collect::<Vec<_>>(),
+    )
+    .bind(fresh.iter().map(|(_, d)| d.at).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let kept: Vec<(i64, &NewDeposit)> = fresh
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| inserted.contains(id))
+        .map(|((_, d), id)| (*id, *d))
+        .collect();
+    sqlx::query("INSERT INTO transactions (id, kind) SELECT * FROM UNNEST($1::int8[], $2::text[])")
+        .bind(kept.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(kept.iter().map(|(_, d)| d.kind()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    let moves = kept
+        .iter()
+        .flat_map(|(id, d)| d.postings().into_iter().map(move |(a, m)| (*id, a, m)));
+    crate::postgres::post_in_batch(&mut tx, moves).await?;
+    tx.commit().await?;
+    Ok(kept.len() as u64)
 }
 
 /// SQLite has one writer, and this transaction is it: the ids after the largest are free.

@@ -129,7 +129,7 @@ impl PgLedger {
 
 /// Writes many transactions' postings and moves their accounts' balances: two array
 /// statements, the accounts taken in id order as every writer takes them.
-async fn post_in_batch(
+pub(crate) async fn post_in_batch(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     moves: impl Iterator<Item = (i64, String, i64)>,
 ) -> Result<(), sqlx::Error> {

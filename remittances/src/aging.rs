@@ -22,7 +22,9 @@ pub struct Due {
     pub amount: i64,
 }
 
-/// Money that paid an operator, in the order it was posted (`seq`, the journal transaction).
+/// Money that paid an operator. `allocate` takes payments in the order given (see
+/// `store::payments_as_of`: posted date, then the bank's booking date and reference); `seq`
+/// names the payment (its journal transaction).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
     pub operator_id: String,
@@ -78,8 +80,7 @@ pub fn allocate(dues: &[Due], payments: &[Payment]) -> Allocation {
     for list in items.values_mut() {
         list.sort();
     }
-    for (operator, mut paid) in pool {
-        paid.sort_by_key(|(seq, _, _)| *seq);
+    for (operator, paid) in pool {
         let open = items.entry(operator).or_default();
         for (seq, amount, settles) in paid {
             let mut left = amount;

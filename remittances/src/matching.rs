@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::{StreamExt, TryStreamExt};
 use ledger::deposit::{Destination, MatchedBy, NewDeposit};
 use ledger::{BusinessDate, Ledger, OperatorId};
 use serde::Serialize;
@@ -17,6 +18,7 @@ use crate::internal_events::BankEntriesMatched;
 
 /// Entries posted per ledger call (one database transaction each).
 const BATCH: usize = 5_000;
+const CONCURRENT_BATCHES: usize = 2;
 
 /// What a matching run posted, by how each entry was matched.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -102,7 +104,7 @@ fn destination(
     })
 }
 
-/// Matches and posts every bank entry not posted yet, in statement order, in the business
+/// Matches and posts every bank entry not posted yet, in booking order, in the business
 /// date of `at`. Safe to repeat: an entry already posted is found and skipped by the ledger.
 pub async fn match_new_entries(
     ledger: &dyn Ledger,
@@ -116,14 +118,17 @@ pub async fn match_new_entries(
         .into_iter()
         .map(|o| (o.id.as_str().to_ascii_lowercase(), o.id.to_string()))
         .collect();
+    // In the order the bank booked them (statements may go in side by side), each entry's
+    // own document looked up by its key.
     const NEW: &str = "SELECT e.account, e.bank_ref, e.direction, e.amount, e.reference, \
         e.payer_account FROM bank_entries e WHERE NOT EXISTS (SELECT 1 FROM deposits d \
-        WHERE d.bank_account = e.account AND d.bank_ref = e.bank_ref AND d.kind <> 'assignment') \
-        ORDER BY e.statement_id, e.position";
+        WHERE d.document = 'bank:' || e.account || ':' || e.bank_ref) \
+        ORDER BY e.booking_date, e.account, e.statement_id, e.position";
     let entries: Vec<NewEntry> = ledger::on_pool!(db, pool => {
         sqlx::query_as(NEW).fetch_all(pool).await?
     });
     let mut report = MatchReport::default();
+    let mut batches = Vec::new();
     for chunk in entries.chunks(BATCH) {
         let mut deposits = Vec::with_capacity(chunk.len());
         for e in chunk {
@@ -145,8 +150,19 @@ pub async fn match_new_entries(
                 at,
             });
         }
-        ledger.post_deposits(&deposits).await?;
+        batches.push(deposits);
     }
+    // Two batches in flight on PostgreSQL: one writes its rows while the other commits
+    // (BENCHMARKS.md, remittances). The order payments apply in does not depend on it.
+    let concurrent = match db {
+        ledger::Database::Postgres(_) => CONCURRENT_BATCHES,
+        ledger::Database::Sqlite(_) => 1,
+    };
+    futures::stream::iter(batches)
+        .map(|deposits| async move { ledger.post_deposits(&deposits).await })
+        .buffered(concurrent)
+        .try_collect::<Vec<u64>>()
+        .await?;
     BankEntriesMatched { report: &report }.emit();
     Ok(report)
 }

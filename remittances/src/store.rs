@@ -77,14 +77,14 @@ impl Remittance {
 const REMITTANCES: &str = "SELECT d.business_date, d.bank_account, d.bank_ref, e.booking_date, \
     e.value_date, e.direction, d.amount, e.currency, e.reference, e.payer_name, e.payer_account, \
     d.kind, d.operator_id, d.matched_by, d.actor, d.transaction_id, d.created_at, \
-    EXISTS (SELECT 1 FROM deposits a WHERE a.kind = 'assignment' AND a.bank_account = d.bank_account \
-            AND a.bank_ref = d.bank_ref AND a.business_date <= $4) AS assigned \
+    EXISTS (SELECT 1 FROM deposits a WHERE a.document = 'assign:' || d.bank_account || ':' || \
+            d.bank_ref AND a.business_date <= $4) AS assigned \
     FROM deposits d JOIN bank_entries e ON e.account = d.bank_account AND e.bank_ref = d.bank_ref \
     WHERE d.business_date <= $4 AND ($1 IS NULL OR d.business_date = $1) \
     AND ($2 IS NULL OR d.operator_id = $2) \
     AND ($3 = 0 OR (d.kind = 'deposit' AND d.operator_id IS NULL AND NOT EXISTS \
-        (SELECT 1 FROM deposits a WHERE a.kind = 'assignment' AND a.bank_account = d.bank_account \
-         AND a.bank_ref = d.bank_ref AND a.business_date <= $4))) \
+        (SELECT 1 FROM deposits a WHERE a.document = 'assign:' || d.bank_account || ':' || \
+         d.bank_ref AND a.business_date <= $4))) \
     ORDER BY d.transaction_id";
 
 /// The bank entries posted up to the end of `as_of` that the filter selects, in posting
@@ -147,16 +147,21 @@ pub async fn dues_as_of(
 }
 
 /// Every payment of an operator posted up to the end of `as_of` (matched deposits and
-/// assignments), in posting order.
+/// assignments), in the order they are applied.
 pub async fn payments_as_of(
     ledger: &dyn Ledger,
     as_of: BusinessDate,
 ) -> Result<Vec<Payment>, RemittanceError> {
     let db = ledger.database();
     let rows: Vec<(String, i64, i64, Option<NaiveDate>)> = ledger::on_pool!(db, pool => {
+        // The order payments are applied in: the day they were posted, then as the bank
+        // booked them (so that entries posted side by side keep the bank's order).
         sqlx::query_as(
-            "SELECT operator_id, transaction_id, amount, settles_date FROM deposits \
-             WHERE operator_id IS NOT NULL AND business_date <= $1 ORDER BY transaction_id",
+            "SELECT d.operator_id, d.transaction_id, d.amount, d.settles_date FROM deposits d \
+             JOIN bank_entries e ON e.account = d.bank_account AND e.bank_ref = d.bank_ref \
+             WHERE d.operator_id IS NOT NULL AND d.business_date <= $1 \
+             ORDER BY d.business_date, e.booking_date, e.account, e.statement_id, e.position, \
+                      d.transaction_id",
         )
         .bind(as_of.naive())
         .fetch_all(pool)

@@ -49,7 +49,8 @@ CREATE TABLE payer_accounts (
 -- deposit or bank_debit), `assign:{account}:{bank_ref}` once per unidentified deposit.
 CREATE TABLE deposits (
     document       text PRIMARY KEY,
-    transaction_id bigint NOT NULL UNIQUE,
+    -- Not indexed: nothing looks a deposit up by it, and each index is write time per entry.
+    transaction_id bigint NOT NULL,
     kind           text NOT NULL CHECK (kind IN ('deposit', 'bank_debit', 'assignment')),
     bank_account   text NOT NULL,
     bank_ref       text NOT NULL,
@@ -66,7 +67,6 @@ CREATE TABLE deposits (
 );
 CREATE INDEX deposits_by_date ON deposits (business_date);
 CREATE INDEX deposits_by_operator ON deposits (operator_id, business_date);
-CREATE INDEX deposits_by_entry ON deposits (bank_account, bank_ref);
 CREATE TRIGGER deposits_append_only BEFORE UPDATE OR DELETE ON deposits
     FOR EACH STATEMENT EXECUTE FUNCTION journal_is_append_only();
 

@@ -54,7 +54,7 @@ CREATE TABLE payer_accounts (
 
 CREATE TABLE deposits (
     document       TEXT PRIMARY KEY,
-    transaction_id INTEGER NOT NULL UNIQUE,
+    transaction_id INTEGER NOT NULL,
     kind           TEXT NOT NULL CHECK (kind IN ('deposit', 'bank_debit', 'assignment')),
     bank_account   TEXT NOT NULL,
     bank_ref       TEXT NOT NULL,
@@ -68,7 +68,6 @@ CREATE TABLE deposits (
 );
 CREATE INDEX deposits_by_date ON deposits (business_date);
 CREATE INDEX deposits_by_operator ON deposits (operator_id, business_date);
-CREATE INDEX deposits_by_entry ON deposits (bank_account, bank_ref);
 CREATE TRIGGER deposits_no_update BEFORE UPDATE ON deposits
     BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 CREATE TRIGGER deposits_no_delete BEFORE DELETE ON deposits
