@@ -405,6 +405,59 @@ fn the_demo_prints_what_its_reports_say() {
             .join("  ");
         assert_eq!(shown, expected);
     }
+    // `recaudo receivables` says what today's report says is overdue (and the report's aging
+    // is checked against the fixtures' truth in reports/tests/remittances_days.rs); the
+    // operators who did not pay in full are overdue. (Today's provisional report also counts
+    // today's provisional lines as not yet due; the command counts published lines only.)
+    let receivables = std::process::Command::new(env!("CARGO_BIN_EXE_recaudo"))
+        .current_dir(dir.path())
+        .args(["receivables", "--json"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert!(
+        receivables.status.success(),
+        "{}",
+        text(&receivables.stderr)
+    );
+    let aging: serde_json::Value = serde_json::from_slice(&receivables.stdout).unwrap();
+    let today = aging["as_of"].as_str().unwrap().to_string();
+    let csv = std::fs::read_to_string(dir.path().join(format!(
+        "var/objects/reports/{today}/provisional/receivables_aging.csv"
+    )))
+    .unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let minor = |s: &str| s.replace('.', "").parse::<i64>().unwrap();
+    let from_report: Vec<(String, i64, i64)> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .map(|r| {
+            (
+                r[at("operator_id")].to_string(),
+                minor(r[at("days_31_60")]),
+                minor(r[at("days_1_30")]),
+            )
+        })
+        .collect();
+    let from_cli: Vec<(String, i64, i64)> = aging["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["operator_id"].as_str().unwrap().to_string(),
+                r["days_31_60"].as_i64().unwrap(),
+                r["days_1_30"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(from_cli, from_report);
+    assert!(
+        from_cli.iter().filter(|(_, _, late)| *late > 0).count() >= 2,
+        "{from_cli:?}"
+    );
     // A second run starts over and works too.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_recaudo"))
         .current_dir(dir.path())
