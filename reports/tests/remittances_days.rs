@@ -281,10 +281,10 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
 
     // The statements go in once, today: they are today's (the days settled were reported
     // today too, so their lines are in the books as of today, not before).
-    let as_of = ledger
-        .settings()
-        .calendar
-        .business_date(ledger::journal::now());
+    // One instant for the posting and the date it is in: a run across midnight must not
+    // post in one day and look at another.
+    let posted_at = ledger::journal::now();
+    let as_of = ledger.settings().calendar.business_date(posted_at);
     let next = as_of.succ();
     let noon_of = |d: BusinessDate| noon(&*ledger, &d.to_string());
     let got = ingest::bank_files::ingest_statements(&bank_store, &*ledger, rules, &ours)
@@ -297,7 +297,7 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
     );
     let entries = truth.payments.len() + truth.fees.len();
     assert_eq!(got.records as usize, entries);
-    let matched = remittances::match_new_entries(&*ledger, ledger::journal::now())
+    let matched = remittances::match_new_entries(&*ledger, posted_at)
         .await
         .unwrap();
     let count = |h: Habit| truth.payments.iter().filter(|p| p.habit == h).count() as u64;
@@ -310,7 +310,7 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
     assert_eq!(matched.debits, truth.fees.len() as u64);
     // Again: nothing new is posted.
     assert_eq!(
-        remittances::match_new_entries(&*ledger, ledger::journal::now())
+        remittances::match_new_entries(&*ledger, posted_at)
             .await
             .unwrap()
             .total(),
