@@ -29,6 +29,12 @@ pub enum OperatorsCommand {
     /// --payer-account registers the bank account the operator pays from: a credit from it
     /// is the operator's whatever its text says (it needs --actor or RECAUDO_ACTOR).
     Set(SetArgs),
+    /// The bank accounts registered as operators' payer accounts, with who registered each.
+    PayerAccounts {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Every version of an operator's terms, with the date each took effect.
     Terms {
         /// Operator id.
@@ -183,6 +189,31 @@ pub async fn run(cmd: OperatorsCommand, ledger: &Arc<dyn Ledger>) -> anyhow::Res
                 false => println!("updated operator {}", op.id),
             }
             print_table(&[op]);
+        }
+        OperatorsCommand::PayerAccounts { json } => {
+            let accounts = remittances::payer_account::all(ledger.database()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&accounts)?);
+            } else if accounts.is_empty() {
+                println!(
+                    "no payer accounts registered; add one with \
+                     `recaudo operators set OP --payer-account ACCOUNT`"
+                );
+            } else {
+                let rows: Vec<Vec<String>> = accounts
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.account.clone(),
+                            a.operator_id.clone(),
+                            a.actor.clone(),
+                            a.recorded_at
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        ]
+                    })
+                    .collect();
+                crate::table::print(&["account", "operator", "registered by", "at"], &rows);
+            }
         }
         OperatorsCommand::Terms { id, json } => {
             let versions = ledger.terms_versions(&OperatorId::parse(&id)?).await?;

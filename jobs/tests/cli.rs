@@ -290,6 +290,7 @@ fn every_command_explains_itself() {
         vec!["remittances", "list", "--help"],
         vec!["remittances", "assign", "--help"],
         vec!["receivables", "--help"],
+        vec!["operators", "payer-accounts", "--help"],
     ] {
         let out = recaudo("sqlite://unused.db", &args);
         assert!(out.status.success(), "{args:?}");
@@ -421,6 +422,10 @@ fn finance_matches_what_the_bank_paid(url: &str) {
     );
     let set = run(&[&payer[..], &["--actor", "ana@finance"]].concat());
     assert!(set.status.success(), "{set:?}");
+    let payers = json(&["operators", "payer-accounts", "--json"]);
+    assert_eq!(payers[0]["account"], "CO55PAYOP001");
+    assert_eq!(payers[0]["operator_id"], "OP001");
+    assert_eq!(payers[0]["actor"], "ana@finance");
 
     let day = objects.join("bank/incoming/CO12BANK0001/2026-11-27");
     std::fs::create_dir_all(&day).unwrap();
