@@ -16,7 +16,7 @@ use storage::ObjectStore;
 
 use crate::IngestError;
 use crate::bank_statement::{
-    BankStatement, Direction, MAX_BYTES, StatementError, parse_camt053, parse_csv,
+    BankEntry, BankStatement, Direction, MAX_BYTES, StatementError, parse_camt053, parse_csv,
 };
 use crate::files::{FileOutcome, FilesReport, is_free, keep_as, move_to};
 use crate::internal_events::BankStatementHandled;
@@ -65,18 +65,7 @@ pub async fn ingest_statements(
         .buffered(concurrent)
         .try_collect()
         .await?;
-    let mut report = FilesReport::default();
-    for (key, outcome) in outcomes {
-        match outcome {
-            FileOutcome::Accepted { records } => {
-                report.records += records;
-                report.accepted.push(key);
-            }
-            FileOutcome::Rejected { .. } => report.rejected.push(key),
-            FileOutcome::Duplicate => report.duplicates.push(key),
-        }
-    }
-    Ok(report)
+    Ok(FilesReport::of(outcomes))
 }
 
 /// The account and date an incoming key names, and whether it is camt.053 (else CSV).
@@ -159,35 +148,38 @@ pub async fn ingest_statement(
         .emit();
         return Ok(FileOutcome::Duplicate);
     }
-    let parsed = match parse_key(key) {
-        Err(reason) => Err(whole("object_key", reason)),
+    // The key is read once: it names the account, the day and the format.
+    let named = parse_key(key);
+    let parsed = match &named {
+        Err(reason) => Err(whole("object_key", reason.clone())),
         Ok(_) if size > MAX_BYTES => Err(whole(
             "size",
             format!("{size} bytes, more than the {MAX_BYTES} accepted"),
         )),
-        Ok((account, _, true)) => parse_camt053(&bytes, &rules, our_accounts).and_then(|s| {
-            if s.account == account {
-                Ok(s)
-            } else {
-                Err(whole(
-                    "account",
-                    format!(
-                        "the statement is of account {:?}, but the object is under {account:?}",
-                        s.account
-                    ),
-                ))
-            }
-        }),
-        Ok((account, _, false)) => parse_csv(&bytes, &account, &rules, our_accounts),
+        Ok((account, day, true)) => parse_camt053(&bytes, &rules, our_accounts)
+            .and_then(|s| {
+                if &s.account == account {
+                    Ok(s)
+                } else {
+                    Err(whole(
+                        "account",
+                        format!(
+                            "the statement is of account {:?}, but the object is under \
+                             {account:?}",
+                            s.account
+                        ),
+                    ))
+                }
+            })
+            .and_then(|s| of_its_day(s, *day)),
+        Ok((account, day, false)) => {
+            parse_csv(&bytes, account, &rules, our_accounts).and_then(|s| of_its_day(s, *day))
+        }
     };
-    let parsed = parsed.and_then(|s| match parse_key(key) {
-        Ok((_, day, _)) => of_its_day(s, day),
-        Err(reason) => Err(whole("object_key", reason)),
-    });
     let statement = match parsed {
         Ok(s) => s,
         Err(errors) => {
-            let account = parse_key(key).ok().map(|(a, _, _)| a);
+            let account = named.ok().map(|(a, _, _)| a);
             return reject(store, db, key, &sha, account, &errors).await;
         }
     };
@@ -292,70 +284,33 @@ async fn accept(
         kept_as = excluded.kept_as, account = excluded.account, status = 'ACCEPTED', \
         entries = excluded.entries, error_count = 0, received_at = excluded.received_at \
         WHERE bank_statements.status = 'REJECTED' RETURNING id";
-    macro_rules! body {
-        ($tx:expr, $db:ty) => {{
-            let mut tx = $tx;
-            let id: i64 = sqlx::query_scalar(STATEMENT)
+    // The statement's row, in the caller's transaction; its id.
+    macro_rules! statement_row {
+        ($tx:expr) => {
+            sqlx::query_scalar::<_, i64>(STATEMENT)
                 .bind(sha)
                 .bind(key)
                 .bind(target)
                 .bind(&statement.account)
                 .bind(statement.entries.len() as i64)
                 .bind(Utc::now())
-                .fetch_one(&mut *tx)
-                .await?;
-            for chunk in statement.entries.chunks(1_000) {
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO bank_entries (account, bank_ref, statement_id, position, \
-                     booking_date, value_date, direction, amount, currency, reference, \
-                     payer_name, payer_account) ",
-                );
-                q.push_values(chunk, |mut row, e| {
-                    row.push_bind(&statement.account)
-                        .push_bind(&e.bank_ref)
-                        .push_bind(id)
-                        .push_bind(e.position as i64)
-                        .push_bind(e.booking_date)
-                        .push_bind(e.value_date)
-                        .push_bind(match e.direction {
-                            Direction::Credit => "CREDIT",
-                            Direction::Debit => "DEBIT",
-                        })
-                        .push_bind(e.amount)
-                        .push_bind(rules.currency.code())
-                        .push_bind(&e.reference)
-                        .push_bind(&e.payer_name)
-                        .push_bind(&e.payer_account);
-                });
-                q.push(" ON CONFLICT (account, bank_ref) DO NOTHING");
-                let inserted = q.build().execute(&mut *tx).await?.rows_affected();
-                if inserted != chunk.len() as u64 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-            }
-            tx.commit().await?;
-            Ok(true)
-        }};
+                .fetch_one(&mut *$tx)
+                .await?
+        };
     }
+    let direction = |e: &BankEntry| match e.direction {
+        Direction::Credit => "CREDIT",
+        Direction::Debit => "DEBIT",
+    };
+    // An entry booked before makes an insert skip a row: then nothing is kept.
     match db {
         Database::Postgres(pool) => {
             // One array statement (UNNEST): a multi-row VALUES of thousands of parameters
             // costs PostgreSQL more to plan than to run.
             let mut tx = pool.begin().await?;
-            let id: i64 = sqlx::query_scalar(STATEMENT)
-                .bind(sha)
-                .bind(key)
-                .bind(target)
-                .bind(&statement.account)
-                .bind(statement.entries.len() as i64)
-                .bind(Utc::now())
-                .fetch_one(&mut *tx)
-                .await?;
+            let id = statement_row!(tx);
             let e = &statement.entries;
-            let text = |f: fn(&crate::bank_statement::BankEntry) -> Option<&str>| {
-                e.iter().map(f).collect::<Vec<_>>()
-            };
+            let text = |f: fn(&BankEntry) -> Option<&str>| e.iter().map(f).collect::<Vec<_>>();
             let inserted = sqlx::query(
                 "INSERT INTO bank_entries (account, bank_ref, statement_id, position, \
                    booking_date, value_date, direction, amount, currency, reference, payer_name, \
@@ -372,14 +327,7 @@ async fn accept(
             .bind(e.iter().map(|x| x.position as i32).collect::<Vec<_>>())
             .bind(e.iter().map(|x| x.booking_date).collect::<Vec<_>>())
             .bind(e.iter().map(|x| x.value_date).collect::<Vec<_>>())
-            .bind(
-                e.iter()
-                    .map(|x| match x.direction {
-                        Direction::Credit => "CREDIT",
-                        Direction::Debit => "DEBIT",
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            .bind(e.iter().map(direction).collect::<Vec<_>>())
             .bind(e.iter().map(|x| x.amount).collect::<Vec<_>>())
             .bind(text(|x| x.reference.as_deref()))
             .bind(text(|x| x.payer_name.as_deref()))
@@ -392,10 +340,40 @@ async fn accept(
                 return Ok(false);
             }
             tx.commit().await?;
-            Ok(true)
         }
-        Database::Sqlite(pool) => body!(pool.begin_with("BEGIN IMMEDIATE").await?, sqlx::Sqlite),
+        Database::Sqlite(pool) => {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let id = statement_row!(tx);
+            for chunk in statement.entries.chunks(1_000) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO bank_entries (account, bank_ref, statement_id, position, \
+                     booking_date, value_date, direction, amount, currency, reference, \
+                     payer_name, payer_account) ",
+                );
+                q.push_values(chunk, |mut row, e| {
+                    row.push_bind(&statement.account)
+                        .push_bind(&e.bank_ref)
+                        .push_bind(id)
+                        .push_bind(e.position as i64)
+                        .push_bind(e.booking_date)
+                        .push_bind(e.value_date)
+                        .push_bind(direction(e))
+                        .push_bind(e.amount)
+                        .push_bind(rules.currency.code())
+                        .push_bind(&e.reference)
+                        .push_bind(&e.payer_name)
+                        .push_bind(&e.payer_account);
+                });
+                q.push(" ON CONFLICT (account, bank_ref) DO NOTHING");
+                if q.build().execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+            }
+            tx.commit().await?;
+        }
     }
+    Ok(true)
 }
 
 /// Writes the error report, records the bytes, then moves the statement: a crash at any

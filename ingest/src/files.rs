@@ -41,6 +41,24 @@ pub struct FilesReport {
     pub records: u64,
 }
 
+impl FilesReport {
+    /// The report of a run's outcomes, by key, in the order given.
+    pub fn of(outcomes: impl IntoIterator<Item = (String, FileOutcome)>) -> FilesReport {
+        let mut report = FilesReport::default();
+        for (key, outcome) in outcomes {
+            match outcome {
+                FileOutcome::Accepted { records } => {
+                    report.records += records;
+                    report.accepted.push(key);
+                }
+                FileOutcome::Rejected { .. } => report.rejected.push(key),
+                FileOutcome::Duplicate => report.duplicates.push(key),
+            }
+        }
+        report
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorReport<'a> {
     object_key: &'a str,
@@ -146,18 +164,7 @@ pub async fn ingest_files(
         .buffered(concurrent)
         .try_collect()
         .await?;
-    let mut report = FilesReport::default();
-    for (key, outcome) in outcomes.into_iter().flatten() {
-        match outcome {
-            FileOutcome::Accepted { records } => {
-                report.records += records;
-                report.accepted.push(key);
-            }
-            FileOutcome::Rejected { .. } => report.rejected.push(key),
-            FileOutcome::Duplicate => report.duplicates.push(key),
-        }
-    }
-    Ok(report)
+    Ok(FilesReport::of(outcomes.into_iter().flatten()))
 }
 
 /// A whole-file error found before a line is read: the key, or the operator it names.

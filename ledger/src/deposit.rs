@@ -203,125 +203,120 @@ async fn insert_batch(
     calendar: &BusinessCalendar,
     deposits: &[NewDeposit],
 ) -> Result<u64, LedgerError> {
-    // SQLite: multi-row statements (it plans them cheaply), in the one writer's transaction.
-    macro_rules! body {
-        ($tx:expr, $db:ty, $first_ids:expr) => {{
-            let mut tx = $tx;
-            // No look first: the documents' key decides (a look per batch costs more than
-            // it saves, since callers only pass entries they found unposted).
-            let mut posted = std::collections::HashSet::new();
-            let mut fresh: Vec<(String, &NewDeposit)> = Vec::new();
-            for d in deposits {
-                let document = entry_document(&d.bank_account, &d.bank_ref);
-                if posted.insert(document.clone()) {
-                    fresh.push((document, d));
-                }
-            }
-            if fresh.is_empty() {
-                tx.commit().await?;
-                return Ok(0);
-            }
-            let ids: Vec<i64> = $first_ids(&mut *tx, fresh.len()).await?;
-            // The documents first: one posted before, or by another writer meanwhile, is
-            // skipped here (PostgreSQL waits for that writer to commit), and nothing else of
-            // it is written, so no entry posts twice whoever runs at the same time.
-            let mut kept: Vec<(i64, &NewDeposit)> = Vec::with_capacity(fresh.len());
-            for (chunk, ids) in fresh
-                .chunks(ROWS_PER_STATEMENT)
-                .zip(ids.chunks(ROWS_PER_STATEMENT))
-            {
-                let mut q =
-                    sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO deposits ({COLUMNS}) "));
-                q.push_values(chunk.iter().zip(ids), |mut row, ((document, d), id)| {
-                    let (operator, matched_by, settles) = match &d.to {
-                        Destination::Operator {
-                            operator,
-                            matched_by,
-                            settles,
-                        } => (
-                            Some(operator.as_str().to_string()),
-                            Some(matched_by.as_str()),
-                            settles.map(|s| s.naive()),
-                        ),
-                        _ => (None, None, None),
-                    };
-                    row.push_bind(document)
-                        .push_bind(*id)
-                        .push_bind(d.kind())
-                        .push_bind(&d.bank_account)
-                        .push_bind(&d.bank_ref)
-                        .push_bind(operator)
-                        .push_bind(d.amount)
-                        .push_bind(matched_by)
-                        .push_bind(settles)
-                        .push_bind(calendar.business_date(d.at).naive())
-                        .push_bind(None::<String>)
-                        .push_bind(d.at);
-                });
-                q.push(" ON CONFLICT (document) DO NOTHING RETURNING transaction_id");
-                let inserted: std::collections::HashSet<i64> = q
-                    .build_query_scalar()
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .collect();
-                kept.extend(
-                    chunk
-                        .iter()
-                        .zip(ids)
-                        .filter(|(_, id)| inserted.contains(id))
-                        .map(|((_, d), id)| (*id, *d)),
-                );
-            }
-            for chunk in kept.chunks(ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO transactions (id, kind) ");
-                q.push_values(chunk, |mut row, (id, d)| {
-                    row.push_bind(*id).push_bind(d.kind());
-                });
-                q.build().execute(&mut *tx).await?;
-                let moves: Vec<(i64, String, i64)> = chunk
-                    .iter()
-                    .flat_map(|(id, d)| d.postings().into_iter().map(move |(a, m)| (*id, a, m)))
-                    .collect();
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO postings (transaction_id, account_id, amount) ",
-                );
-                q.push_values(&moves, |mut row, (id, account, amount)| {
-                    row.push_bind(*id).push_bind(account).push_bind(*amount);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            // Balances move once per account for the whole batch, in account order (as
-            // every writer takes them); an account the batch nets to zero still gets its row.
-            let mut by_account: std::collections::BTreeMap<String, i64> = Default::default();
-            for (_, d) in &kept {
-                for (account, amount) in d.postings() {
-                    *by_account.entry(account).or_default() += amount;
-                }
-            }
-            let by_account: Vec<(String, i64)> = by_account.into_iter().collect();
-            for chunk in by_account.chunks(ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO accounts (id, balance) ");
-                q.push_values(chunk, |mut row, (account, amount)| {
-                    row.push_bind(account).push_bind(*amount);
-                });
-                q.push(
-                    " ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance",
-                );
-                q.build().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(kept.len() as u64)
-        }};
+    // No look first: the documents' key decides (a look per batch costs more than it saves,
+    // since callers only pass entries they found unposted). One entry twice is one entry.
+    let mut seen = std::collections::HashSet::new();
+    let fresh: Vec<(String, &NewDeposit)> = deposits
+        .iter()
+        .map(|d| (entry_document(&d.bank_account, &d.bank_ref), d))
+        .filter(|(doc, _)| seen.insert(doc.clone()))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(0);
     }
     match db {
-        Database::Postgres(pool) => insert_batch_pg(pool, calendar, deposits).await,
-        Database::Sqlite(pool) => body!(
-            pool.begin_with("BEGIN IMMEDIATE").await?,
-            sqlx::Sqlite,
-            sqlite_ids
-        ),
+        Database::Postgres(pool) => insert_batch_pg(pool, calendar, &fresh).await,
+        Database::Sqlite(pool) => insert_batch_sqlite(pool, calendar, &fresh).await,
     }
+}
+
+/// `insert_batch` on SQLite: multi-row statements (it plans them cheaply), in the one
+/// writer's transaction.
+async fn insert_batch_sqlite(
+    pool: &sqlx::SqlitePool,
+    calendar: &BusinessCalendar,
+    fresh: &[(String, &NewDeposit)],
+) -> Result<u64, LedgerError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let ids: Vec<i64> = sqlite_ids(&mut tx, fresh.len()).await?;
+    // The documents first: one posted before, or by another writer meanwhile, is
+    // skipped here (PostgreSQL waits for that writer to commit), and nothing else of
+    // it is written, so no entry posts twice whoever runs at the same time.
+    let mut kept: Vec<(i64, &NewDeposit)> = Vec::with_capacity(fresh.len());
+    for (chunk, ids) in fresh
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(ids.chunks(ROWS_PER_STATEMENT))
+    {
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("INSERT INTO deposits ({COLUMNS}) "));
+        q.push_values(chunk.iter().zip(ids), |mut row, ((document, d), id)| {
+            let (operator, matched_by, settles) = match &d.to {
+                Destination::Operator {
+                    operator,
+                    matched_by,
+                    settles,
+                } => (
+                    Some(operator.as_str().to_string()),
+                    Some(matched_by.as_str()),
+                    settles.map(|s| s.naive()),
+                ),
+                _ => (None, None, None),
+            };
+            row.push_bind(document)
+                .push_bind(*id)
+                .push_bind(d.kind())
+                .push_bind(&d.bank_account)
+                .push_bind(&d.bank_ref)
+                .push_bind(operator)
+                .push_bind(d.amount)
+                .push_bind(matched_by)
+                .push_bind(settles)
+                .push_bind(calendar.business_date(d.at).naive())
+                .push_bind(None::<String>)
+                .push_bind(d.at);
+        });
+        q.push(" ON CONFLICT (document) DO NOTHING RETURNING transaction_id");
+        let inserted: std::collections::HashSet<i64> = q
+            .build_query_scalar()
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        kept.extend(
+            chunk
+                .iter()
+                .zip(ids)
+                .filter(|(_, id)| inserted.contains(id))
+                .map(|((_, d), id)| (*id, *d)),
+        );
+    }
+    for chunk in kept.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO transactions (id, kind) ");
+        q.push_values(chunk, |mut row, (id, d)| {
+            row.push_bind(*id).push_bind(d.kind());
+        });
+        q.build().execute(&mut *tx).await?;
+        let moves: Vec<(i64, String, i64)> = chunk
+            .iter()
+            .flat_map(|(id, d)| d.postings().into_iter().map(move |(a, m)| (*id, a, m)))
+            .collect();
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO postings (transaction_id, account_id, amount) ",
+        );
+        q.push_values(&moves, |mut row, (id, account, amount)| {
+            row.push_bind(*id).push_bind(account).push_bind(*amount);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    // Balances move once per account for the whole batch, in account order (as
+    // every writer takes them); an account the batch nets to zero still gets its row.
+    let mut by_account: std::collections::BTreeMap<String, i64> = Default::default();
+    for (_, d) in &kept {
+        for (account, amount) in d.postings() {
+            *by_account.entry(account).or_default() += amount;
+        }
+    }
+    let by_account: Vec<(String, i64)> = by_account.into_iter().collect();
+    for chunk in by_account.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO accounts (id, balance) ");
+        q.push_values(chunk, |mut row, (account, amount)| {
+            row.push_bind(account).push_bind(*amount);
+        });
+        q.push(" ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance");
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(kept.len() as u64)
 }
 
 /// `insert_batch` on PostgreSQL, each table written by one array statement (UNNEST): a
@@ -329,19 +324,9 @@ async fn insert_batch(
 async fn insert_batch_pg(
     pool: &sqlx::PgPool,
     calendar: &BusinessCalendar,
-    deposits: &[NewDeposit],
+    fresh: &[(String, &NewDeposit)],
 ) -> Result<u64, LedgerError> {
-    let mut seen = std::collections::HashSet::new();
-    let fresh: Vec<(String, &NewDeposit)> = deposits
-        .iter()
-        .map(|d| (entry_document(&d.bank_account, &d.bank_ref), d))
-        .filter(|(doc, _)| seen.insert(doc.clone()))
-        .collect();
     let mut tx = pool.begin().await?;
-    if fresh.is_empty() {
-        tx.commit().await?;
-        return Ok(0);
-    }
     let ids: Vec<i64> =
         sqlx::query_scalar("SELECT nextval('transactions_id_seq') FROM generate_series(1, $1)")
             .bind(fresh.len() as i64)

@@ -16,7 +16,7 @@ pub mod store;
 pub use aging::{AgingRow, Application, Due, Payment, aging, allocate};
 pub use matching::{MatchReport, match_new_entries, payment_reference_in};
 pub use store::{
-    Remittance, RemittanceFilter, assign, dues_as_of, payments_as_of, receivables_as_of,
+    Remittance, RemittanceFilter, assign, dues_as_of, of_date, payments_as_of, receivables_as_of,
     remittances,
 };
 

@@ -74,30 +74,24 @@ impl Remittance {
 
 /// `$4` is the date the listing is as of: an assignment made after it is not seen, so a
 /// date's list says what was known at its end.
-const REMITTANCES: &str = "SELECT d.business_date, d.bank_account, d.bank_ref, e.booking_date, \
-    e.value_date, e.direction, d.amount, e.currency, e.reference, e.payer_name, e.payer_account, \
-    d.kind, d.operator_id, d.matched_by, d.actor, d.transaction_id, d.created_at, \
+const REMITTANCES: &str = "SELECT * FROM (SELECT d.business_date, d.bank_account, d.bank_ref, \
+    e.booking_date, e.value_date, e.direction, d.amount, e.currency, e.reference, e.payer_name, \
+    e.payer_account, d.kind, d.operator_id, d.matched_by, d.actor, d.transaction_id, \
+    d.created_at, \
     EXISTS (SELECT 1 FROM deposits a WHERE a.document = 'assign:' || d.bank_account || ':' || \
             d.bank_ref AND a.business_date <= $4) AS assigned \
     FROM deposits d JOIN bank_entries e ON e.account = d.bank_account AND e.bank_ref = d.bank_ref \
     WHERE d.business_date <= $4 AND ($1 IS NULL OR d.business_date = $1) \
-    AND ($2 IS NULL OR d.operator_id = $2) \
-    AND ($3 = 0 OR (d.kind = 'deposit' AND d.operator_id IS NULL AND NOT EXISTS \
-        (SELECT 1 FROM deposits a WHERE a.document = 'assign:' || d.bank_account || ':' || \
-         d.bank_ref AND a.business_date <= $4))) \
-    ORDER BY d.transaction_id";
+    AND ($2 IS NULL OR d.operator_id = $2)) r \
+    WHERE $3 = 0 OR (kind = 'deposit' AND operator_id IS NULL AND NOT assigned) \
+    ORDER BY transaction_id";
 
-/// The bank entries posted up to the end of `as_of` that the filter selects, in posting
-/// order, each with what it paid as of then (a later due can take a payment's credit); `date_lines` as for
-/// `dues_as_of`.
-pub async fn remittances(
+async fn select_remittances(
     ledger: &dyn Ledger,
     filter: &RemittanceFilter,
     as_of: BusinessDate,
-    date_lines: Option<(BusinessDate, &[Due])>,
 ) -> Result<Vec<Remittance>, RemittanceError> {
-    let db = ledger.database();
-    let mut rows: Vec<Remittance> = ledger::on_pool!(db, pool => {
+    Ok(ledger::on_pool!(ledger.database(), pool => {
         sqlx::query_as(REMITTANCES)
             .bind(filter.on.map(|d| d.naive()))
             .bind(filter.operator.as_deref())
@@ -105,18 +99,53 @@ pub async fn remittances(
             .bind(as_of.naive())
             .fetch_all(pool)
             .await?
-    });
-    if rows.iter().any(|r| r.operator_id.is_some()) {
-        let (allocation, _) = allocation_as_of(ledger, as_of, date_lines).await?;
-        let mut by_seq: std::collections::HashMap<i64, Vec<Application>> = Default::default();
-        for a in allocation.applications {
-            by_seq.entry(a.seq).or_default().push(a);
-        }
-        for r in &mut rows {
-            r.applied_to = by_seq.remove(&r.transaction_id).unwrap_or_default();
-        }
+    }))
+}
+
+/// Fills each row's `applied_to` from the allocation.
+fn applied(mut rows: Vec<Remittance>, allocation: &Allocation) -> Vec<Remittance> {
+    let mut by_seq: std::collections::HashMap<i64, Vec<Application>> = Default::default();
+    for a in &allocation.applications {
+        by_seq.entry(a.seq).or_default().push(a.clone());
     }
-    Ok(rows)
+    for r in &mut rows {
+        r.applied_to = by_seq.remove(&r.transaction_id).unwrap_or_default();
+    }
+    rows
+}
+
+/// The bank entries posted up to the end of `as_of` that the filter selects, in posting
+/// order, each with what it paid as of then (a later due can take a payment's credit);
+/// `date_lines` as for `dues_as_of`.
+pub async fn remittances(
+    ledger: &dyn Ledger,
+    filter: &RemittanceFilter,
+    as_of: BusinessDate,
+    date_lines: Option<(BusinessDate, &[Due])>,
+) -> Result<Vec<Remittance>, RemittanceError> {
+    let rows = select_remittances(ledger, filter, as_of).await?;
+    if rows.iter().all(|r| r.operator_id.is_none()) {
+        return Ok(rows);
+    }
+    let (allocation, _) = allocation_as_of(ledger, as_of, date_lines).await?;
+    Ok(applied(rows, &allocation))
+}
+
+/// A date's report: the entries posted on `date` with what each paid, and the aging at its
+/// end, from one reading of the dues and payments.
+pub async fn of_date(
+    ledger: &dyn Ledger,
+    date: BusinessDate,
+    date_lines: Option<(BusinessDate, &[Due])>,
+) -> Result<(Vec<Remittance>, Vec<AgingRow>), RemittanceError> {
+    let on_date = RemittanceFilter {
+        on: Some(date),
+        ..Default::default()
+    };
+    let rows = select_remittances(ledger, &on_date, date).await?;
+    let (allocation, operators) = allocation_as_of(ledger, date, date_lines).await?;
+    let aging = aging(&allocation, &operators, date.naive());
+    Ok((applied(rows, &allocation), aging))
 }
 
 /// What every operator owed for each settled date at the end of `as_of`: each line's net due

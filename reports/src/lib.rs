@@ -117,12 +117,7 @@ pub async fn report(
     // The date's own lines count as due from the moment this report makes them.
     let dues = statement.dues();
     let lines = Some((date, &dues[..]));
-    let on_date = remittances::RemittanceFilter {
-        on: Some(date),
-        ..Default::default()
-    };
-    statement.remittances = remittances::remittances(ledger, &on_date, date, lines).await?;
-    statement.aging = remittances::receivables_as_of(ledger, date, lines).await?;
+    (statement.remittances, statement.aging) = remittances::of_date(ledger, date, lines).await?;
     let files = files::render(&statement)?;
     let published = publish::publish(store, &inputs, files, &statement.meta, run_id).await?;
     if kind == ReportKind::Final {
