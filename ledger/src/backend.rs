@@ -439,6 +439,40 @@ pub trait Ledger: Send + Sync {
         crate::receivable::statement(self.database(), operator, from, to).await
     }
 
+    /// Gives the outbox's unsequenced events their positions (see `outbox`); only the
+    /// relay holding its job's lock calls this.
+    async fn sequence_outbox(&self, limit: i64) -> Result<u64, LedgerError> {
+        crate::outbox::sequence(self.database(), limit).await
+    }
+
+    /// Up to `limit` sequenced events after `position`, of `types` (all when empty).
+    async fn outbox_after(
+        &self,
+        position: i64,
+        limit: i64,
+        types: &[crate::outbox::EventType],
+    ) -> Result<Vec<crate::outbox::OutboxEvent>, LedgerError> {
+        crate::outbox::after(self.database(), position, limit, types).await
+    }
+
+    /// How far a relay has had its events acknowledged.
+    async fn relay_position(&self, relay: &str) -> Result<i64, LedgerError> {
+        crate::outbox::relay_position(self.database(), relay).await
+    }
+
+    /// Records a relay's acknowledged position (never moving it back).
+    async fn advance_relay(&self, relay: &str, position: i64) -> Result<(), LedgerError> {
+        crate::outbox::advance_relay(self.database(), relay, position).await
+    }
+
+    /// When the oldest event a relay has not had acknowledged was written.
+    async fn outbox_oldest_pending(
+        &self,
+        relay: &str,
+    ) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        crate::outbox::oldest_pending(self.database(), relay).await
+    }
+
     /// Checks every invariant of the journal over the whole database.
     async fn check_invariants(&self) -> Result<InvariantReport, LedgerError> {
         reads::check_invariants(self.database()).await

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod journal;
 pub mod money;
 pub mod operator;
+pub mod outbox;
 pub mod postgres;
 mod reads;
 pub mod receivable;

@@ -12,6 +12,8 @@ use crate::backend::{
     Backend, Database, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
     new_in_import, parse_cards, replay_payment, replay_sale, validation_postings,
 };
+use crate::business_date::BusinessDate;
+use crate::correction::Conn;
 use crate::error::LedgerError;
 use crate::ids::{CardId, OperatorId};
 use crate::journal::{
@@ -19,6 +21,7 @@ use crate::journal::{
     ValidationBatchOutcome, VoidReceipt, card_account, fares_account, receivable_account,
 };
 use crate::money::Money;
+use crate::outbox::{self, batch_totals};
 use crate::rows::{PAYMENT_COLUMNS, SALE_COLUMNS, payment_from_row, sale_from_row, void_window_on};
 
 /// Creates an empty database named `{prefix}_{random}` on the server `admin_url` names and
@@ -187,6 +190,13 @@ WITH sale AS (
     SELECT account_id, amount FROM moves ORDER BY account_id
     ON CONFLICT (id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
     RETURNING id, balance
+), event AS (
+    -- After the balances (it reads them), so its id follows the card's lock (see outbox).
+    INSERT INTO outbox (type, subject, operator_id, time, data)
+    SELECT $11, $12, $1, $7,
+           $13::jsonb || jsonb_build_object('sale_id', sale.id, 'transaction_id', sale.transaction_id,
+               'card_balance', round((SELECT balance FROM balances WHERE id = $9)::numeric / $14, $15)::text)
+      FROM sale WHERE EXISTS (SELECT 1 FROM balances)
 )
 SELECT sale.id, sale.transaction_id, (SELECT balance FROM balances WHERE id = $9) AS card_balance
   FROM sale";
@@ -349,7 +359,44 @@ impl Ledger for PgLedger {
                     (*tx_id, receivable_account(&s.operator_id), -s.amount.minor),
                 ]
             });
+        // The cards' balances before, under lock in id order as every writer takes them, so
+        // each event can say the balance after its own sale.
+        let cards: std::collections::BTreeSet<String> = fresh
+            .iter()
+            .map(|(_, s, _)| card_account(&s.card_id))
+            .collect();
+        let before: std::collections::HashMap<String, i64> = sqlx::query_as(
+            "SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(cards.into_iter().collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let card_accounts: Vec<String> = fresh
+            .iter()
+            .map(|(_, s, _)| card_account(&s.card_id))
+            .collect();
+        let after = outbox::running_balances(
+            &before,
+            card_accounts
+                .iter()
+                .map(String::as_str)
+                .zip(fresh.iter().map(|(_, s, _)| s.amount.minor)),
+        );
         post_in_batch(&mut tx, moves).await?;
+        let events: Vec<outbox::NewEvent> = fresh
+            .iter()
+            .zip(after)
+            .map(|((_, s, tx_id), balance)| {
+                let date = self.settings.calendar.business_date(s.occurred_at);
+                outbox::sale_recorded(
+                    &s.recorded(by_tx[tx_id], date, *tx_id),
+                    Money::new(balance, self.settings.currency),
+                )
+            })
+            .collect();
+        outbox::write(Conn::Postgres(&mut tx), &events).await?;
         tx.commit().await?;
         for (i, _, tx_id) in &fresh {
             ids[*i] = by_tx.get(tx_id).copied();
@@ -360,6 +407,12 @@ impl Ledger for PgLedger {
     async fn record_sale(&self, sale: &NewSale) -> Result<SaleReceipt, LedgerError> {
         check_currency(&self.settings, &sale.amount)?;
         let business_date = self.settings.calendar.business_date(sale.occurred_at);
+        // The statement fills in the ids it gives.
+        let event = outbox::sale_recorded(
+            &sale.recorded(0, business_date, 0),
+            Money::zero(self.settings.currency),
+        );
+        let exponent = self.settings.currency.exponent();
         let row = sqlx::query(RECORD_SALE)
             .bind(sale.operator_id.as_str())
             .bind(sale.operator_ref.as_str())
@@ -371,6 +424,11 @@ impl Ledger for PgLedger {
             .bind(business_date.naive())
             .bind(card_account(&sale.card_id))
             .bind(receivable_account(&sale.operator_id))
+            .bind(event.event_type.name())
+            .bind(&event.subject)
+            .bind(event.data.to_string())
+            .bind(10i64.pow(u32::from(exponent)))
+            .bind(i32::from(exponent))
             .fetch_optional(&self.pool)
             .await?;
         if let Some(row) = row {
@@ -512,6 +570,29 @@ impl Ledger for PgLedger {
         .bind(&tx_ids)
         .execute(&mut *tx)
         .await?;
+        let after = outbox::running_balances(
+            &balances,
+            todo.iter()
+                .map(|(sale, _, _)| (card_account(&sale.card_id), -sale.amount.minor))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(c, a)| (c.as_str(), *a)),
+        );
+        let events: Vec<outbox::NewEvent> = todo
+            .iter()
+            .zip(&tx_ids)
+            .zip(after)
+            .map(|(((sale, at, date), tx_id), balance)| {
+                let mut voided = (*sale).clone();
+                voided.void = Some(crate::journal::Void {
+                    voided_at: *at,
+                    business_date: BusinessDate::from_naive(*date),
+                    transaction_id: *tx_id,
+                });
+                outbox::sale_voided(&voided, Money::new(balance, self.settings.currency))
+            })
+            .collect();
+        outbox::write(Conn::Postgres(&mut tx), &events).await?;
         tx.commit().await?;
         Ok(todo.len() as u64)
     }
@@ -583,12 +664,20 @@ impl Ledger for PgLedger {
         .bind(tx_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
         sale.void = Some(crate::journal::Void {
             voided_at: at,
             business_date: void_date,
             transaction_id: tx_id,
         });
+        outbox::write(
+            Conn::Postgres(&mut tx),
+            &[outbox::sale_voided(
+                &sale,
+                Money::new(balance, self.settings.currency),
+            )],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(VoidReceipt {
             sale,
             card_balance: Money::new(balance, self.settings.currency),
@@ -663,9 +752,18 @@ impl Ledger for PgLedger {
         .bind(p.amount.minor)
         .execute(&mut *tx)
         .await?;
+        let payment = p.recorded(inserted.try_get("id")?, business_date, tx_id);
+        outbox::write(
+            Conn::Postgres(&mut tx),
+            &[outbox::payment_recorded(
+                &payment,
+                Money::new(balance, self.settings.currency),
+            )],
+        )
+        .await?;
         tx.commit().await?;
         Ok(PaymentReceipt {
-            payment: p.recorded(inserted.try_get("id")?, business_date, tx_id),
+            payment,
             card_balance: Money::new(balance, self.settings.currency),
             replayed: false,
         })
@@ -766,7 +864,7 @@ impl Ledger for PgLedger {
             .iter()
             .map(|r| r.try_get(3))
             .collect::<Result<_, sqlx::Error>>()?;
-        for date in dates {
+        for date in &dates {
             sqlx::query(crate::date_status::TOUCH)
                 .bind(date)
                 .bind(Utc::now())
@@ -774,6 +872,19 @@ impl Ledger for PgLedger {
                 .execute(&mut *tx)
                 .await?;
         }
+        let totals = batch_totals(
+            tx_id,
+            triples.iter().map(|(_, f, t)| (t.as_str(), *f)),
+            n,
+            self.settings.currency,
+            dates.into_iter().collect(),
+            flagged.len(),
+        );
+        outbox::write(
+            Conn::Postgres(&mut tx),
+            &[outbox::validations_posted(&totals)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(ValidationBatchOutcome {
             posted: posted.len(),

@@ -15,6 +15,7 @@ use crate::backend::{
     Backend, Database, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
     new_in_import, parse_cards, replay_payment, replay_sale, validation_postings,
 };
+use crate::correction::Conn;
 use crate::error::LedgerError;
 use crate::ids::{CardId, OperatorId};
 use crate::journal::{
@@ -22,6 +23,7 @@ use crate::journal::{
     Void, VoidReceipt, card_account, fares_account, receivable_account,
 };
 use crate::money::Money;
+use crate::outbox::{self, batch_totals};
 use crate::rows::{PAYMENT_COLUMNS, SALE_COLUMNS, payment_from_row, sale_from_row, void_window_on};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -108,6 +110,8 @@ impl SqliteLedger {
             business_date: void_date,
             transaction_id: tx_id,
         });
+        let after = Money::new(balances[0], self.settings.currency);
+        outbox::write(Conn::Sqlite(tx), &[outbox::sale_voided(&sale, after)]).await?;
         Ok(VoidReceipt {
             sale,
             card_balance: Money::new(balances[0], self.settings.currency),
@@ -249,9 +253,16 @@ impl Ledger for SqliteLedger {
             (receivable_account(&sale.operator_id), -sale.amount.minor),
         ];
         let balances = self.post(&mut tx, tx_id, &moves).await?;
+        let recorded = sale.recorded(id, business_date, tx_id);
+        let after = Money::new(balances[0], self.settings.currency);
+        outbox::write(
+            Conn::Sqlite(&mut tx),
+            &[outbox::sale_recorded(&recorded, after)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(SaleReceipt {
-            sale: sale.recorded(id, business_date, tx_id),
+            sale: recorded,
             card_balance: Money::new(balances[0], self.settings.currency),
             replayed: false,
         })
@@ -361,7 +372,42 @@ impl Ledger for SqliteLedger {
                 row.push_bind(*account).push_bind(*amount);
             });
             accounts.push(" ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance");
+            let mut before_q = QueryBuilder::new("SELECT id, balance FROM accounts WHERE id IN (");
+            let mut list = before_q.separated(", ");
+            for (account, _) in &by_account {
+                list.push_bind(*account);
+            }
+            before_q.push(")");
+            let before: std::collections::HashMap<String, i64> = before_q
+                .build_query_as::<(String, i64)>()
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
             accounts.build().execute(&mut *tx).await?;
+            let card_accounts: Vec<String> = fresh
+                .iter()
+                .map(|(_, s, _, _)| card_account(&s.card_id))
+                .collect();
+            let after = outbox::running_balances(
+                &before,
+                card_accounts
+                    .iter()
+                    .map(String::as_str)
+                    .zip(fresh.iter().map(|(_, s, _, _)| s.amount.minor)),
+            );
+            let events: Vec<outbox::NewEvent> = fresh
+                .iter()
+                .zip(after)
+                .map(|((_, s, id, tx_id), balance)| {
+                    let date = self.settings.calendar.business_date(s.occurred_at);
+                    outbox::sale_recorded(
+                        &s.recorded(*id, date, *tx_id),
+                        Money::new(balance, self.settings.currency),
+                    )
+                })
+                .collect();
+            outbox::write(Conn::Sqlite(&mut tx), &events).await?;
             for (i, _, id, _) in fresh {
                 ids[i] = Some(id);
             }
@@ -448,9 +494,16 @@ impl Ledger for SqliteLedger {
             (fares_account(&p.transport_operator_id), p.amount.minor),
         ];
         let balances = self.post(&mut tx, tx_id, &moves).await?;
+        let payment = p.recorded(id, business_date, tx_id);
+        let after = Money::new(balances[0], self.settings.currency);
+        outbox::write(
+            Conn::Sqlite(&mut tx),
+            &[outbox::payment_recorded(&payment, after)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(PaymentReceipt {
-            payment: p.recorded(id, business_date, tx_id),
+            payment,
             card_balance: Money::new(balances[0], self.settings.currency),
             replayed: false,
         })
@@ -535,7 +588,7 @@ impl Ledger for SqliteLedger {
             .iter()
             .map(|v| self.settings.calendar.business_date(v.occurred_at).naive())
             .collect();
-        for date in dates {
+        for date in &dates {
             sqlx::query(crate::date_status::TOUCH)
                 .bind(date)
                 .bind(Utc::now())
@@ -543,6 +596,21 @@ impl Ledger for SqliteLedger {
                 .execute(&mut *tx)
                 .await?;
         }
+        let totals = batch_totals(
+            tx_id,
+            posted
+                .iter()
+                .map(|v| (v.transport_operator_id.as_str(), v.fare.minor)),
+            batch.len(),
+            self.settings.currency,
+            dates.into_iter().collect(),
+            flagged.len(),
+        );
+        outbox::write(
+            Conn::Sqlite(&mut tx),
+            &[outbox::validations_posted(&totals)],
+        )
+        .await?;
         tx.commit().await?;
         Ok(ValidationBatchOutcome {
             posted: posted.len(),

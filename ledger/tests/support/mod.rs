@@ -109,6 +109,42 @@ pub fn op_id(id: &str) -> OperatorId {
 pub async fn assert_sound(ledger: &Arc<dyn Ledger>) {
     let report = ledger.check_invariants().await.unwrap();
     assert!(report.is_sound(), "ledger invariants broken: {report:?}");
+    assert_each_change_has_its_event(ledger).await;
+}
+
+/// The outbox's side of soundness: every sale, void, payment and posted batch of
+/// validations wrote exactly one event, and nothing else wrote one of those types.
+pub async fn assert_each_change_has_its_event(ledger: &Arc<dyn Ledger>) {
+    let counts = [
+        ("co.recaudo.sale.recorded.v1", "SELECT count(*) FROM sales"),
+        (
+            "co.recaudo.sale.voided.v1",
+            "SELECT count(*) FROM sales WHERE voided_at IS NOT NULL",
+        ),
+        (
+            "co.recaudo.payment.recorded.v1",
+            "SELECT count(*) FROM payments",
+        ),
+        (
+            "co.recaudo.validations.posted.v1",
+            "SELECT count(DISTINCT transaction_id) FROM validations",
+        ),
+    ];
+    for (event_type, changes) in counts {
+        let (changes, events): (i64, i64) = ledger::on_pool!(ledger.database(), pool => {
+            let changes: i64 = sqlx::query_scalar(changes).fetch_one(pool).await.unwrap();
+            let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE type = $1")
+                .bind(event_type)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            (changes, events)
+        });
+        assert_eq!(
+            changes, events,
+            "{event_type}: {changes} changes but {events} events"
+        );
+    }
 }
 
 /// Defines `mod sqlite` and `mod postgres`, each with one test per scenario function; a
