@@ -59,6 +59,7 @@ pub async fn run(s: LoadSettings) -> anyhow::Result<()> {
         verifier,
         MoneyRules::new(s.settings.currency),
         limits,
+        events::ssrf::Policy::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -85,6 +85,7 @@ async fn balances(ledger: &Arc<dyn Ledger>, ids: &[&str]) -> Vec<i64> {
 async fn assert_sound(ledger: &Arc<dyn Ledger>) {
     let report = ledger.check_invariants().await.unwrap();
     assert!(report.is_sound(), "ledger invariants broken: {report:?}");
+    testbed::events::assert_valid(&**ledger).await;
     let chain = exceptions::verify(ledger.database()).await.unwrap();
     assert_eq!(chain.first_mismatch, None, "{chain:?}");
 }

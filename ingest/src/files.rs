@@ -5,6 +5,7 @@
 
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
+use ledger::outbox::{self, EventType, NewEvent};
 use ledger::{Ledger, MoneyRules};
 use serde::Serialize;
 use settings::telemetry::InternalEvent;
@@ -17,6 +18,69 @@ use crate::internal_events::{
 };
 use crate::operator_file::{FileName, LineError, LineSplitter, MAX_ERRORS, Parser, Piece, Record};
 use crate::staging::{EarlierFile, StageTx, Staged, known_sha, record_rejection};
+
+/// The `operator_file.accepted` event of a file taken in.
+fn accepted_event(
+    key: &str,
+    kept_at: &str,
+    name: &FileName,
+    sha: &str,
+    summary: &crate::operator_file::Summary,
+    currency: ledger::Currency,
+) -> NewEvent {
+    let money = |minor| ledger::Money::new(minor, currency).to_decimal_string();
+    NewEvent {
+        event_type: EventType::OperatorFileAccepted,
+        subject: outbox::operator_subject(&name.operator_id),
+        operator: Some(name.operator_id.clone()),
+        time: Utc::now(),
+        data: serde_json::json!({
+            "operator_id": name.operator_id.as_str(),
+            "object_key": key,
+            "kept_at": kept_at,
+            "business_date": name.business_date.naive(),
+            "seq": name.seq,
+            "sha256": sha,
+            "records": summary.records,
+            "sales_total": money(summary.sales_total),
+            "voids_total": money(summary.voids_total),
+            "currency": currency.code(),
+        }),
+    }
+}
+
+/// The `operator_file.rejected` event of a file set aside, with its report's first error.
+fn rejected_event(
+    key: &str,
+    kept_at: &str,
+    report_key: &str,
+    name: Option<&FileName>,
+    errors: usize,
+    first: Option<&LineError>,
+) -> NewEvent {
+    NewEvent {
+        event_type: EventType::OperatorFileRejected,
+        subject: match name {
+            Some(n) => outbox::operator_subject(&n.operator_id),
+            None => format!("operator_file/{key}"),
+        },
+        operator: name.map(|n| n.operator_id.clone()),
+        time: Utc::now(),
+        data: serde_json::json!({
+            "operator_id": name.map(|n| n.operator_id.as_str()),
+            "object_key": key,
+            "kept_at": kept_at,
+            "report_key": report_key,
+            "business_date": name.map(|n| n.business_date.naive()),
+            "errors": errors,
+            "first_error": first.map(|e| serde_json::json!({
+                "line": e.line,
+                "field": e.field,
+                "reason": e.reason,
+            })),
+        }),
+    }
+}
 
 /// Records staged per database round trip.
 const BATCH: usize = 20_000;
@@ -191,7 +255,7 @@ pub async fn ingest_file(
         Err(reason) => {
             let sha = sha_of(store, key).await?;
             reject(store, key, &sha, &file_error("object_key", reason), 1, None)
-                .run()
+                .run(db)
                 .await?;
             OperatorFileRejected { key, errors: 1 }.emit();
             return Ok(FileOutcome::Rejected { errors: 1 });
@@ -216,7 +280,10 @@ pub async fn ingest_file(
         // registered (or active again), the same file sent again goes in.
         let sha = sha_of(store, key).await?;
         let errors = file_error("operator_id", reason);
-        reject(store, key, &sha, &errors, 1, None).run().await?;
+        reject(store, key, &sha, &errors, 1, None)
+            .of(&name)
+            .run(db)
+            .await?;
         OperatorFileRejected { key, errors: 1 }.emit();
         return Ok(FileOutcome::Rejected { errors: 1 });
     }
@@ -263,8 +330,9 @@ pub async fn ingest_file(
                 return Ok(outcome);
             }
             reject(store, key, &sha, &errors, count, None)
-                .remember(db, &name, now)
-                .run()
+                .of(&name)
+                .remember(now)
+                .run(db)
                 .await?;
             OperatorFileRejected { key, errors: count }.emit();
             Ok(FileOutcome::Rejected { errors: count })
@@ -272,7 +340,8 @@ pub async fn ingest_file(
         Ok(summary) => {
             tx.records(file_id, &currency, &batch).await?;
             let target = keep_as(store, key, "processed", &sha).await?;
-            match tx.accept(file_id, &sha, &target, &summary).await? {
+            let event = accepted_event(key, &target, &name, &sha, &summary, rules.currency);
+            match tx.accept(file_id, &sha, &target, &summary, &event).await? {
                 Staged::Accepted { .. } => {
                     store.rename(key, &target).await?;
                     OperatorFileAccepted {
@@ -303,8 +372,9 @@ pub async fn ingest_file(
                         ),
                     );
                     reject(store, key, &sha, &errors, 1, None)
-                        .remember(db, &name, now)
-                        .run()
+                        .of(&name)
+                        .remember(now)
+                        .run(db)
                         .await?;
                     OperatorFileRejected { key, errors: 1 }.emit();
                     Ok(FileOutcome::Rejected { errors: 1 })
@@ -330,9 +400,12 @@ async fn already_seen(
     if earlier.object_key == key {
         move_to(store, key, &earlier.kept_at).await?;
     } else {
-        reject(store, key, sha, &[], 0, Some(&earlier))
-            .run()
-            .await?;
+        let name = FileName::parse(key).ok();
+        let mut rejection = reject(store, key, sha, &[], 0, Some(&earlier));
+        if let Some(name) = &name {
+            rejection = rejection.of(name);
+        }
+        rejection.run(db).await?;
     }
     OperatorFileAlreadyIngested { key }.emit();
     Ok(Some(FileOutcome::Duplicate))
@@ -364,6 +437,7 @@ fn reject<'a>(
         errors,
         count,
         duplicate_of,
+        name: None,
         remember: None,
     }
 }
@@ -376,26 +450,29 @@ struct Rejection<'a> {
     errors: &'a [LineError],
     count: usize,
     duplicate_of: Option<&'a EarlierFile>,
-    remember: Option<(ledger::Database<'a>, &'a FileName, chrono::DateTime<Utc>)>,
+    /// Whose file it is, when its name says.
+    name: Option<&'a FileName>,
+    remember: Option<chrono::DateTime<Utc>>,
 }
 
 impl<'a> Rejection<'a> {
-    /// Also records the file (by its bytes) in the database, so the same bytes again change
-    /// nothing and the page lists it.
-    fn remember(
-        mut self,
-        db: ledger::Database<'a>,
-        name: &'a FileName,
-        now: chrono::DateTime<Utc>,
-    ) -> Rejection<'a> {
-        self.remember = Some((db, name, now));
+    fn of(mut self, name: &'a FileName) -> Rejection<'a> {
+        self.name = Some(name);
         self
     }
 
-    /// Writes the error report, records the file, then moves it: a crash at any point
+    /// Also records the file (by its bytes) in the database, so the same bytes again change
+    /// nothing and the page lists it. Needs [`Rejection::of`].
+    fn remember(mut self, now: chrono::DateTime<Utc>) -> Rejection<'a> {
+        self.remember = Some(now);
+        self
+    }
+
+    /// Writes the error report, records the file (with its `operator_file.rejected` event;
+    /// a file not recorded gets its event on its own), then moves it: a crash at any point
     /// leaves the file in `incoming/`, and the next run finishes the job (the same bytes,
     /// recorded, are only moved to where the row says). Returns where the file is kept.
-    async fn run(self) -> Result<String, IngestError> {
+    async fn run(self, db: ledger::Database<'_>) -> Result<String, IngestError> {
         let Rejection {
             store,
             key,
@@ -403,6 +480,7 @@ impl<'a> Rejection<'a> {
             errors,
             count,
             duplicate_of,
+            name,
             remember,
         } = self;
         let target = keep_as(store, key, "rejected", sha).await?;
@@ -429,8 +507,12 @@ impl<'a> Rejection<'a> {
         if is_free(store, &report_key).await? {
             store.put(&report_key, body.into()).await?;
         }
-        if let Some((db, name, now)) = remember {
-            record_rejection(db, key, &target, name, sha, count, now).await?;
+        let event = rejected_event(key, &target, &report_key, name, count, errors.first());
+        match (remember, name) {
+            (Some(now), Some(name)) => {
+                record_rejection(db, key, &target, name, sha, count, now, &event).await?
+            }
+            _ => crate::staging::write_event(db, &event).await?,
         }
         move_to(store, key, &target).await?;
         Ok(target)

@@ -4,6 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use ledger::Database;
+use ledger::correction::Conn;
+use ledger::outbox::{self, NewEvent};
 use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
 use crate::operator_file::{FileName, Record, Summary};
@@ -186,6 +188,7 @@ impl StageTx {
         sha256: &str,
         kept_at: &str,
         summary: &Summary,
+        event: &NewEvent,
     ) -> Result<Staged, sqlx::Error> {
         const EXISTING: &str = "SELECT id FROM operator_files WHERE sha256 = $1";
         let same_seq = format!(
@@ -200,7 +203,7 @@ impl StageTx {
             record_count = $3, sales_total = $4, voids_total = $5, stored_key = $6 \
             WHERE id = $1 RETURNING business_date";
         macro_rules! finish {
-            ($tx:expr) => {{
+            ($tx:expr, $conn:path) => {{
                 let mut tx = $tx;
                 let existing: Option<i64> = sqlx::query_scalar(EXISTING)
                     .bind(sha256)
@@ -248,6 +251,8 @@ impl StageTx {
                                 .execute(&mut *tx)
                                 .await?;
                         }
+                        // Its event commits with the file, or neither does.
+                        outbox::write($conn(&mut *tx), std::slice::from_ref(event)).await?;
                         tx.commit().await?;
                         Ok(Staged::Accepted { file_id })
                     }
@@ -261,8 +266,8 @@ impl StageTx {
             }};
         }
         match self {
-            StageTx::Postgres(tx) => finish!(tx),
-            StageTx::Sqlite(tx) => finish!(tx),
+            StageTx::Postgres(tx) => finish!(tx, Conn::Postgres),
+            StageTx::Sqlite(tx) => finish!(tx, Conn::Sqlite),
         }
     }
 
@@ -276,8 +281,9 @@ impl StageTx {
 }
 
 /// Records a rejected file (no records), kept at `kept_at`, and bumps its date's input
-/// counter in the same transaction (the date's page lists its rejected files). The same
-/// rejected bytes again change nothing.
+/// counter and writes its event in the same transaction (the date's page lists its
+/// rejected files). The same rejected bytes again change nothing.
+#[allow(clippy::too_many_arguments)]
 pub async fn record_rejection(
     db: Database<'_>,
     key: &str,
@@ -286,6 +292,7 @@ pub async fn record_rejection(
     sha256: &str,
     errors: usize,
     now: DateTime<Utc>,
+    event: &NewEvent,
 ) -> Result<(), sqlx::Error> {
     const SQL: &str = "INSERT INTO operator_files (object_key, operator_id, business_date, seq, \
         sha256, status, error_count, received_at, stored_key) \
@@ -311,7 +318,39 @@ pub async fn record_rejection(
                 .bind("rejected operator file")
                 .execute(&mut *tx)
                 .await?;
+            write_on(&mut tx, event).await?;
         }
+        tx.commit().await
+    })
+}
+
+/// Writes `event` on the open transaction, whichever backend it is on.
+trait OnConn {
+    fn conn(&mut self) -> Conn<'_>;
+}
+
+impl OnConn for Transaction<'_, Postgres> {
+    fn conn(&mut self) -> Conn<'_> {
+        Conn::Postgres(&mut *self)
+    }
+}
+
+impl OnConn for Transaction<'_, Sqlite> {
+    fn conn(&mut self) -> Conn<'_> {
+        Conn::Sqlite(&mut *self)
+    }
+}
+
+async fn write_on(tx: &mut impl OnConn, event: &NewEvent) -> Result<(), sqlx::Error> {
+    outbox::write(tx.conn(), std::slice::from_ref(event)).await
+}
+
+/// Writes an event that goes with no change of the database (a file refused before it was
+/// recorded: its name says nothing, or its operator is unknown), in its own transaction.
+pub async fn write_event(db: Database<'_>, event: &NewEvent) -> Result<(), sqlx::Error> {
+    ledger::on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        write_on(&mut tx, event).await?;
         tx.commit().await
     })
 }

@@ -64,6 +64,7 @@ async fn check_validations(ledger: &dyn Ledger, truth: &Truth) {
     assert_eq!(gaps, truth.gaps);
     let report = ledger.check_invariants().await.unwrap();
     assert!(report.is_sound(), "{report:?}");
+    testbed::events::assert_valid(ledger).await;
 }
 
 async fn a_fixtures_day_is_accounted_for(ledger: Arc<dyn Ledger>) {

@@ -322,6 +322,7 @@ fn as_seq(i: usize, bytes: &[u8]) -> (String, Vec<u8>) {
 
 async fn the_corpus_is_accepted_or_rejected_as_designed(env: Env) {
     let mut expected_records = 0;
+    let (mut files_accepted, mut files_rejected) = (0, 0);
     for (i, (name, bytes, expected)) in corpus().into_iter().enumerate() {
         let (key, bytes) = as_seq(i, &bytes);
         env.store
@@ -350,6 +351,7 @@ async fn the_corpus_is_accepted_or_rejected_as_designed(env: Env) {
                 };
                 // Every accepted variant differs in bytes, so none is a duplicate.
                 expected_records += records as i64;
+                files_accepted += 1;
                 let processed = key.replacen("incoming/", "processed/", 1);
                 assert_eq!(
                     env.store.get_bytes(&processed).await.unwrap(),
@@ -362,6 +364,7 @@ async fn the_corpus_is_accepted_or_rejected_as_designed(env: Env) {
                     matches!(outcome, FileOutcome::Rejected { .. }),
                     "{name}: {outcome:?}"
                 );
+                files_rejected += 1;
                 let report: serde_json::Value = serde_json::from_slice(
                     &env.store
                         .get_bytes(&format!("{rejected}.errors.json"))
@@ -388,6 +391,25 @@ async fn the_corpus_is_accepted_or_rejected_as_designed(env: Env) {
             "{name}: staged records"
         );
     }
+    // Each file's outcome is an event, and each event matches its schema.
+    assert_eq!(
+        events_of(&env, "co.recaudo.operator_file.accepted.v1").await,
+        files_accepted
+    );
+    assert_eq!(
+        events_of(&env, "co.recaudo.operator_file.rejected.v1").await,
+        files_rejected
+    );
+    testbed::events::assert_valid(&*env.ledger).await;
+}
+
+async fn events_of(env: &Env, event_type: &str) -> i64 {
+    const SQL: &str = "SELECT count(*) FROM outbox WHERE type = $1";
+    match env.ledger.database() {
+        Database::Postgres(p) => sqlx::query_scalar(SQL).bind(event_type).fetch_one(p).await,
+        Database::Sqlite(p) => sqlx::query_scalar(SQL).bind(event_type).fetch_one(p).await,
+    }
+    .unwrap()
 }
 
 async fn a_bad_name_is_rejected_with_a_report(env: Env) {
@@ -619,6 +641,16 @@ async fn files_of_unknown_or_inactive_operators_are_rejected(env: Env) {
         .await
         .unwrap();
     assert_eq!(outcome, FileOutcome::Accepted { records: 2 });
+    // Two refusals (not recorded: their events stand alone) and the acceptance.
+    assert_eq!(
+        events_of(&env, "co.recaudo.operator_file.rejected.v1").await,
+        2
+    );
+    assert_eq!(
+        events_of(&env, "co.recaudo.operator_file.accepted.v1").await,
+        1
+    );
+    testbed::events::assert_valid(&*env.ledger).await;
 }
 
 /// The input counters of 2026-11-25 to 2026-11-28.

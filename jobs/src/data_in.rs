@@ -166,7 +166,7 @@ pub async fn produce(fixture: &Fixture, settings: &KafkaSettings) -> anyhow::Res
             client.set(k, v);
         }
     }
-    ensure_topic(&client, &settings.topic).await?;
+    events::kafka::ensure_topic(&client, &settings.topic).await?;
     let producer: FutureProducer = client.create()?;
     let sent: Vec<anyhow::Result<()>> = futures::stream::iter(fixture.events())
         .map(|e| {
@@ -192,28 +192,6 @@ pub async fn produce(fixture: &Fixture, settings: &KafkaSettings) -> anyhow::Res
         n += 1;
     }
     Ok(n)
-}
-
-/// Creates the topic when the broker does not have it (three partitions); an existing
-/// topic is left as it is.
-async fn ensure_topic(client: &rdkafka::ClientConfig, topic: &str) -> anyhow::Result<()> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::types::RDKafkaErrorCode;
-    let admin: AdminClient<DefaultClientContext> = client.create()?;
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => anyhow::bail!("creating topic {t}: {code}"),
-        }
-    }
-    Ok(())
 }
 
 pub async fn ingest(cmd: IngestCommand, config: &Settings) -> anyhow::Result<()> {

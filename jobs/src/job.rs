@@ -1,5 +1,7 @@
 //! The jobs ops runs, and what each does for one business date: `ingest-files`,
-//! `ingest-validations`, `ingest-bank` (bank statements, then matching), `reconcile`, `report`, and `settle` (the three in a row). Each
+//! `ingest-validations`, `ingest-bank` (bank statements, then matching), `reconcile`,
+//! `report`, and `settle` (the three in a row); and the outbox's relays, `publish-events`
+//! and `deliver-webhooks` (see `relay`). Each
 //! returns what it counted; an error says whether trying again may help (an external
 //! system was down) or not (the data or the request is wrong, or a bug of ours).
 
@@ -28,16 +30,22 @@ pub enum Job {
     /// `settle --provisional`: the chain for a date that may not have closed, with a
     /// provisional report (nothing posted, `latest` untouched, the date not settled).
     SettleProvisional,
+    /// The outbox's events out to Kafka (or JSON lines under `var/outbox/`).
+    PublishEvents,
+    /// Operators' webhook events out to their endpoints.
+    DeliverWebhooks,
 }
 
 impl Job {
-    pub const ALL: [Job; 6] = [
+    pub const ALL: [Job; 8] = [
         Job::IngestFiles,
         Job::IngestValidations,
         Job::IngestBank,
         Job::Reconcile,
         Job::Report,
         Job::Settle,
+        Job::PublishEvents,
+        Job::DeliverWebhooks,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -49,6 +57,8 @@ impl Job {
             Job::Report => "report",
             Job::Settle => "settle",
             Job::SettleProvisional => "settle-provisional",
+            Job::PublishEvents => "publish-events",
+            Job::DeliverWebhooks => "deliver-webhooks",
         }
     }
 
@@ -62,11 +72,16 @@ impl Job {
             })
     }
 
-    /// Ingest takes whatever has arrived, whatever its date; the others work on one date.
+    /// Ingest and the relays take whatever has arrived, whatever its date; the others work
+    /// on one date.
     pub fn is_dated(&self) -> bool {
         !matches!(
             self,
-            Job::IngestFiles | Job::IngestValidations | Job::IngestBank
+            Job::IngestFiles
+                | Job::IngestValidations
+                | Job::IngestBank
+                | Job::PublishEvents
+                | Job::DeliverWebhooks
         )
     }
 }
@@ -191,6 +206,8 @@ pub async fn execute(
         Job::IngestFiles => ingest_files(ctx).await?,
         Job::IngestValidations => ingest_validations(ctx).await?,
         Job::IngestBank => ingest_bank(ctx).await?,
+        Job::PublishEvents => crate::relay::publish_once(ctx).await?,
+        Job::DeliverWebhooks => crate::relay::deliver_once(ctx).await?,
         Job::Reconcile => reconcile_date(ctx, dated()?).await?,
         Job::Report => {
             let date = dated()?;

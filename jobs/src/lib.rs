@@ -12,6 +12,7 @@ pub mod job_run;
 pub mod operators;
 pub mod ops;
 pub mod reconciliation;
+pub mod relay;
 pub mod remittance;
 pub mod runner;
 pub mod schedule;

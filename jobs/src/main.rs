@@ -73,11 +73,21 @@ enum Command {
     /// Validation events that could not be posted, with their reason and bytes.
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLettersCommand),
-    /// Run the jobs on their cron schedules until SIGTERM (see the schedule_* settings).
+    /// Run the jobs on their cron schedules until SIGTERM (see the schedule_* settings),
+    /// and the outbox's relays (publish-events, deliver-webhooks) continuously.
     Schedule,
+    /// The event stream other systems hear (the outbox).
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// The whole back office on this machine, from scratch, on the embedded defaults: a
     /// synthetic day ingested, reconciled and reported, and a summary.
     Demo(demo::DemoArgs),
+}
+
+#[derive(clap::Subcommand)]
+enum EventsCommand {
+    /// The latest events, or those from a position on; --follow keeps watching.
+    Tail(jobs::relay::TailArgs),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +136,7 @@ async fn run(cli: Cli, config: Settings) -> anyhow::Result<ExitCode> {
         Command::DeadLetters(cmd) => done(dead_letters::run(cmd, &config).await),
         Command::Schedule => done(schedule::run(job::JobContext::open(&config).await?).await),
         Command::Demo(args) => done(demo::run(args, &config).await),
+        Command::Events(EventsCommand::Tail(args)) => done(jobs::relay::tail(args, &config).await),
         Command::Migrate => {
             let ledger = open_ledger(&config).await?;
             println!("database is up to date ({})", ledger.backend());

@@ -35,6 +35,14 @@ pub enum OperatorsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One operator: its terms, and its webhook endpoint with whether deliveries go out.
+    Show {
+        /// Operator id.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Every version of an operator's terms, with the date each took effect.
     Terms {
         /// Operator id.
@@ -213,6 +221,54 @@ pub async fn run(cmd: OperatorsCommand, ledger: &Arc<dyn Ledger>) -> anyhow::Res
                     })
                     .collect();
                 crate::table::print(&["account", "operator", "registered by", "at"], &rows);
+            }
+        }
+        OperatorsCommand::Show { id, json } => {
+            let id = OperatorId::parse(&id)?;
+            let Some(op) = ledger.operator(&id).await? else {
+                crate::usage!("operator {id} is not registered");
+            };
+            let endpoint = events::webhook::get(ledger.database(), id.as_str()).await?;
+            let webhook = endpoint.as_ref().map(|e| {
+                serde_json::json!({
+                    "url": e.url,
+                    "status": e.status().as_str(),
+                    "created_by": e.created_by,
+                    "updated_at": e.updated_at,
+                    "failing_since": e.failing_since,
+                    "attempts": e.attempts,
+                    "next_attempt_at": e.next_attempt_at,
+                    "disabled_at": e.disabled_at,
+                    "last_delivered_at": e.last_delivered_at,
+                })
+            });
+            if json {
+                let mut value = serde_json::to_value(&op)?;
+                value["webhook"] = webhook.unwrap_or(serde_json::Value::Null);
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                return Ok(());
+            }
+            print_table(&[op]);
+            match endpoint {
+                None => println!("webhook: none registered"),
+                Some(e) => {
+                    println!("webhook: {} ({})", e.url, e.status().as_str());
+                    if let Some(at) = e.last_delivered_at {
+                        println!("  last delivered: {at}");
+                    }
+                    if let Some(since) = e.failing_since {
+                        println!("  failing since: {since} ({} attempts)", e.attempts);
+                    }
+                    if let Some(at) = e.next_attempt_at {
+                        println!("  next attempt: {at}");
+                    }
+                    if let Some(at) = e.disabled_at {
+                        println!(
+                            "  disabled at {at}: it failed for 24 hours; the operator sets it \
+                             again with PUT /v1/webhook"
+                        );
+                    }
+                }
             }
         }
         OperatorsCommand::Terms { id, json } => {

@@ -3,6 +3,7 @@
 //! `settle` of the previous business date at 02:00 by default. On start it settles a
 //! previous date that never settled (catch-up, configurable). On SIGTERM it takes no new
 //! run, gives the current one a grace period to end, and otherwise records it as failed.
+//! Beside the cron jobs, the outbox's relays run continuously (`relay`).
 
 use std::str::FromStr;
 
@@ -103,6 +104,7 @@ pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
         settings::telemetry::serve(addr)
             .with_context(|| format!("serving metrics on {addr} (RECAUDO_METRICS_ADDR)"))?;
         crate::internal_events::describe();
+        events::internal_events::describe();
         tracing::info!(%addr, "serving Prometheus metrics on /metrics");
     }
     let holder = runner::holder_id();
@@ -120,6 +122,18 @@ pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
         time_zone = %schedule.time_zone,
         "scheduler started"
     );
+    // The relays run beside the cron jobs, each under its own lock.
+    let relays: Vec<_> = [Job::PublishEvents, Job::DeliverWebhooks]
+        .into_iter()
+        .map(|job| {
+            tokio::spawn(crate::relay::run_continuously(
+                ctx.clone(),
+                job,
+                holder.clone(),
+                stopping.clone(),
+            ))
+        })
+        .collect();
     if ctx.config.schedule.catch_up {
         let date = settle_date(&ctx, Utc::now());
         if !crate::job_run::succeeded(ctx.ledger.database(), Job::Settle.as_str(), date).await? {
@@ -158,6 +172,9 @@ pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
             let date = settle_date(&ctx, at);
             run_logged(&ctx, Job::Settle, Some(date), &holder, &stopping).await;
         }
+    }
+    for relay in relays {
+        let _ = relay.await;
     }
     tracing::info!("scheduler stopped");
     Ok(())

@@ -258,6 +258,7 @@ async fn finance_works_the_cases(db: testbed::TestLedger) {
     .unwrap();
     let report = ledger.check_invariants().await.unwrap();
     assert!(report.is_sound(), "{report:?}");
+    testbed::events::assert_valid(&*ledger).await;
 }
 
 #[tokio::test]

@@ -7,47 +7,15 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use fixtures::{Fixture, FixtureConfig};
-use ledger::{BusinessCalendar, LedgerSettings, MoneyRules};
-use online_api::auth::{JwksSource, Verifier, VerifierSettings, parse_algorithms};
-use online_api::dev_keys::{DEV_AUDIENCE, DEV_ISSUER, DevKeys};
-use support::{Env, text};
+use ledger::{BusinessCalendar, LedgerSettings};
+use support::{Env, start_api, text};
 
 const SALES: u64 = 600;
 const SEED: u64 = 5;
 const DISCREPANCIES_PER_MILLE: u64 = 120;
-
-/// The API on the ledger, in this process; returns its address and the signing keys.
-async fn start_api(
-    ledger: std::sync::Arc<dyn ledger::Ledger>,
-    keys_dir: &std::path::Path,
-) -> (SocketAddr, DevKeys) {
-    let keys = DevKeys::load_or_create_in(keys_dir).unwrap();
-    let verifier = Verifier::new(VerifierSettings {
-        issuer: DEV_ISSUER.into(),
-        audience: DEV_AUDIENCE.into(),
-        algorithms: parse_algorithms("ES256").unwrap(),
-        source: JwksSource::Static(keys.jwks.clone()),
-    })
-    .await
-    .unwrap();
-    let mut limits = online_api::Limits::from_settings(&settings::Settings::embedded().api);
-    limits.rate_burst = 10_000;
-    limits.rate_per_second = 10_000;
-    let router = online_api::app(
-        ledger,
-        verifier,
-        MoneyRules::new(ledger::Currency::COP),
-        limits,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (addr, keys)
-}
 
 fn csv(bytes: &[u8]) -> Vec<BTreeMap<String, String>> {
     let text = String::from_utf8(bytes.to_vec()).unwrap();
@@ -266,5 +234,6 @@ async fn sales_through_the_api_files_in_s3_taps_on_kafka_settle_to_the_truth() {
     assert_eq!(gaps, truth.gaps, "lost taps");
     let report = db.ledger.check_invariants().await.unwrap();
     assert!(report.is_sound(), "{report:?}");
+    testbed::events::assert_valid(&*db.ledger).await;
     tokio::time::sleep(Duration::from_millis(10)).await;
 }

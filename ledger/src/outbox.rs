@@ -30,14 +30,30 @@ pub enum EventType {
     SaleVoided,
     PaymentRecorded,
     ValidationsPosted,
+    OperatorFileAccepted,
+    OperatorFileRejected,
+    ReconciliationCompleted,
+    SettlementPublished,
+    ExceptionOpened,
+    ExceptionDisputed,
+    ExceptionResolved,
+    RemittanceApplied,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 12] = [
         EventType::SaleRecorded,
         EventType::SaleVoided,
         EventType::PaymentRecorded,
         EventType::ValidationsPosted,
+        EventType::OperatorFileAccepted,
+        EventType::OperatorFileRejected,
+        EventType::ReconciliationCompleted,
+        EventType::SettlementPublished,
+        EventType::ExceptionOpened,
+        EventType::ExceptionDisputed,
+        EventType::ExceptionResolved,
+        EventType::RemittanceApplied,
     ];
 
     /// The CloudEvents `type`.
@@ -47,6 +63,14 @@ impl EventType {
             EventType::SaleVoided => "co.recaudo.sale.voided.v1",
             EventType::PaymentRecorded => "co.recaudo.payment.recorded.v1",
             EventType::ValidationsPosted => "co.recaudo.validations.posted.v1",
+            EventType::OperatorFileAccepted => "co.recaudo.operator_file.accepted.v1",
+            EventType::OperatorFileRejected => "co.recaudo.operator_file.rejected.v1",
+            EventType::ReconciliationCompleted => "co.recaudo.reconciliation.completed.v1",
+            EventType::SettlementPublished => "co.recaudo.settlement.published.v1",
+            EventType::ExceptionOpened => "co.recaudo.exception.opened.v1",
+            EventType::ExceptionDisputed => "co.recaudo.exception.disputed.v1",
+            EventType::ExceptionResolved => "co.recaudo.exception.resolved.v1",
+            EventType::RemittanceApplied => "co.recaudo.remittance.applied.v1",
         }
     }
 
@@ -55,6 +79,20 @@ impl EventType {
         EventType::ALL
             .into_iter()
             .find(|t| t.name() == name || t.short_name() == name)
+    }
+
+    /// Whether an operator's webhook hears this type: the operator-level news of DESIGN.md
+    /// (its files, its settlements, its exceptions, its remittances). Card-level events
+    /// (sales, payments) carry card numbers and stay on the internal stream.
+    pub fn for_webhooks(self) -> bool {
+        !matches!(
+            self,
+            EventType::SaleRecorded
+                | EventType::SaleVoided
+                | EventType::PaymentRecorded
+                | EventType::ValidationsPosted
+                | EventType::ReconciliationCompleted
+        )
     }
 
     /// `sale.recorded`: the noun and verb, as people say it.
@@ -273,7 +311,7 @@ pub(crate) fn running_balances<'a>(
 const WRITE_CHUNK: usize = 4000;
 
 /// Writes `events` on the caller's transaction.
-pub async fn write(conn: Conn<'_>, events: &[NewEvent]) -> Result<(), LedgerError> {
+pub async fn write(conn: Conn<'_>, events: &[NewEvent]) -> Result<(), sqlx::Error> {
     macro_rules! body {
         ($conn:expr, $db:ty, $json:expr) => {{
             let conn = $conn;
@@ -347,17 +385,66 @@ pub async fn after(
     limit: i64,
     types: &[EventType],
 ) -> Result<Vec<OutboxEvent>, LedgerError> {
+    after_where(db, position, limit, types, None).await
+}
+
+/// As [`after`], and only `operator`'s events when it is given (a webhook's queue).
+pub async fn after_where(
+    db: Database<'_>,
+    position: i64,
+    limit: i64,
+    types: &[EventType],
+    operator: Option<&OperatorId>,
+) -> Result<Vec<OutboxEvent>, LedgerError> {
+    read(db, Direction::After, position, limit, types, operator).await
+}
+
+/// The last `limit` sequenced events before `position` (of `types`, when not empty), in
+/// position order: what `recaudo events tail` shows first.
+pub async fn before(
+    db: Database<'_>,
+    position: i64,
+    limit: i64,
+    types: &[EventType],
+) -> Result<Vec<OutboxEvent>, LedgerError> {
+    let mut events = read(db, Direction::Before, position, limit, types, None).await?;
+    events.reverse();
+    Ok(events)
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    After,
+    Before,
+}
+
+async fn read(
+    db: Database<'_>,
+    direction: Direction,
+    position: i64,
+    limit: i64,
+    types: &[EventType],
+    operator: Option<&OperatorId>,
+) -> Result<Vec<OutboxEvent>, LedgerError> {
+    let (compare, order) = match direction {
+        Direction::After => (">", "ASC"),
+        Direction::Before => ("<", "DESC"),
+    };
+    // The names come from the enum, never from input, so they may be spelled into the SQL.
     let names: Vec<&str> = types.iter().map(|t| t.name()).collect();
-    let filter = if names.is_empty() {
+    let mut filter = if names.is_empty() {
         String::new()
     } else {
         let list: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
         format!(" AND type IN ({})", list.join(", "))
     };
+    if operator.is_some() {
+        filter.push_str(" AND operator_id = $3");
+    }
     let select = |data: &str| {
         format!(
             "SELECT id, position, type, subject, operator_id, time, {data} AS data, created_at \
-             FROM outbox WHERE position > $1{filter} ORDER BY position LIMIT $2"
+             FROM outbox WHERE position {compare} $1{filter} ORDER BY position {order} LIMIT $2"
         )
     };
     macro_rules! body {
@@ -371,11 +458,14 @@ pub async fn after(
                 DateTime<Utc>,
                 String,
                 DateTime<Utc>,
-            )> = sqlx::query_as(&$sql)
-                .bind(position)
-                .bind(limit)
-                .fetch_all($pool)
-                .await?;
+            )> = {
+                let sql = $sql;
+                let mut query = sqlx::query_as(&sql).bind(position).bind(limit);
+                if let Some(operator) = operator {
+                    query = query.bind(operator.as_str().to_string());
+                }
+                query.fetch_all($pool).await?
+            };
             rows.into_iter()
                 .map(|r| {
                     Ok(OutboxEvent {
@@ -398,6 +488,16 @@ pub async fn after(
         Database::Postgres(pool) => body!(pool, select("data::text")),
         Database::Sqlite(pool) => body!(pool, select("data")),
     }
+}
+
+/// The highest position given so far (0: none).
+pub async fn highest_position(db: Database<'_>) -> Result<i64, LedgerError> {
+    crate::on_pool!(db, pool => {
+        let highest: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM outbox")
+            .fetch_one(pool)
+            .await?;
+        Ok(highest)
+    })
 }
 
 /// How far `relay` has had its events acknowledged (0: nothing yet).

@@ -30,6 +30,7 @@ pub enum Scope {
     SettlementsRead,
     ExceptionsRead,
     ExceptionsWrite,
+    WebhooksWrite,
 }
 
 impl Scope {
@@ -42,6 +43,7 @@ impl Scope {
             Scope::SettlementsRead => "settlements:read",
             Scope::ExceptionsRead => "exceptions:read",
             Scope::ExceptionsWrite => "exceptions:write",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 }

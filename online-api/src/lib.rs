@@ -65,6 +65,8 @@ pub struct Inner {
     pub money: MoneyRules,
     pub limits: Limits,
     pub metrics: Metrics,
+    /// Which webhook URLs may be registered.
+    pub webhooks: events::ssrf::Policy,
     rate: RateLimiter,
     operators: Mutex<HashMap<OperatorId, (bool, Instant)>>,
     openapi: String,
@@ -107,7 +109,8 @@ impl AppState {
     info(
         title = "recaudo online API",
         description = "Recharge operators sell card top-ups, void them, pay fares and read \
-            balances, read their settlements, and see and dispute the exceptions reconciliation found. Every call needs a bearer JWT whose `operator_id` claim names the \
+            balances, read their settlements, see and dispute the exceptions reconciliation found, and \
+            register a webhook for their events. Every call needs a bearer JWT whose `operator_id` claim names the \
             operator; errors are RFC 9457 problem details.",
         version = "1.0.0"
     ),
@@ -118,6 +121,7 @@ impl AppState {
         (name = "cards", description = "Card balances"),
         (name = "settlements", description = "What the operator owes for each business date, as published"),
         (name = "exceptions", description = "What reconciliation holds against the operator, and its disputes"),
+        (name = "webhooks", description = "The operator's endpoint for its events, signed, and its delivery log"),
         (name = "operations", description = "Health, readiness, metrics, this document")
     )
 )]
@@ -255,7 +259,13 @@ fn documented_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(routes::statement::get_statement))
         .routes(routes!(routes::exceptions::list_exceptions))
         .routes(routes!(routes::exceptions::get_exception))
-        .routes(routes!(routes::exceptions::dispute_exception));
+        .routes(routes!(routes::exceptions::dispute_exception))
+        .routes(routes!(
+            routes::webhooks::put_webhook,
+            routes::webhooks::get_webhook,
+            routes::webhooks::delete_webhook
+        ))
+        .routes(routes!(routes::webhooks::list_deliveries));
     (public, operator)
 }
 
@@ -276,6 +286,7 @@ pub fn app(
     verifier: Verifier,
     money: MoneyRules,
     limits: Limits,
+    webhooks: events::ssrf::Policy,
 ) -> Router {
     let state = AppState(Arc::new(Inner {
         ledger,
@@ -283,6 +294,7 @@ pub fn app(
         money,
         limits,
         metrics: Metrics::default(),
+        webhooks,
         rate: RateLimiter::new(limits.rate_per_second, limits.rate_burst),
         operators: Mutex::new(HashMap::new()),
         openapi: openapi_document(),

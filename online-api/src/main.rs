@@ -146,7 +146,15 @@ async fn serve(config: Settings) -> anyhow::Result<()> {
         verifier(&config).await?,
         money,
         Limits::from_settings(&config.api),
+        events::ssrf::Policy {
+            allow_private: config.webhooks.allow_private,
+        },
     );
+    if config.webhooks.allow_private {
+        tracing::warn!(
+            "RECAUDO_WEBHOOK_ALLOW_PRIVATE is set: webhooks may point at private addresses and http (development only)"
+        );
+    }
     tokio::spawn(purge_idempotency_keys(ledger));
     let listener = tokio::net::TcpListener::bind(&config.api.addr)
         .await

@@ -38,6 +38,7 @@ async fn read(store: &dyn ObjectStore, key: String) -> Vec<u8> {
 async fn assert_sound(ledger: &dyn Ledger) {
     let report = ledger.check_invariants().await.unwrap();
     assert!(report.is_sound(), "ledger invariants broken: {report:?}");
+    testbed::events::assert_valid(ledger).await;
     let chain = exceptions::verify(ledger.database()).await.unwrap();
     assert_eq!(chain.first_mismatch, None, "{chain:?}");
 }

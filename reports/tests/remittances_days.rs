@@ -51,6 +51,7 @@ async fn report(
 async fn assert_sound(ledger: &dyn Ledger) {
     let report = ledger.check_invariants().await.unwrap();
     assert!(report.is_sound(), "ledger invariants broken: {report:?}");
+    testbed::events::assert_valid(ledger).await;
 }
 
 async fn scalar(ledger: &dyn Ledger, sql: &str) -> i64 {

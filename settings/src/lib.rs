@@ -43,6 +43,8 @@ pub struct Settings {
     pub calendar: CalendarSettings,
     pub money: MoneySettings,
     pub telemetry: TelemetrySettings,
+    pub events: EventsSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +101,31 @@ impl ClientOptions {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .chain(self.secret.iter().map(|(k, v)| (k.as_str(), v.expose())))
     }
+}
+
+/// The relays that carry the outbox's events out (DESIGN.md, Events).
+#[derive(Debug, Clone)]
+pub struct EventsSettings {
+    /// The Kafka topic `publish-events` writes to (when a broker is configured).
+    pub topic: String,
+    /// Where `publish-events` writes JSON lines when no broker is configured.
+    pub outbox_dir: PathBuf,
+    /// Events per batch (one produce round trip, one cursor update).
+    pub batch: i64,
+    /// How often the scheduler's relays look for new events.
+    pub poll: Duration,
+}
+
+/// Operators' webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Development only: endpoints on private or loopback addresses, and `http`.
+    pub allow_private: bool,
+    /// The wait after a failed delivery, doubled each time, up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// For one delivery attempt.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -245,6 +272,14 @@ struct Flat {
     schedule_catch_up: bool,
     schedule_resettle_stale: bool,
     schedule_grace_secs: u64,
+    events_topic: String,
+    outbox_dir: PathBuf,
+    events_batch: i64,
+    events_poll_ms: u64,
+    webhook_allow_private: bool,
+    webhook_retry_base_ms: u64,
+    webhook_retry_max_ms: u64,
+    webhook_timeout_ms: u64,
 }
 
 impl Default for Flat {
@@ -285,6 +320,14 @@ impl Default for Flat {
             schedule_catch_up: true,
             schedule_resettle_stale: true,
             schedule_grace_secs: 30,
+            events_topic: "recaudo.events.v1".into(),
+            outbox_dir: PathBuf::from("var/outbox"),
+            events_batch: 500,
+            events_poll_ms: 1_000,
+            webhook_allow_private: false,
+            webhook_retry_base_ms: 30_000,
+            webhook_retry_max_ms: 3_600_000,
+            webhook_timeout_ms: 10_000,
         }
     }
 }
@@ -537,6 +580,21 @@ impl Flat {
             telemetry: TelemetrySettings {
                 log_format: self.log_format,
                 metrics_addr,
+            },
+            events: EventsSettings {
+                topic: self.events_topic,
+                outbox_dir: self.outbox_dir,
+                batch: self.events_batch.clamp(1, 10_000),
+                poll: Duration::from_millis(self.events_poll_ms.max(10)),
+            },
+            webhooks: WebhookSettings {
+                allow_private: self.webhook_allow_private,
+                retry_base: Duration::from_millis(self.webhook_retry_base_ms.max(1)),
+                retry_max: Duration::from_millis(
+                    self.webhook_retry_max_ms
+                        .max(self.webhook_retry_base_ms.max(1)),
+                ),
+                timeout: Duration::from_millis(self.webhook_timeout_ms.max(100)),
             },
         })
     }

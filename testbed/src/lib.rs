@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ledger::{Ledger, LedgerSettings, connect};
 
+pub mod events;
 pub mod recon;
 pub mod store;
 

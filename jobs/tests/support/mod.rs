@@ -108,3 +108,34 @@ impl Env {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// The API on the ledger, in this process; returns its address and the signing keys.
+#[allow(dead_code)] // not every test binary starts the API
+pub async fn start_api(
+    ledger: std::sync::Arc<dyn ledger::Ledger>,
+    keys_dir: &std::path::Path,
+) -> (std::net::SocketAddr, online_api::dev_keys::DevKeys) {
+    let keys = online_api::dev_keys::DevKeys::load_or_create_in(keys_dir).unwrap();
+    let verifier = online_api::auth::Verifier::new(online_api::auth::VerifierSettings {
+        issuer: online_api::dev_keys::DEV_ISSUER.into(),
+        audience: online_api::dev_keys::DEV_AUDIENCE.into(),
+        algorithms: online_api::auth::parse_algorithms("ES256").unwrap(),
+        source: online_api::auth::JwksSource::Static(keys.jwks.clone()),
+    })
+    .await
+    .unwrap();
+    let mut limits = online_api::Limits::from_settings(&settings::Settings::embedded().api);
+    limits.rate_burst = 10_000;
+    limits.rate_per_second = 10_000;
+    let router = online_api::app(
+        ledger,
+        verifier,
+        ledger::MoneyRules::new(ledger::Currency::COP),
+        limits,
+        events::ssrf::Policy::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (addr, keys)
+}

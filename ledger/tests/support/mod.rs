@@ -110,6 +110,7 @@ pub async fn assert_sound(ledger: &Arc<dyn Ledger>) {
     let report = ledger.check_invariants().await.unwrap();
     assert!(report.is_sound(), "ledger invariants broken: {report:?}");
     assert_each_change_has_its_event(ledger).await;
+    testbed::events::assert_valid(&**ledger).await;
 }
 
 /// The outbox's side of soundness: every sale, void, payment and posted batch of

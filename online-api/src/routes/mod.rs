@@ -9,6 +9,7 @@ pub mod payments;
 pub mod sales;
 pub mod settlements;
 pub mod statement;
+pub mod webhooks;
 
 use axum::http::StatusCode;
 

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 pub const ISSUER: &str = "https://idp.example.test/";
 pub const AUDIENCE: &str = "recaudo-api";
 pub const ALL_SCOPES: &str = "sales:write sales:read payments:write balances:read settlements:read exceptions:read \
-    exceptions:write";
+    exceptions:write webhooks:write";
 
 pub struct Keys {
     pub rsa_private_pem: String,
@@ -154,6 +154,7 @@ pub async fn spawn_app(backend: Backend, limits: Limits) -> Option<TestApp> {
         verifier,
         MoneyRules::new(ledger::Currency::COP),
         limits,
+        events::ssrf::Policy::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
@@ -232,6 +233,7 @@ impl TestApp {
     pub async fn transactions(&self) -> i64 {
         let report = self.ledger.check_invariants().await.unwrap();
         assert!(report.is_sound(), "{report:?}");
+        testbed::events::assert_valid(&*self.ledger).await;
         report.transactions
     }
 }
