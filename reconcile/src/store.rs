@@ -140,6 +140,7 @@ pub async fn save_run_as(
     let exceptions = rows.len() as i64;
     let summaries = outcome.operator_summaries()?;
     let (items_key, items_sha256) = record.items_object.clone().unzip();
+    let event = completed_event(date, outcome.items as i64, exceptions, &summaries, run_id);
     macro_rules! header {
         ($tx:expr) => {
             sqlx::query(
@@ -160,7 +161,7 @@ pub async fn save_run_as(
         };
     }
     macro_rules! rest {
-        ($tx:expr) => {{
+        ($tx:expr, $conn:path) => {{
             for summary in &summaries {
                 sqlx::query(
                     "INSERT INTO recon_summaries (run_id, operator_id, counts, ledger_total, \
@@ -185,6 +186,8 @@ pub async fn save_run_as(
                 .bind(run_id)
                 .execute(&mut *$tx)
                 .await?;
+            // Heard when the run became current, or not at all.
+            ledger::outbox::write($conn(&mut *$tx), std::slice::from_ref(&event)).await?;
         }};
     }
     const ITEM_COLUMNS: &str = "recon_items (run_id, operator_id, operator_ref, case_name, \
@@ -228,7 +231,7 @@ pub async fn save_run_as(
                 copy.send(data.into_bytes()).await?;
                 copy.finish().await?;
             }
-            rest!(tx);
+            rest!(tx, ledger::correction::Conn::Postgres);
             tx.commit().await?;
         }
         Database::Sqlite(pool) => {
@@ -251,11 +254,41 @@ pub async fn save_run_as(
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            rest!(tx);
+            rest!(tx, ledger::correction::Conn::Sqlite);
             tx.commit().await?;
         }
     }
     Ok(())
+}
+
+/// The `reconciliation.completed` event of a run made current: its counts by case.
+fn completed_event(
+    date: BusinessDate,
+    items: i64,
+    exceptions: i64,
+    summaries: &[OperatorSummary],
+    run_id: &str,
+) -> ledger::outbox::NewEvent {
+    let mut cases: BTreeMap<&str, i64> = BTreeMap::new();
+    for s in summaries {
+        for (case, n) in &s.counts {
+            *cases.entry(case.as_str()).or_default() += n;
+        }
+    }
+    ledger::outbox::NewEvent {
+        event_type: ledger::outbox::EventType::ReconciliationCompleted,
+        subject: format!("reconciliation/{date}"),
+        operator: None,
+        time: Utc::now(),
+        data: serde_json::json!({
+            "run_id": run_id,
+            "business_date": date.naive(),
+            "items": items,
+            "exceptions": exceptions,
+            "operators": summaries.len(),
+            "cases": cases,
+        }),
+    }
 }
 
 /// One operator's line of a run's summary.

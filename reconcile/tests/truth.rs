@@ -82,9 +82,25 @@ async fn reconciles_a_fixtures_day_to_its_truth(ledger: Arc<dyn Ledger>) {
                 .exceptions
                 .equals_missing(&reconcile::store::non_matched(&result.items).unwrap())
         );
-        reconcile::store::save_run(ledger.database(), date, &result)
+        let run_id = reconcile::store::save_run(ledger.database(), date, &result)
             .await
             .unwrap();
+        // The run made current is heard, with the day's counts by case.
+        ledger.sequence_outbox(1_000_000).await.unwrap();
+        let completed = ledger
+            .outbox_after(0, 10, &[ledger::outbox::EventType::ReconciliationCompleted])
+            .await
+            .unwrap();
+        // The newest is this run's (one per run made current).
+        let completed = completed.last().into_iter().collect::<Vec<_>>();
+        assert_eq!(completed[0].data["run_id"], run_id.as_str());
+        assert_eq!(completed[0].data["items"], result.items.height() as i64);
+        let cases = completed[0].data["cases"].as_object().unwrap();
+        assert_eq!(
+            cases.values().map(|n| n.as_i64().unwrap()).sum::<i64>(),
+            result.items.height() as i64
+        );
+        testbed::events::assert_valid(&*ledger).await;
         assert_eq!(
             reconcile::store::current_exceptions(ledger.database(), date)
                 .await
