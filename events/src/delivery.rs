@@ -233,6 +233,8 @@ async fn send(
     let addrs = ssrf::resolve(&url, settings.policy)
         .await
         .map_err(|e| (None, e.to_string()))?;
+    // A client per attempt, not one shared: the addresses it may connect to are the ones
+    // this attempt checked, and a pooled connection from an earlier check must not serve.
     let mut client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

@@ -32,14 +32,7 @@ impl KafkaSink {
         options: impl Iterator<Item = (&'a str, &'a str)>,
         topic: &str,
     ) -> Result<KafkaSink, PublishError> {
-        let mut client = ClientConfig::new();
-        client.set("bootstrap.servers", brokers);
-        for (k, v) in options {
-            // Consumer-only options of the shared RECAUDO_KAFKA_* set.
-            if !k.starts_with("max.poll") && !k.starts_with("session.") && !k.starts_with("auto.") {
-                client.set(k, v);
-            }
-        }
+        let mut client = producer_client(brokers, options);
         client
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -82,6 +75,22 @@ impl Sink for KafkaSink {
         }
         Ok(())
     }
+}
+
+/// A client for a producer on `brokers` with the shared `RECAUDO_KAFKA_*` options
+/// (security, SASL) but those only a consumer takes, which a producer would refuse.
+pub fn producer_client<'a>(
+    brokers: &str,
+    options: impl Iterator<Item = (&'a str, &'a str)>,
+) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", brokers);
+    for (k, v) in options {
+        if !k.starts_with("max.poll") && !k.starts_with("session.") && !k.starts_with("auto.") {
+            client.set(k, v);
+        }
+    }
+    client
 }
 
 /// Creates `topic` when the broker does not have it, with the broker's default replication

@@ -318,31 +318,15 @@ pub async fn record_rejection(
                 .bind("rejected operator file")
                 .execute(&mut *tx)
                 .await?;
-            write_on(&mut tx, event).await?;
+            write_on(Conn::from(&mut *tx), event).await?;
         }
         tx.commit().await
     })
 }
 
 /// Writes `event` on the open transaction, whichever backend it is on.
-trait OnConn {
-    fn conn(&mut self) -> Conn<'_>;
-}
-
-impl OnConn for Transaction<'_, Postgres> {
-    fn conn(&mut self) -> Conn<'_> {
-        Conn::Postgres(&mut *self)
-    }
-}
-
-impl OnConn for Transaction<'_, Sqlite> {
-    fn conn(&mut self) -> Conn<'_> {
-        Conn::Sqlite(&mut *self)
-    }
-}
-
-async fn write_on(tx: &mut impl OnConn, event: &NewEvent) -> Result<(), sqlx::Error> {
-    outbox::write(tx.conn(), std::slice::from_ref(event)).await
+async fn write_on(conn: Conn<'_>, event: &NewEvent) -> Result<(), sqlx::Error> {
+    outbox::write(conn, std::slice::from_ref(event)).await
 }
 
 /// Writes an event that goes with no change of the database (a file refused before it was
@@ -350,7 +334,7 @@ async fn write_on(tx: &mut impl OnConn, event: &NewEvent) -> Result<(), sqlx::Er
 pub async fn write_event(db: Database<'_>, event: &NewEvent) -> Result<(), sqlx::Error> {
     ledger::on_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        write_on(&mut tx, event).await?;
+        write_on(Conn::from(&mut *tx), event).await?;
         tx.commit().await
     })
 }

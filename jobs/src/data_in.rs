@@ -154,18 +154,15 @@ pub(crate) async fn publish(
 
 pub async fn produce(fixture: &Fixture, settings: &KafkaSettings) -> anyhow::Result<u64> {
     use futures::StreamExt;
-    use rdkafka::ClientConfig;
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let mut client = ClientConfig::new();
+    let options = settings
+        .client
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    let mut client = events::kafka::producer_client(&settings.brokers, options);
     client
-        .set("bootstrap.servers", &settings.brokers)
         .set("enable.idempotence", "true")
         .set("linger.ms", "20");
-    for (k, v) in &settings.client {
-        if !k.starts_with("max.poll") && !k.starts_with("session.") {
-            client.set(k, v);
-        }
-    }
     events::kafka::ensure_topic(&client, &settings.topic).await?;
     let producer: FutureProducer = client.create()?;
     let sent: Vec<anyhow::Result<()>> = futures::stream::iter(fixture.events())

@@ -103,3 +103,66 @@ pub async fn release(
     });
     Ok(())
 }
+
+/// The locks a process holds, as `(job, scope)`: a run may add the locks of steps it waits
+/// for while it works.
+pub type Held = std::sync::Arc<std::sync::Mutex<Vec<(crate::job::Job, String)>>>;
+
+/// Renews the leases of the locks in `held` every third of `lease` for as long as it lives
+/// (dropping it stops): a holder that dies stops renewing, and another process takes over
+/// when the lease runs out. `lost` says that happened to one of ours meanwhile.
+pub struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Heartbeat {
+    pub fn spawn(
+        ledger: std::sync::Arc<dyn ledger::Ledger>,
+        held: Held,
+        run_id: String,
+        lease: Duration,
+    ) -> Heartbeat {
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let every = (lease / 3)
+            .to_std()
+            .unwrap_or_default()
+            .max(std::time::Duration::from_millis(100));
+        let task = tokio::spawn({
+            let lost = lost.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let locks = held
+                        .lock()
+                        .expect("the lock list is never poisoned")
+                        .clone();
+                    for (job, scope) in locks {
+                        match renew(ledger.database(), job.as_str(), &scope, &run_id, lease).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::error!(%job, %scope, "lost the job lock (its lease ran out)");
+                                lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            Err(e) => {
+                                tracing::warn!(%job, %scope, error = %e, "renewing the job lock")
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Heartbeat { task, lost }
+    }
+
+    /// Whether a lock was taken by another process since this started.
+    pub fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -6,7 +6,6 @@
 //! events tail`, for ops to watch the stream.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
@@ -128,31 +127,14 @@ pub async fn run_continuously(
         }
         waiting_said = false;
         tracing::info!(%job, "relaying: this process holds the lock");
-        let lost = Arc::new(AtomicBool::new(false));
-        let heartbeat = {
-            let (ledger, lost, lock_id) = (ctx.ledger.clone(), lost.clone(), lock_id.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(lease_secs / 3)).await;
-                    match job_lock::renew(ledger.database(), job.as_str(), "*", &lock_id, lease)
-                        .await
-                    {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            lost.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                        Err(e) => tracing::warn!(%job, error = %e, "renewing the relay's lock"),
-                    }
-                }
-            })
-        };
+        let held = Arc::new(std::sync::Mutex::new(vec![(job, "*".to_string())]));
+        let heartbeat =
+            job_lock::Heartbeat::spawn(ctx.ledger.clone(), held, lock_id.clone(), lease);
         let mut sink: Option<Box<dyn Sink>> = None;
         let deliveries = DeliverySettings::from_settings(&ctx.config);
         loop {
-            if lost.load(Ordering::SeqCst) {
-                tracing::error!(%job, "lost the relay's lock (its lease ran out); stopping until it is free again");
-                heartbeat.abort();
+            if heartbeat.lost() {
+                tracing::error!(%job, "stopping until the relay's lock is free again");
                 continue 'lock;
             }
             let pass: Result<(), StepError> = match job {
@@ -183,7 +165,6 @@ pub async fn run_continuously(
                 tracing::warn!(%job, blame = %e.blame(), error = %e, "relay pass failed; trying again");
             }
             if stopped_during(poll, &mut stopping).await {
-                heartbeat.abort();
                 break 'lock;
             }
         }

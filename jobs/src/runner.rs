@@ -99,27 +99,8 @@ pub async fn run(
     }
     let held = Arc::new(Mutex::new(vec![own]));
 
-    // Renew the leases while working; a holder that dies stops renewing.
-    let heartbeat = {
-        let (ledger, held, lock_id) = (ctx.ledger.clone(), held.clone(), lock_id.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(StdDuration::from_secs(lease_secs / 3)).await;
-                let locks = held
-                    .lock()
-                    .expect("the lock list is never poisoned")
-                    .clone();
-                for (job, scope) in locks {
-                    let db = ledger.database();
-                    match job_lock::renew(db, job.as_str(), &scope, &lock_id, lease).await {
-                        Ok(true) => {}
-                        Ok(false) => tracing::error!(%job, %scope, "lost the job lock"),
-                        Err(e) => tracing::warn!(%job, %scope, error = %e, "renewing the job lock"),
-                    }
-                }
-            }
-        })
-    };
+    let heartbeat =
+        job_lock::Heartbeat::spawn(ctx.ledger.clone(), held.clone(), lock_id.clone(), lease);
     tokio::pin!(stop);
     let result = async {
         wait_for_steps(db, job, wanted, holder, &lock_id, lease, &held, &mut stop).await?;
@@ -137,7 +118,7 @@ pub async fn run(
         attempts(ctx, job, date, holder, &scope, &mut stop).await
     }
     .await;
-    heartbeat.abort();
+    drop(heartbeat);
     let locks = held
         .lock()
         .expect("the lock list is never poisoned")

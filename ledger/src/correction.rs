@@ -129,6 +129,19 @@ pub enum Conn<'a> {
     Sqlite(&'a mut sqlx::SqliteConnection),
 }
 
+// So that code written once for both backends (`on_pool!`) hands either transaction over.
+impl<'a> From<&'a mut sqlx::PgConnection> for Conn<'a> {
+    fn from(conn: &'a mut sqlx::PgConnection) -> Conn<'a> {
+        Conn::Postgres(conn)
+    }
+}
+
+impl<'a> From<&'a mut sqlx::SqliteConnection> for Conn<'a> {
+    fn from(conn: &'a mut sqlx::SqliteConnection) -> Conn<'a> {
+        Conn::Sqlite(conn)
+    }
+}
+
 /// Posts `correction` in the caller's transaction unless its document was posted before.
 /// The caller holds whatever lock makes the decision single (the case's row), so two
 /// decisions of one document never race here; a document posted outside such a lock is
