@@ -10,6 +10,7 @@ pub mod as_of;
 pub mod audit;
 pub mod case;
 pub mod decision;
+mod news;
 mod store;
 pub mod sync;
 

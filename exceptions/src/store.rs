@@ -5,12 +5,13 @@
 //! is stamped out once per backend by `backend!`.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use ledger::{BusinessDate, Database, Ledger};
+use ledger::{BusinessDate, Currency, Database, Ledger};
 
 use crate::ExceptionError;
 use crate::audit::{CaseEvent, ChainReport, NewEvent, walk};
 use crate::case::{Actor, CaseFilter, CaseId, CaseState, ExceptionCase, Resolution};
 use crate::decision::{self, Action, Decided};
+use crate::news;
 use crate::sync::{Found, SyncReport};
 
 pub(crate) const CASE_COLUMNS: &str = "id, business_date, operator_id, operator_ref, case_name, \
@@ -388,6 +389,7 @@ macro_rules! backend {
                     Some(row) if operator.is_none_or(|op| op == row.operator_id) => row.try_into()?,
                     _ => return Err(ExceptionError::NotFound(id)),
                 };
+                let before = case.state;
                 let mut plan = decision::plan(&case, action, actor, threshold, ledger::journal::now())?;
                 let mut transaction_id = None;
                 if let Some(correction) = &plan.correction {
@@ -399,6 +401,10 @@ macro_rules! backend {
                 }
                 write_case(&mut tx, &plan.case).await?;
                 append(&mut tx, std::slice::from_ref(&plan.event)).await?;
+                let currency = ledger.settings().currency;
+                if let Some(heard) = news::of_change(Some(before), &plan.case, actor.as_str(), currency)? {
+                    ledger::outbox::write($conn(&mut *tx), &[heard]).await?;
+                }
                 tx.commit().await?;
                 Ok(Decided {
                     case: plan.case,
@@ -411,6 +417,7 @@ macro_rules! backend {
                 pool: &$pool,
                 date: BusinessDate,
                 run_id: &str,
+                currency: Currency,
             ) -> Result<SyncReport, ExceptionError> {
                 let mut tx = $begin(pool).await?;
                 let current: Option<String> = sqlx::query_scalar(
@@ -470,17 +477,22 @@ macro_rules! backend {
                 let at = ledger::journal::now();
                 let plan = crate::sync::plan(date.naive(), run_id, found, existing, &adjacent, at);
                 let mut events = Vec::with_capacity(plan.opened.len() + plan.changed.len());
+                let mut heard = Vec::new();
                 let ids = $insert_cases(&mut tx, date.naive(), run_id, &plan.opened).await?;
                 for (c, opened) in &plan.opened {
                     let id = ids[&(c.operator_id.clone(), c.operator_ref.clone())];
                     events.extend(opened.iter().cloned().map(|e| NewEvent { case_id: id, ..e }));
+                    let c = ExceptionCase { id, ..c.clone() };
+                    heard.extend(news::of_change(None, &c, Actor::SYSTEM, currency)?);
                 }
                 for (case, event) in &plan.changed {
                     let mut case = case.clone();
                     case.last_run = run_id.to_string();
                     write_case(&mut tx, &case).await?;
+                    heard.extend(news::of_change(event.from_state, &case, &event.actor, currency)?);
                     events.push(event.clone());
                 }
+                ledger::outbox::write($conn(&mut *tx), &heard).await?;
                 // Every case of the date still standing was looked at by this run.
                 sqlx::query(
                     "UPDATE exception_cases SET last_run = $2 WHERE business_date = $1 \
@@ -543,10 +555,11 @@ pub(crate) async fn sync(
     db: Database<'_>,
     date: BusinessDate,
     run_id: &str,
+    currency: Currency,
 ) -> Result<SyncReport, ExceptionError> {
     match db {
-        Database::Postgres(pool) => postgres::sync(pool, date, run_id).await,
-        Database::Sqlite(pool) => sqlite::sync(pool, date, run_id).await,
+        Database::Postgres(pool) => postgres::sync(pool, date, run_id, currency).await,
+        Database::Sqlite(pool) => sqlite::sync(pool, date, run_id, currency).await,
     }
 }
 

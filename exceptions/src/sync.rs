@@ -242,14 +242,16 @@ pub(crate) fn plan(
 
 /// Brings the cases of `date` in line with run `run_id`, in one database transaction. A run
 /// that is no longer the date's current one changes nothing. Safe to repeat: a second sync
-/// of the same run finds nothing to change.
+/// of the same run finds nothing to change. Amounts in the events it writes are in
+/// `currency`, the ledger's.
 pub async fn sync_run(
     db: Database<'_>,
     date: BusinessDate,
     run_id: &str,
+    currency: ledger::Currency,
 ) -> Result<SyncReport, ExceptionError> {
     let started = std::time::Instant::now();
-    let report = crate::store::sync(db, date, run_id).await?;
+    let report = crate::store::sync(db, date, run_id, currency).await?;
     tracing::info!(
         business_date = %date,
         run_id,

@@ -56,12 +56,12 @@ fn item<'a>(
 /// save does, then syncs the cases.
 async fn run(ledger: &Arc<dyn Ledger>, date: BusinessDate, run_id: &str, items: &[RunItem<'_>]) {
     testbed::recon::store_run(&**ledger, date, run_id, items).await;
-    let report = exceptions::sync_run(ledger.database(), date, run_id)
+    let report = exceptions::sync_run(ledger.database(), date, run_id, ledger.settings().currency)
         .await
         .unwrap();
     assert!(!report.superseded);
     // A second sync of the same run changes nothing.
-    let again = exceptions::sync_run(ledger.database(), date, run_id)
+    let again = exceptions::sync_run(ledger.database(), date, run_id, ledger.settings().currency)
         .await
         .unwrap();
     assert_eq!(
@@ -375,6 +375,42 @@ async fn each_resolution_moves_the_books_once(ledger: Arc<dyn Ledger>) {
         .collect();
     assert_eq!(history, ["OPENED", "CLEARED", "REOPENED"]);
     assert_sound(&ledger).await;
+    // What others heard, in order: every case opened, each resolution that stood, R3
+    // reopened by a person and R5 found again; the refused commands and the clearing, nothing.
+    let heard = heard(&ledger).await;
+    assert_eq!(
+        heard,
+        [
+            ("exception.opened", "R1", "OPEN", ""),
+            ("exception.opened", "R2", "OPEN", ""),
+            ("exception.opened", "R3", "OPEN", ""),
+            ("exception.opened", "R4", "OPEN", ""),
+            ("exception.opened", "R5", "OPEN", ""),
+            ("exception.resolved", "R3", "RESOLVED", "ana"),
+            ("exception.resolved", "R2", "RESOLVED", "ana"),
+            ("exception.resolved", "R4", "RESOLVED", "ana"),
+            ("exception.resolved", "R1", "RESOLVED", "ana"),
+            ("exception.opened", "R3", "OPEN", ""),
+            ("exception.resolved", "R3", "RESOLVED", "ana"),
+            ("exception.opened", "R5", "OPEN", ""),
+        ]
+        .map(|(t, r, s, a)| (t.to_string(), r.to_string(), s.to_string(), a.to_string()))
+    );
+}
+
+/// The exception events in the outbox: type, operator reference, status and actor (none
+/// for an opening).
+async fn heard(ledger: &Arc<dyn Ledger>) -> Vec<(String, String, String, String)> {
+    use ledger::outbox::EventType::{ExceptionDisputed, ExceptionOpened, ExceptionResolved};
+    let types = [ExceptionOpened, ExceptionDisputed, ExceptionResolved];
+    testbed::events::written(&**ledger, &types)
+        .await
+        .into_iter()
+        .map(|(t, data)| {
+            let text = |k: &str| data[k].as_str().unwrap_or_default().to_string();
+            (t, text("operator_ref"), text("status"), text("actor"))
+        })
+        .collect()
 }
 
 async fn timing_pairs_clear_when_both_dates_have_run(ledger: Arc<dyn Ledger>) {
@@ -589,6 +625,21 @@ async fn disputes_are_the_operators_own(ledger: Arc<dyn Ledger>) {
     .await
     .unwrap();
     assert_sound(&ledger).await;
+    // The dispute is heard with who made it and why; the other operator's try, not at all.
+    let heard = heard(&ledger).await;
+    assert_eq!(
+        heard[5..],
+        [
+            (
+                "exception.disputed",
+                "R2",
+                "DISPUTED",
+                "operator:OP001:pos-user"
+            ),
+            ("exception.resolved", "R2", "RESOLVED", "ana"),
+        ]
+        .map(|(t, r, s, a)| (t.to_string(), r.to_string(), s.to_string(), a.to_string()))
+    );
 }
 
 async fn a_changed_event_is_named_and_the_history_refuses_changes(ledger: Arc<dyn Ledger>) {

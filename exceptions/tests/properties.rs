@@ -131,7 +131,7 @@ async fn scenario(steps: Vec<Step>) {
                     .filter_map(|(k, f)| item(k, f))
                     .collect();
                 store_run(&*ledger, date, &run_id, &items).await;
-                exceptions::sync_run(ledger.database(), date, &run_id)
+                exceptions::sync_run(ledger.database(), date, &run_id, ledger.settings().currency)
                     .await
                     .unwrap();
                 // Every key the run found has its case, undecided ones as found.

@@ -162,7 +162,7 @@ pub async fn reconcile_and_save(
         items_object: Some((key, sha256)),
     };
     reconcile::store::save_run_as(db, date, &outcome, &run_id, &record).await?;
-    exceptions::sync_run(db, date, &run_id).await?;
+    exceptions::sync_run(db, date, &run_id, currency).await?;
     if let Some(out) = out {
         reconcile::output::write_summary(&outcome.summary, &out.join("summary.csv"), currency)?;
     }

@@ -196,7 +196,7 @@ async fn finance_works_the_cases(db: testbed::TestLedger) {
         ),
     ];
     store_run(&*ledger, date, "run-1", &items).await;
-    exceptions::sync_run(ledger.database(), date, "run-1")
+    exceptions::sync_run(ledger.database(), date, "run-1", ledger.settings().currency)
         .await
         .unwrap();
     let cases = exceptions::list(ledger.database(), &Default::default())

@@ -410,7 +410,7 @@ pub trait Ledger: Send + Sync {
         &self,
         deposits: &[crate::deposit::NewDeposit],
     ) -> Result<u64, LedgerError> {
-        crate::deposit::post_batch(self.database(), &self.settings().calendar, deposits).await
+        crate::deposit::post_batch(self.database(), self.settings(), deposits).await
     }
 
     /// Gives an unidentified deposit to an operator, once, in the name of a person.
@@ -418,7 +418,7 @@ pub trait Ledger: Send + Sync {
         &self,
         assignment: &crate::deposit::NewAssignment,
     ) -> Result<crate::deposit::AssignmentReceipt, LedgerError> {
-        crate::deposit::assign(self.database(), &self.settings().calendar, assignment).await
+        crate::deposit::assign(self.database(), self.settings(), assignment).await
     }
 
     /// The bank entries' postings and assignments the filter selects, in posting order.

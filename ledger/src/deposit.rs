@@ -11,8 +11,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::backend::Database;
-use crate::business_date::{BusinessCalendar, BusinessDate};
+use crate::backend::{Database, LedgerSettings};
+use crate::business_date::BusinessDate;
 use crate::correction::{Conn, post_entry};
 use crate::error::{InvalidInput, LedgerError};
 use crate::ids::OperatorId;
@@ -178,7 +178,7 @@ const COLUMNS: &str = "document, transaction_id, kind, bank_account, bank_ref, o
 /// and returns how many it posted. The postings land in the business date of each one's `at`.
 pub(crate) async fn post_batch(
     db: Database<'_>,
-    calendar: &BusinessCalendar,
+    settings: &LedgerSettings,
     deposits: &[NewDeposit],
 ) -> Result<u64, LedgerError> {
     for d in deposits {
@@ -195,12 +195,12 @@ pub(crate) async fn post_batch(
             .into());
         }
     }
-    insert_batch(db, calendar, deposits).await
+    insert_batch(db, settings, deposits).await
 }
 
 async fn insert_batch(
     db: Database<'_>,
-    calendar: &BusinessCalendar,
+    settings: &LedgerSettings,
     deposits: &[NewDeposit],
 ) -> Result<u64, LedgerError> {
     // No look first: the documents' key decides (a look per batch costs more than it saves,
@@ -215,8 +215,8 @@ async fn insert_batch(
         return Ok(0);
     }
     match db {
-        Database::Postgres(pool) => insert_batch_pg(pool, calendar, &fresh).await,
-        Database::Sqlite(pool) => insert_batch_sqlite(pool, calendar, &fresh).await,
+        Database::Postgres(pool) => insert_batch_pg(pool, settings, &fresh).await,
+        Database::Sqlite(pool) => insert_batch_sqlite(pool, settings, &fresh).await,
     }
 }
 
@@ -224,9 +224,10 @@ async fn insert_batch(
 /// writer's transaction.
 async fn insert_batch_sqlite(
     pool: &sqlx::SqlitePool,
-    calendar: &BusinessCalendar,
+    settings: &LedgerSettings,
     fresh: &[(String, &NewDeposit)],
 ) -> Result<u64, LedgerError> {
+    let calendar = &settings.calendar;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let ids: Vec<i64> = sqlite_ids(&mut tx, fresh.len()).await?;
     // The documents first: one posted before, or by another writer meanwhile, is
@@ -315,6 +316,7 @@ async fn insert_batch_sqlite(
         q.push(" ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance");
         q.build().execute(&mut *tx).await?;
     }
+    crate::outbox::write(Conn::Sqlite(&mut tx), &applied_events(settings, &kept)).await?;
     tx.commit().await?;
     Ok(kept.len() as u64)
 }
@@ -323,9 +325,10 @@ async fn insert_batch_sqlite(
 /// multi-row VALUES of thousands of parameters costs more to plan than to run.
 async fn insert_batch_pg(
     pool: &sqlx::PgPool,
-    calendar: &BusinessCalendar,
+    settings: &LedgerSettings,
     fresh: &[(String, &NewDeposit)],
 ) -> Result<u64, LedgerError> {
+    let calendar = &settings.calendar;
     let mut tx = pool.begin().await?;
     let ids: Vec<i64> =
         sqlx::query_scalar("SELECT nextval('transactions_id_seq') FROM generate_series(1, $1)")
@@ -411,8 +414,77 @@ async fn insert_batch_pg(
         .iter()
         .flat_map(|(id, d)| d.postings().into_iter().map(move |(a, m)| (*id, a, m)));
     crate::postgres::post_in_batch(&mut tx, moves).await?;
+    crate::outbox::write(Conn::Postgres(&mut tx), &applied_events(settings, &kept)).await?;
     tx.commit().await?;
     Ok(kept.len() as u64)
+}
+
+/// A credit that paid an operator's receivable, as `remittance.applied` tells it.
+struct Applied<'a> {
+    operator: &'a OperatorId,
+    bank_account: &'a str,
+    bank_ref: &'a str,
+    amount: i64,
+    matched_by: MatchedBy,
+    settles: Option<BusinessDate>,
+    transaction_id: i64,
+    actor: Option<&'a str>,
+    at: DateTime<Utc>,
+}
+
+/// `remittance.applied`: money in, on the operator's receivable. Which dues it pays off is
+/// decided when they are read (oldest first, `remittances`), so the event says what the
+/// posting knows: how it was matched and the date a reference named.
+fn applied_event(settings: &LedgerSettings, a: Applied<'_>) -> crate::outbox::NewEvent {
+    let currency = settings.currency;
+    crate::outbox::NewEvent {
+        event_type: crate::outbox::EventType::RemittanceApplied,
+        subject: crate::outbox::operator_subject(a.operator),
+        operator: Some(a.operator.clone()),
+        time: a.at,
+        data: serde_json::json!({
+            "operator_id": a.operator.as_str(),
+            "document": entry_document(a.bank_account, a.bank_ref),
+            "bank_ref": a.bank_ref,
+            "amount": crate::money::Money::new(a.amount, currency).to_decimal_string(),
+            "currency": currency.code(),
+            "matched_by": a.matched_by.as_str(),
+            "settles_date": a.settles.map(|d| d.naive()),
+            "business_date": settings.calendar.business_date(a.at).naive(),
+            "transaction_id": a.transaction_id,
+            "actor": a.actor,
+        }),
+    }
+}
+
+/// The events of the credits of a posted batch that went to an operator.
+fn applied_events(
+    settings: &LedgerSettings,
+    kept: &[(i64, &NewDeposit)],
+) -> Vec<crate::outbox::NewEvent> {
+    kept.iter()
+        .filter_map(|(id, d)| match &d.to {
+            Destination::Operator {
+                operator,
+                matched_by,
+                settles,
+            } => Some(applied_event(
+                settings,
+                Applied {
+                    operator,
+                    bank_account: &d.bank_account,
+                    bank_ref: &d.bank_ref,
+                    amount: d.amount,
+                    matched_by: *matched_by,
+                    settles: *settles,
+                    transaction_id: *id,
+                    actor: None,
+                    at: d.at,
+                },
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// SQLite has one writer, and this transaction is it: the ids after the largest are free.
@@ -437,9 +509,10 @@ pub struct AssignmentReceipt {
 /// wrong assignment with a correction, never by rewriting this one).
 pub(crate) async fn assign(
     db: Database<'_>,
-    calendar: &BusinessCalendar,
+    settings: &LedgerSettings,
     a: &NewAssignment,
 ) -> Result<AssignmentReceipt, LedgerError> {
+    let calendar = &settings.calendar;
     if a.actor.trim().is_empty() {
         return Err(
             InvalidInput::new("actor", "an assignment names the person who made it").into(),
@@ -532,6 +605,21 @@ pub(crate) async fn assign(
             .bind(a.at)
             .execute(&mut *tx)
             .await?;
+            let heard = applied_event(
+                settings,
+                Applied {
+                    operator: &a.operator,
+                    bank_account: &a.bank_account,
+                    bank_ref: &a.bank_ref,
+                    amount,
+                    matched_by: MatchedBy::Assigned,
+                    settles: None,
+                    transaction_id,
+                    actor: Some(&a.actor),
+                    at: a.at,
+                },
+            );
+            crate::outbox::write($conn(&mut *tx), &[heard]).await?;
             tx.commit().await?;
             Ok(AssignmentReceipt {
                 transaction_id,

@@ -14,6 +14,7 @@ use crate::correction::{Conn, post_entry};
 use crate::error::{InvalidInput, LedgerError};
 use crate::ids::OperatorId;
 use crate::journal::receivable_account;
+use crate::money::{Currency, Money};
 
 pub fn commission_account(operator: &OperatorId) -> String {
     format!("commission:{operator}")
@@ -250,6 +251,11 @@ pub(crate) async fn replace_date(
                     .execute(&mut *tx)
                     .await?;
             }
+            let heard = lines
+                .iter()
+                .map(|l| published_event(l, at))
+                .collect::<Result<Vec<_>, _>>()?;
+            crate::outbox::write($conn(&mut *tx), &heard).await?;
             tx.commit().await?;
         }};
     }
@@ -262,6 +268,37 @@ pub(crate) async fn replace_date(
         ),
     }
     Ok(())
+}
+
+/// `settlement.published`: the operator's line of a final report is out, and where.
+fn published_event(
+    l: &PublishedLine,
+    at: DateTime<Utc>,
+) -> Result<crate::outbox::NewEvent, InvalidInput> {
+    let operator = OperatorId::parse(&l.operator_id)
+        .map_err(|e| InvalidInput::new("operator_id", e.to_string()))?;
+    let currency = Currency::parse(&l.currency)?;
+    let amount = |minor| Money::new(minor, currency).to_decimal_string();
+    Ok(crate::outbox::NewEvent {
+        event_type: crate::outbox::EventType::SettlementPublished,
+        subject: crate::outbox::operator_subject(&operator),
+        operator: Some(operator),
+        time: at,
+        data: serde_json::json!({
+            "operator_id": l.operator_id,
+            "business_date": l.business_date,
+            "version": l.report_version,
+            "kind": "final",
+            "net_due": amount(l.net_due),
+            "adjustments": amount(l.adjustments),
+            "due_date": l.due_date,
+            "currency": currency.code(),
+            "status": l.status,
+            "payment_reference": l.payment_reference,
+            // The report's layout (DESIGN.md, Reports), where the operator's file is.
+            "report_prefix": format!("reports/{}/v{}/", l.business_date, l.report_version),
+        }),
+    })
 }
 
 /// The lines of `operator`, newest date first: of one date (`on`), or a page of at most

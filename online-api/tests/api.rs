@@ -634,9 +634,14 @@ async fn operators_see_and_dispute_only_their_own_exceptions(app: TestApp) {
         &[item("OPA", "A-1"), item("OPA", "A-2"), item("OPB", "B-1")],
     )
     .await;
-    exceptions::sync_run(app.ledger.database(), date, "run-1")
-        .await
-        .unwrap();
+    exceptions::sync_run(
+        app.ledger.database(),
+        date,
+        "run-1",
+        app.ledger.settings().currency,
+    )
+    .await
+    .unwrap();
 
     let (a, b) = (token("OPA"), token("OPB"));
     let page: Value = app

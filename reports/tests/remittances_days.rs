@@ -60,6 +60,13 @@ async fn scalar(ledger: &dyn Ledger, sql: &str) -> i64 {
     })
 }
 
+/// An event's decimal amount (two-digit COP), in minor units.
+fn decimal(v: &serde_json::Value) -> i64 {
+    let text = v.as_str().expect("an amount is a decimal string");
+    let (sign, digits) = text.strip_prefix('-').map_or((1, text), |t| (-1, t));
+    sign * ledger::money::parse_minor("amount", digits, 2).unwrap()
+}
+
 /// What each published line says is owed.
 async fn owed(ledger: &dyn Ledger) -> Vec<Owed> {
     let rows: Vec<(String, NaiveDate, NaiveDate, i64)> = ledger::on_pool!(ledger.database(), pool => {
@@ -501,6 +508,63 @@ async fn money_in_over_several_days(ledger: Arc<dyn Ledger>) {
             "{op}"
         );
     }
+
+    // Others heard it: each operator's line of each date's latest report as published,
+    // and every credit that went to an operator (matched or assigned), once.
+    use ledger::outbox::EventType::{RemittanceApplied, SettlementPublished};
+    let heard = testbed::events::written(&*ledger, &[SettlementPublished]).await;
+    let mut last: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for (_, e) in &heard {
+        let key = (
+            e["operator_id"].as_str().unwrap().to_string(),
+            e["business_date"].as_str().unwrap().to_string(),
+        );
+        last.insert(
+            key,
+            (
+                e["version"].as_i64().unwrap(),
+                decimal(&e["net_due"]) + decimal(&e["adjustments"]),
+            ),
+        );
+    }
+    let lines: Vec<(String, NaiveDate, i32, i64)> = ledger::on_pool!(ledger.database(), pool => {
+        sqlx::query_as(
+            "SELECT operator_id, business_date, report_version, CAST(net_due + adjustments AS BIGINT) \
+             FROM settlement_lines",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        last,
+        lines
+            .into_iter()
+            .map(|(op, d, v, owed)| ((op, d.to_string()), (i64::from(v), owed)))
+            .collect::<BTreeMap<_, _>>()
+    );
+    // Day one was reported twice: its lines were heard twice.
+    assert_eq!(
+        heard.len(),
+        last.len()
+            + owed
+                .iter()
+                .filter(|o| o.settles_date == date(days[0]).naive())
+                .count()
+    );
+    let mut applied: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, e) in testbed::events::written(&*ledger, &[RemittanceApplied]).await {
+        *applied
+            .entry(e["operator_id"].as_str().unwrap().to_string())
+            .or_default() += decimal(&e["amount"]);
+    }
+    let mut posted: BTreeMap<String, i64> = BTreeMap::new();
+    for d in ledger.deposits(&Default::default()).await.unwrap() {
+        if let Some(op) = &d.operator_id {
+            *posted.entry(op.clone()).or_default() += d.amount;
+        }
+    }
+    assert_eq!(applied, posted);
 
     // The same statements again change nothing.
     for f in &files {

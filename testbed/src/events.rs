@@ -72,3 +72,22 @@ pub async fn assert_valid(ledger: &dyn Ledger) -> usize {
     );
     rows.len()
 }
+
+/// The `data` of every event of `types` in `ledger`'s outbox, in the order written, each
+/// with its short type name (`exception.opened`).
+pub async fn written(ledger: &dyn Ledger, types: &[EventType]) -> Vec<(String, serde_json::Value)> {
+    let rows: Vec<(String, String)> = ledger::on_pool!(ledger.database(), pool => {
+        let sql = match ledger.database() {
+            ledger::Database::Postgres(_) => "SELECT type, data::text FROM outbox ORDER BY id",
+            ledger::Database::Sqlite(_) => "SELECT type, data FROM outbox ORDER BY id",
+        };
+        sqlx::query_as(sql).fetch_all(pool).await.expect("the outbox")
+    });
+    rows.into_iter()
+        .filter_map(|(t, data)| {
+            let t = EventType::parse(&t).filter(|t| types.contains(t))?;
+            let data = serde_json::from_str(&data).expect("an event's data is JSON");
+            Some((t.short_name().to_string(), data))
+        })
+        .collect()
+}

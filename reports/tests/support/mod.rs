@@ -49,7 +49,7 @@ pub async fn reconcile_date(ledger: &dyn Ledger, date: BusinessDate) -> String {
     let run_id = reconcile::store::save_run(ledger.database(), date, &result)
         .await
         .unwrap();
-    exceptions::sync_run(ledger.database(), date, &run_id)
+    exceptions::sync_run(ledger.database(), date, &run_id, ledger.settings().currency)
         .await
         .unwrap();
     run_id
