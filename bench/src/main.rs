@@ -4,6 +4,7 @@
 
 mod api;
 mod reconcile;
+mod relay;
 mod remittances;
 mod report;
 mod settle;
@@ -70,6 +71,11 @@ enum BenchCommand {
     /// COPY of the same rows. The last line reads `entries=N … entries_per_s=R peak_mib=P
     /// yardstick_s=Y ratio=S/Y`.
     Remittances(RemittanceBenchArgs),
+    /// The `publish-events` relay on a PostgreSQL outbox of N events, to the Kafka broker
+    /// and to JSON lines, beside the relay's Kafka sink sending the same records with no
+    /// database. The last line reads `events=N batch=B kafka_eps=K file_eps=F
+    /// producer_eps=P ratio=relay/producer` (seconds over seconds).
+    Events(EventsBenchArgs),
     /// Writes the Parquet inputs of `bench reconcile` (its first child process).
     #[command(hide = true)]
     ReconcileGenerate { rows: u64, dir: std::path::PathBuf },
@@ -105,6 +111,25 @@ struct ApiArgs {
     /// Seconds to drive the server (and to run pgbench).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+}
+
+#[derive(Args)]
+struct EventsBenchArgs {
+    #[command(flatten)]
+    server: Server,
+    /// Kafka brokers.
+    #[arg(
+        long,
+        env = "RECAUDO_TEST_KAFKA_BROKERS",
+        default_value = "127.0.0.1:19092"
+    )]
+    brokers: String,
+    /// Events in the outbox.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// Events per relay batch (default: the configured `RECAUDO_EVENTS_BATCH`).
+    #[arg(long)]
+    batch: Option<i64>,
 }
 
 #[derive(Args)]
@@ -229,6 +254,16 @@ async fn run(cmd: BenchCommand, config: &Settings) -> anyhow::Result<()> {
             .await
         }
         BenchCommand::Ledger(args) => ledger_bench(args, config).await,
+        BenchCommand::Events(args) => {
+            relay::run(relay::EventsSettings {
+                postgres_url: args.server.postgres_url,
+                brokers: args.brokers,
+                events: args.events,
+                batch: args.batch.unwrap_or(config.events.batch),
+                settings: LedgerSettings::from_settings(config)?,
+            })
+            .await
+        }
         BenchCommand::Ingest(args) => ingest_bench(args, config).await,
         BenchCommand::Reconcile(args) => reconcile::run(args.rows, args.dir, args.runs).await,
         BenchCommand::Report(args) => {
