@@ -14,7 +14,7 @@ pub const DATA_CONTENT_TYPE: &str = "application/json";
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
 
 /// Keys of `data` that hold card numbers: removed from what leaves for a webhook.
-const CARD_KEYS: [&str; 2] = ["card_id", "card_ids"];
+const CARD_KEYS: [&str; 4] = ["card_id", "card_ids", "old_card_id", "new_card_id"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudEvent {

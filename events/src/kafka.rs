@@ -32,15 +32,7 @@ impl KafkaSink {
         options: impl Iterator<Item = (&'a str, &'a str)>,
         topic: &str,
     ) -> Result<KafkaSink, PublishError> {
-        let mut client = producer_client(brokers, options);
-        client
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set(
-                "message.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
-            );
+        let client = idempotent_producer_client(brokers, options, DELIVERY_TIMEOUT);
         ensure_topic(&client, topic).await?;
         let producer = client
             .create()
@@ -93,24 +85,51 @@ pub fn producer_client<'a>(
     client
 }
 
+/// [`producer_client`] for an idempotent producer: every record acknowledged by all
+/// replicas, a retried duplicate dropped by the broker, a partition's order kept through
+/// retries, and a record that is not acknowledged within `delivery_timeout` failed.
+pub fn idempotent_producer_client<'a>(
+    brokers: &str,
+    options: impl Iterator<Item = (&'a str, &'a str)>,
+    delivery_timeout: Duration,
+) -> ClientConfig {
+    let mut client = producer_client(brokers, options);
+    client
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set(
+            "message.timeout.ms",
+            delivery_timeout.as_millis().to_string(),
+        );
+    client
+}
+
 /// Creates `topic` when the broker does not have it, with the broker's default replication
 /// (a single broker, as in development, may refuse that: then one replica); an existing
 /// topic is left as it is.
 pub async fn ensure_topic(client: &ClientConfig, topic: &str) -> Result<(), PublishError> {
+    ensure_topic_with(client, topic, &[]).await
+}
+
+/// As [`ensure_topic`], with topic configuration for a topic it creates
+/// (`cleanup.policy=compact` for the hotlist's).
+pub async fn ensure_topic_with(
+    client: &ClientConfig,
+    topic: &str,
+    config: &[(&str, &str)],
+) -> Result<(), PublishError> {
     let admin: AdminClient<DefaultClientContext> = client
         .create()
         .map_err(|e| PublishError::Kafka(format!("creating the admin client: {e}")))?;
     let mut last = None;
     for replication in [-1, 1] {
+        let mut new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(replication));
+        for (k, v) in config {
+            new = new.set(k, v);
+        }
         let results = admin
-            .create_topics(
-                &[NewTopic::new(
-                    topic,
-                    PARTITIONS,
-                    TopicReplication::Fixed(replication),
-                )],
-                &AdminOptions::new(),
-            )
+            .create_topics(&[new], &AdminOptions::new())
             .await
             .map_err(|e| PublishError::Kafka(format!("creating topic {topic}: {e}")))?;
         match results.into_iter().next() {

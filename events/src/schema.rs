@@ -27,6 +27,9 @@ schemas! {
     ExceptionDisputed => "exception.disputed.v1.json",
     ExceptionResolved => "exception.resolved.v1.json",
     RemittanceApplied => "remittance.applied.v1.json",
+    CardBlocked => "card.blocked.v1.json",
+    CardUnblocked => "card.unblocked.v1.json",
+    CardReplaced => "card.replaced.v1.json",
 }
 
 /// The schema of `event_type`'s data.

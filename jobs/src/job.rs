@@ -1,7 +1,8 @@
 //! The jobs ops runs, and what each does for one business date: `ingest-files`,
 //! `ingest-validations`, `ingest-bank` (bank statements, then matching), `reconcile`,
-//! `report`, and `settle` (the three in a row); and the outbox's relays, `publish-events`
-//! and `deliver-webhooks` (see `relay`). Each
+//! `report`, and `settle` (the three in a row); `transfer-replacements` (replaced cards'
+//! balances) and `publish-hotlist` (the blocked cards, to the field); and the outbox's relays, `publish-events` and `deliver-webhooks` (see
+//! `relay`). Each
 //! returns what it counted; an error says whether trying again may help (an external
 //! system was down) or not (the data or the request is wrong, or a bug of ours).
 
@@ -34,10 +35,14 @@ pub enum Job {
     PublishEvents,
     /// Operators' webhook events out to their endpoints.
     DeliverWebhooks,
+    /// Replaced cards' balances moved to their new cards, once the delay has passed.
+    TransferReplacements,
+    /// The action list of blocked cards to the object store and the compacted topic.
+    PublishHotlist,
 }
 
 impl Job {
-    pub const ALL: [Job; 8] = [
+    pub const ALL: [Job; 10] = [
         Job::IngestFiles,
         Job::IngestValidations,
         Job::IngestBank,
@@ -46,6 +51,8 @@ impl Job {
         Job::Settle,
         Job::PublishEvents,
         Job::DeliverWebhooks,
+        Job::TransferReplacements,
+        Job::PublishHotlist,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -59,6 +66,8 @@ impl Job {
             Job::SettleProvisional => "settle-provisional",
             Job::PublishEvents => "publish-events",
             Job::DeliverWebhooks => "deliver-webhooks",
+            Job::TransferReplacements => "transfer-replacements",
+            Job::PublishHotlist => "publish-hotlist",
         }
     }
 
@@ -82,6 +91,8 @@ impl Job {
                 | Job::IngestBank
                 | Job::PublishEvents
                 | Job::DeliverWebhooks
+                | Job::TransferReplacements
+                | Job::PublishHotlist
         )
     }
 }
@@ -208,6 +219,8 @@ pub async fn execute(
         Job::IngestBank => ingest_bank(ctx).await?,
         Job::PublishEvents => crate::relay::publish_once(ctx).await?,
         Job::DeliverWebhooks => crate::relay::deliver_once(ctx).await?,
+        Job::TransferReplacements => transfer_replacements(ctx).await?,
+        Job::PublishHotlist => publish_hotlist(ctx).await?,
         Job::Reconcile => reconcile_date(ctx, dated()?).await?,
         Job::Report => {
             let date = dated()?;
@@ -330,6 +343,54 @@ async fn ingest_validations(ctx: &JobContext) -> Result<Outcome, StepError> {
             ("dead_lettered", report.dead_lettered as i64),
         ]),
         note: String::new(),
+    })
+}
+
+/// Moves the balance of every replacement whose delay has passed. The scheduler runs it
+/// right after `ingest-validations`, so the taps of an old card received by then are posted
+/// before its balance is read.
+async fn transfer_replacements(ctx: &JobContext) -> Result<Outcome, StepError> {
+    let moved = ctx.ledger.transfer_replacements(chrono::Utc::now()).await?;
+    let amount: i64 = moved.iter().filter_map(|r| r.amount).map(|a| a.minor).sum();
+    let empty = moved.iter().filter(|r| r.transaction_id.is_none()).count();
+    Ok(Outcome {
+        counts: counts([
+            ("replacements", moved.len() as i64),
+            ("nothing_to_move", empty as i64),
+            ("amount_minor", amount),
+        ]),
+        note: String::new(),
+    })
+}
+
+/// Publishes the action list when it changed, then catches the topic up with the store
+/// (when a broker is configured): the store first, so a broker that is down delays only the
+/// topic, and the next run sends what it missed.
+async fn publish_hotlist(ctx: &JobContext) -> Result<Outcome, StepError> {
+    let out = hotlist::publish(&*ctx.ledger, &*ctx.store, chrono::Utc::now()).await?;
+    let mut sent = Vec::new();
+    if let Some(brokers) = &ctx.config.kafka.brokers {
+        let mut topic = hotlist::kafka::KafkaTopic::connect(
+            brokers,
+            ctx.config.kafka.client.expose(),
+            &ctx.config.hotlist.topic,
+        )
+        .await?;
+        sent = hotlist::catch_up_topic(&*ctx.ledger, &mut topic).await?;
+    }
+    let note = match out.published {
+        Some(v) => format!("published hotlist v{v}"),
+        None => format!("hotlist unchanged at v{}", out.latest),
+    };
+    Ok(Outcome {
+        counts: counts([
+            ("version", out.latest),
+            ("cards", out.cards as i64),
+            ("added", out.added as i64),
+            ("removed", out.removed as i64),
+            ("versions_to_topic", sent.len() as i64),
+        ]),
+        note,
     })
 }
 

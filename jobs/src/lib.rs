@@ -1,6 +1,7 @@
 //! The jobs of recaudo and every operation ops runs, as a library: the `recaudo` binary is
 //! its command line, and the benchmarks reuse its pieces (`recaudo-bench`).
 
+pub mod card;
 pub mod data_in;
 pub mod dead_letters;
 pub mod demo;

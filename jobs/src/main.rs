@@ -70,6 +70,9 @@ enum Command {
     Remittances(remittance::RemittancesCommand),
     /// What each operator owes: not yet due, and overdue by 1-30, 31-60, 61-90, >90 days.
     Receivables(remittance::ReceivablesArgs),
+    /// Cards: status and history, blocks by the back office, the blocked list.
+    #[command(subcommand)]
+    Cards(jobs::card::CardsCommand),
     /// Validation events that could not be posted, with their reason and bytes.
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLettersCommand),
@@ -145,6 +148,7 @@ async fn run(cli: Cli, config: Settings) -> anyhow::Result<ExitCode> {
         Command::Exceptions(cmd) => {
             jobs::exception_case::run(cmd, &open_ledger(&config).await?, &config).await
         }
+        Command::Cards(cmd) => done(jobs::card::run(cmd, &open_ledger(&config).await?).await),
         Command::Operators(cmd) => done(operators::run(cmd, &open_ledger(&config).await?).await),
         Command::Remittances(cmd) => {
             done(remittance::run(cmd, &open_ledger(&config).await?, &config).await)

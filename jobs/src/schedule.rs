@@ -1,7 +1,8 @@
 //! `recaudo schedule`: the long-running scheduler. Cron expressions (5 fields) from the
 //! configuration are evaluated in the business time zone: ingest every 5 minutes and
 //! `settle` of the previous business date at 02:00 by default. On start it settles a
-//! previous date that never settled (catch-up, configurable). On SIGTERM it takes no new
+//! previous date that never settled (catch-up, configurable); `publish-hotlist` every 5
+//! minutes and as each business day closes. On SIGTERM it takes no new
 //! run, gives the current one a grace period to end, and otherwise records it as failed.
 //! Beside the cron jobs, the outbox's relays run continuously (`relay`).
 
@@ -20,6 +21,7 @@ use crate::runner::{self, RunError};
 pub struct Schedule {
     pub ingest: Cron,
     pub settle: Cron,
+    pub hotlist: Cron,
     pub time_zone: Tz,
 }
 
@@ -32,6 +34,7 @@ impl Schedule {
         Ok(Schedule {
             ingest: parse("schedule_ingest", &config.schedule.ingest)?,
             settle: parse("schedule_settle", &config.schedule.settle)?,
+            hotlist: parse("schedule_hotlist", &config.hotlist.schedule)?,
             time_zone: config.calendar.timezone,
         })
     }
@@ -148,7 +151,15 @@ pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
         let now = Utc::now();
         let next_ingest = schedule.next(&schedule.ingest, now)?;
         let next_settle = schedule.next(&schedule.settle, now)?;
-        let at = next_ingest.min(next_settle);
+        let next_hotlist = schedule.next(&schedule.hotlist, now)?;
+        // The action list also goes out as the day closes, so the day's blocks reach the
+        // field with it.
+        let calendar = &ctx.ledger.settings().calendar;
+        let next_close = calendar.opens_at(calendar.business_date(now).succ());
+        let at = next_ingest
+            .min(next_settle)
+            .min(next_hotlist)
+            .min(next_close);
         let wait = (at - now).to_std().unwrap_or_default();
         tracing::debug!(next = %at, "sleeping until the next run");
         let mut rx = stopping.clone();
@@ -161,12 +172,19 @@ pub async fn run(ctx: JobContext) -> anyhow::Result<()> {
             if !*stopping.borrow() {
                 run_logged(&ctx, Job::IngestValidations, None, &holder, &stopping).await;
             }
+            // After the taps received by now are posted, so an old card's balance is whole.
+            if !*stopping.borrow() {
+                run_logged(&ctx, Job::TransferReplacements, None, &holder, &stopping).await;
+            }
             if !*stopping.borrow() {
                 run_logged(&ctx, Job::IngestBank, None, &holder, &stopping).await;
             }
             if ctx.config.schedule.resettle_stale {
                 resettle_stale(&ctx, &holder, &stopping).await;
             }
+        }
+        if (at == next_hotlist || at == next_close) && !*stopping.borrow() {
+            run_logged(&ctx, Job::PublishHotlist, None, &holder, &stopping).await;
         }
         if at == next_settle && !*stopping.borrow() {
             let date = settle_date(&ctx, at);
@@ -190,6 +208,7 @@ mod tests {
         let schedule = Schedule {
             ingest: Cron::from_str("*/5 * * * *").unwrap(),
             settle: Cron::from_str("0 2 * * *").unwrap(),
+            hotlist: Cron::from_str("*/5 * * * *").unwrap(),
             time_zone: chrono_tz::America::Bogota,
         };
         // 06:59 UTC is 01:59 in Bogotá (UTC-5): settle fires at 02:00 local = 07:00 UTC.

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::business_date::{BusinessCalendar, BusinessDate};
+use crate::card_status;
 use crate::correction::{Conn, CorrectionReceipt, NewCorrection, PostedCorrection};
 use crate::error::{InvalidInput, LedgerError};
 use crate::idempotency::{self, KeyClaim};
@@ -63,19 +64,33 @@ pub struct LedgerSettings {
     pub currency: Currency,
     /// Connections in the pool (PostgreSQL); SQLite has one writer whatever this says.
     pub max_connections: u32,
+    /// How far below zero (minor units) validations may take a card before the ledger
+    /// blocks it NEGATIVE_BALANCE.
+    pub negative_limit: i64,
+    /// How long a replaced card's block has to reach the field before its balance moves.
+    pub replacement_delay: chrono::Duration,
 }
 
 impl LedgerSettings {
     /// The ledger's part of the configuration, checked: time zone and day close, the
     /// currency, the pool size.
     pub fn from_settings(settings: &settings::Settings) -> Result<LedgerSettings, InvalidInput> {
+        let currency = Currency::parse(&settings.money.currency)?;
+        let negative_limit = crate::money::parse_minor(
+            "negative_limit",
+            &settings.hotlist.negative_limit,
+            currency.exponent(),
+        )?;
         Ok(LedgerSettings {
             calendar: BusinessCalendar::new(
                 settings.calendar.timezone.name(),
                 &settings.calendar.day_close,
             )?,
-            currency: Currency::parse(&settings.money.currency)?,
+            currency,
             max_connections: settings.database.max_connections,
+            negative_limit,
+            replacement_delay: chrono::Duration::from_std(settings.hotlist.replacement_delay)
+                .map_err(|_| InvalidInput::new("replacement_delay", "is too long"))?,
         })
     }
 }
@@ -86,6 +101,8 @@ impl Default for LedgerSettings {
             calendar: BusinessCalendar::default(),
             currency: Currency::COP,
             max_connections: 16,
+            negative_limit: 0,
+            replacement_delay: chrono::Duration::hours(24),
         }
     }
 }
@@ -301,6 +318,55 @@ pub trait Ledger: Send + Sync {
     /// The card's movements, oldest first.
     async fn card_entries(&self, card: &CardId) -> Result<Vec<CardEntry>, LedgerError> {
         reads::card_entries(self.database(), self.settings().currency, card).await
+    }
+
+    /// A card's status (ACTIVE or blocked and why), balance and replacement.
+    async fn card_status(&self, card: &CardId) -> Result<card_status::CardStatus, LedgerError> {
+        card_status::status(self.database(), self.settings(), card).await
+    }
+    /// Every change of a card's status, oldest first.
+    async fn card_history(
+        &self,
+        card: &CardId,
+    ) -> Result<Vec<card_status::StatusChange>, LedgerError> {
+        card_status::history(self.database(), card).await
+    }
+    /// Blocked cards in card order (for one reason, or all), a page after `after`.
+    async fn blocked_cards(
+        &self,
+        reason: Option<card_status::BlockReason>,
+        after: Option<&CardId>,
+        limit: i64,
+    ) -> Result<Vec<card_status::BlockedCard>, LedgerError> {
+        card_status::blocked(self.database(), reason, after, limit).await
+    }
+    /// Blocks a card for a rider's report or the back office's decision.
+    async fn block_card(
+        &self,
+        block: &card_status::NewBlock,
+    ) -> Result<card_status::StatusOutcome, LedgerError> {
+        card_status::block(self.database(), self.settings(), block).await
+    }
+    /// Lifts a card's block (the back office).
+    async fn unblock_card(
+        &self,
+        unblock: &card_status::NewUnblock,
+    ) -> Result<card_status::StatusOutcome, LedgerError> {
+        card_status::unblock(self.database(), self.settings(), unblock).await
+    }
+    /// Replaces a card: the old one blocked REPLACED now, its balance moved later.
+    async fn replace_card(
+        &self,
+        replacement: &card_status::NewReplacement,
+    ) -> Result<card_status::Replacement, LedgerError> {
+        card_status::replace(self.database(), self.settings(), replacement).await
+    }
+    /// Moves the balances of the replacements due at `now`, each once.
+    async fn transfer_replacements(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<card_status::Replacement>, LedgerError> {
+        card_status::transfer_due(self.database(), self.settings(), now).await
     }
     /// One of the operator's sales; `None` also when the sale belongs to another operator.
     async fn sale(&self, operator: &OperatorId, id: SaleId) -> Result<Option<Sale>, LedgerError> {

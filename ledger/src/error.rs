@@ -60,6 +60,11 @@ pub enum LedgerError {
     },
     #[error("insufficient balance: the card holds {balance}, {needed} is needed")]
     InsufficientBalance { balance: Money, needed: Money },
+    #[error("card {card} is blocked ({reason})")]
+    CardBlocked {
+        card: String,
+        reason: crate::card_status::BlockReason,
+    },
     #[error("currency {got} is not the ledger's currency {expected}")]
     WrongCurrency { got: String, expected: String },
     #[error("database error: {0}")]

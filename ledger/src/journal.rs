@@ -257,6 +257,8 @@ pub enum EntryKind {
     Void,
     Payment,
     Validation,
+    /// The balance moved from a replaced card to its new card.
+    Replacement,
 }
 
 impl EntryKind {
@@ -266,6 +268,7 @@ impl EntryKind {
             "void" => EntryKind::Void,
             "payment" => EntryKind::Payment,
             "validation" => EntryKind::Validation,
+            "replacement" => EntryKind::Replacement,
             _ => return None,
         })
     }

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod business_date;
+pub mod card_status;
 pub mod correction;
 pub mod date_status;
 pub mod deposit;

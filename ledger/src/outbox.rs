@@ -38,10 +38,13 @@ pub enum EventType {
     ExceptionDisputed,
     ExceptionResolved,
     RemittanceApplied,
+    CardBlocked,
+    CardUnblocked,
+    CardReplaced,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 15] = [
         EventType::SaleRecorded,
         EventType::SaleVoided,
         EventType::PaymentRecorded,
@@ -54,6 +57,9 @@ impl EventType {
         EventType::ExceptionDisputed,
         EventType::ExceptionResolved,
         EventType::RemittanceApplied,
+        EventType::CardBlocked,
+        EventType::CardUnblocked,
+        EventType::CardReplaced,
     ];
 
     /// The CloudEvents `type`.
@@ -71,6 +77,9 @@ impl EventType {
             EventType::ExceptionDisputed => "co.recaudo.exception.disputed.v1",
             EventType::ExceptionResolved => "co.recaudo.exception.resolved.v1",
             EventType::RemittanceApplied => "co.recaudo.remittance.applied.v1",
+            EventType::CardBlocked => "co.recaudo.card.blocked.v1",
+            EventType::CardUnblocked => "co.recaudo.card.unblocked.v1",
+            EventType::CardReplaced => "co.recaudo.card.replaced.v1",
         }
     }
 
@@ -82,8 +91,9 @@ impl EventType {
     }
 
     /// Whether an operator's webhook hears this type: the operator-level news of DESIGN.md
-    /// (its files, its settlements, its exceptions, its remittances). Card-level events
-    /// (sales, payments) carry card numbers and stay on the internal stream.
+    /// (its files, its settlements, its exceptions, its remittances, the blocks and
+    /// replacements it asked for, without the card numbers). Sales, payments and
+    /// validations stay on the internal stream.
     pub fn for_webhooks(self) -> bool {
         !matches!(
             self,

@@ -13,6 +13,7 @@ use crate::backend::{
     new_in_import, parse_cards, replay_payment, replay_sale, validation_postings,
 };
 use crate::business_date::BusinessDate;
+use crate::card_status::{self, BlockReason};
 use crate::correction::Conn;
 use crate::error::LedgerError;
 use crate::ids::{CardId, OperatorId};
@@ -130,6 +131,24 @@ impl PgLedger {
     }
 }
 
+/// The sale statement's refusal of a top-up (SQLSTATE RC001, raised by
+/// `recaudo_refuse_top_up` with the reason as message and the card as detail), as the
+/// ledger's error; any other error as it is.
+fn refused_top_up(e: sqlx::Error) -> LedgerError {
+    if let sqlx::Error::Database(db) = &e
+        && db.code().as_deref() == Some("RC001")
+        && let Ok(reason) = BlockReason::parse(db.message())
+    {
+        let card = db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .and_then(|pg| pg.detail())
+            .unwrap_or_default()
+            .to_string();
+        return LedgerError::CardBlocked { card, reason };
+    }
+    e.into()
+}
+
 /// Writes many transactions' postings and moves their accounts' balances: two array
 /// statements, the accounts taken in id order as every writer takes them.
 pub(crate) async fn post_in_batch(
@@ -186,10 +205,23 @@ WITH sale AS (
     INSERT INTO postings (transaction_id, account_id, amount)
     SELECT transaction_id, account_id, amount FROM moves
 ), balances AS (
+    -- A top-up that brings a NEGATIVE_BALANCE card back to zero lifts its block; status_tx
+    -- says which row this statement lifted (the row lock makes it the current row's state).
     INSERT INTO accounts AS a (id, balance)
     SELECT account_id, amount FROM moves ORDER BY account_id
-    ON CONFLICT (id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
-    RETURNING id, balance
+    ON CONFLICT (id) DO UPDATE SET balance = a.balance + EXCLUDED.balance,
+        blocked_reason = CASE WHEN a.blocked_reason = 'NEGATIVE_BALANCE'
+            AND a.balance + EXCLUDED.balance >= 0 THEN NULL ELSE a.blocked_reason END,
+        blocked_at = CASE WHEN a.blocked_reason = 'NEGATIVE_BALANCE'
+            AND a.balance + EXCLUDED.balance >= 0 THEN NULL ELSE a.blocked_at END,
+        status_tx = CASE WHEN a.blocked_reason = 'NEGATIVE_BALANCE'
+            AND a.balance + EXCLUDED.balance >= 0 THEN (SELECT transaction_id FROM sale)
+            ELSE a.status_tx END
+    RETURNING id, balance, blocked_reason, status_tx
+), refusal AS (
+    -- A card blocked for any reason but NEGATIVE_BALANCE takes no top-up: the function
+    -- aborts the whole statement (SQLSTATE RC001) with the reason.
+    SELECT 1 FROM balances WHERE id = $9 AND recaudo_refuse_top_up($3, blocked_reason)
 ), event AS (
     -- After the balances (it reads them), so its id follows the card's lock (see outbox).
     INSERT INTO outbox (type, subject, operator_id, time, data)
@@ -197,9 +229,23 @@ WITH sale AS (
            $13::jsonb || jsonb_build_object('sale_id', sale.id, 'transaction_id', sale.transaction_id,
                'card_balance', round((SELECT balance FROM balances WHERE id = $9)::numeric / $14, $15)::text)
       FROM sale WHERE EXISTS (SELECT 1 FROM balances)
+    RETURNING id
+), lifted AS (
+    SELECT b.balance, sale.transaction_id FROM balances b, sale
+     WHERE b.id = $9 AND b.blocked_reason IS NULL AND b.status_tx = sale.transaction_id
+), history AS (
+    INSERT INTO card_status_changes (card_id, action, reason, at, actor, transaction_id)
+    SELECT $3, 'UNBLOCK', 'NEGATIVE_BALANCE', $7, $18, transaction_id FROM lifted
+), unblocked AS (
+    -- After the sale's event (it reads its id), so the card's events keep their order.
+    INSERT INTO outbox (type, subject, operator_id, time, data)
+    SELECT $16, $12, NULL, $7,
+           $17::jsonb || jsonb_build_object('transaction_id', lifted.transaction_id,
+               'card_balance', round(lifted.balance::numeric / $14, $15)::text)
+      FROM lifted, event
 )
 SELECT sale.id, sale.transaction_id, (SELECT balance FROM balances WHERE id = $9) AS card_balance
-  FROM sale";
+  FROM sale WHERE NOT EXISTS (SELECT 1 FROM refusal)";
 
 #[async_trait]
 impl Ledger for PgLedger {
@@ -365,14 +411,27 @@ impl Ledger for PgLedger {
             .iter()
             .map(|(_, s, _)| card_account(&s.card_id))
             .collect();
-        let before: std::collections::HashMap<String, i64> = sqlx::query_as(
-            "SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        let locked: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, balance, blocked_reason FROM accounts WHERE id = ANY($1) ORDER BY id \
+             FOR UPDATE",
         )
         .bind(cards.into_iter().collect::<Vec<_>>())
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
+        // A card that takes no top-ups refuses the whole load, as `record_sale` refuses it.
+        for (account, _, reason) in &locked {
+            card_status::top_up_refusal(
+                &CardId::parse(account.trim_start_matches("card:"))?,
+                reason.as_deref(),
+            )?;
+        }
+        let negative: Vec<&str> = locked
+            .iter()
+            .filter(|(_, _, r)| r.is_some())
+            .map(|(a, _, _)| a.as_str())
+            .collect();
+        let before: std::collections::HashMap<String, i64> =
+            locked.iter().map(|(a, b, _)| (a.clone(), *b)).collect();
         let card_accounts: Vec<String> = fresh
             .iter()
             .map(|(_, s, _)| card_account(&s.card_id))
@@ -397,6 +456,26 @@ impl Ledger for PgLedger {
             })
             .collect();
         outbox::write(Conn::Postgres(&mut tx), &events).await?;
+        if !negative.is_empty() {
+            // The last top-up of each NEGATIVE_BALANCE card is the one that may lift it.
+            let mut last: std::collections::BTreeMap<&str, (&CardId, i64)> = Default::default();
+            for (_, s, tx_id) in &fresh {
+                last.insert(s.card_id.as_str(), (&s.card_id, *tx_id));
+            }
+            let (cards, tx_ids): (Vec<&CardId>, Vec<i64>) = last
+                .into_iter()
+                .filter(|(_, (id, _))| negative.contains(&card_account(id).as_str()))
+                .map(|(_, v)| v)
+                .unzip();
+            card_status::lift_negative_blocks(
+                Conn::Postgres(&mut tx),
+                &self.settings,
+                &cards,
+                &tx_ids,
+                Utc::now(),
+            )
+            .await?;
+        }
         tx.commit().await?;
         for (i, _, tx_id) in &fresh {
             ids[*i] = by_tx.get(tx_id).copied();
@@ -411,6 +490,14 @@ impl Ledger for PgLedger {
         let event = outbox::sale_recorded(
             &sale.recorded(0, business_date, 0),
             Money::zero(self.settings.currency),
+        );
+        let unblocked = card_status::unblocked_event(
+            &sale.card_id,
+            BlockReason::NegativeBalance,
+            sale.occurred_at,
+            card_status::SYSTEM_ACTOR,
+            Money::zero(self.settings.currency),
+            None,
         );
         let exponent = self.settings.currency.exponent();
         let row = sqlx::query(RECORD_SALE)
@@ -429,8 +516,12 @@ impl Ledger for PgLedger {
             .bind(event.data.to_string())
             .bind(10i64.pow(u32::from(exponent)))
             .bind(i32::from(exponent))
+            .bind(unblocked.event_type.name())
+            .bind(unblocked.data.to_string())
+            .bind(card_status::SYSTEM_ACTOR)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(refused_top_up)?;
         if let Some(row) = row {
             let balance: i64 = row.try_get("card_balance")?;
             return Ok(SaleReceipt {
@@ -723,9 +814,11 @@ impl Ledger for PgLedger {
             return replay_payment(existing, p, balance);
         };
         let card = card_account(&p.card_id);
+        // A blocked card pays nothing. The row lock orders this against a block: a block
+        // that committed first is seen here (the row is read again after the wait).
         let balance: Option<i64> = sqlx::query_scalar(
-            "UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2 \
-             RETURNING balance",
+            "UPDATE accounts SET balance = balance - $2 \
+             WHERE id = $1 AND balance >= $2 AND blocked_reason IS NULL RETURNING balance",
         )
         .bind(&card)
         .bind(p.amount.minor)
@@ -733,8 +826,21 @@ impl Ledger for PgLedger {
         .await?;
         let Some(balance) = balance else {
             tx.rollback().await?;
+            let (balance, reason): (i64, Option<String>) =
+                sqlx::query_as("SELECT balance, blocked_reason FROM accounts WHERE id = $1")
+                    .bind(&card)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .unwrap_or((0, None));
+            if let Some(reason) = reason {
+                return Err(LedgerError::CardBlocked {
+                    card: p.card_id.to_string(),
+                    reason: BlockReason::parse(&reason)
+                        .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+                });
+            }
             return Err(LedgerError::InsufficientBalance {
-                balance: self.card_balance_in(&self.pool, &p.card_id).await?,
+                balance: Money::new(balance, self.settings.currency),
                 needed: p.amount,
             });
         };
@@ -841,25 +947,53 @@ impl Ledger for PgLedger {
         let moves =
             validation_postings(triples.iter().map(|(c, f, t)| (c.as_str(), *f, t.as_str())));
         let (accounts, amounts): (Vec<String>, Vec<i64>) = moves.into_iter().unzip();
-        let flagged: Vec<String> = sqlx::query_scalar::<_, Option<String>>(
+        // A card taken below −limit is blocked NEGATIVE_BALANCE in the same statement;
+        // status_tx = this transaction says which rows it blocked.
+        let now = Utc::now();
+        let returned: Vec<(Option<String>, i64, bool)> = sqlx::query_as(
             "WITH t AS (INSERT INTO transactions (id, kind) VALUES ($1, 'validations')), \
                   p AS (INSERT INTO postings (transaction_id, account_id, amount) \
                         SELECT $1, a, m FROM UNNEST($2::text[], $3::int8[]) AS u(a, m)) \
-             INSERT INTO accounts AS acc (id, balance, flagged) \
-             SELECT a, m, m < 0 AND a LIKE 'card:%' FROM UNNEST($2::text[], $3::int8[]) AS u(a, m) \
+             INSERT INTO accounts AS acc (id, balance, flagged, blocked_reason, blocked_at, status_tx) \
+             SELECT a, m, m < 0 AND a LIKE 'card:%', \
+                    CASE WHEN m < -$4 AND a LIKE 'card:%' THEN 'NEGATIVE_BALANCE' END, \
+                    CASE WHEN m < -$4 AND a LIKE 'card:%' THEN $5::timestamptz END, \
+                    CASE WHEN m < -$4 AND a LIKE 'card:%' THEN $1::int8 END \
+               FROM UNNEST($2::text[], $3::int8[]) AS u(a, m) \
              ORDER BY a \
              ON CONFLICT (id) DO UPDATE SET balance = acc.balance + EXCLUDED.balance, \
-               flagged = acc.flagged OR (acc.balance + EXCLUDED.balance < 0 AND acc.id LIKE 'card:%') \
-             RETURNING CASE WHEN balance < 0 AND id LIKE 'card:%' THEN substr(id, 6) END",
+               flagged = acc.flagged OR (acc.balance + EXCLUDED.balance < 0 AND acc.id LIKE 'card:%'), \
+               blocked_reason = CASE WHEN acc.blocked_reason IS NULL AND acc.id LIKE 'card:%' \
+                 AND acc.balance + EXCLUDED.balance < -$4 THEN 'NEGATIVE_BALANCE' ELSE acc.blocked_reason END, \
+               blocked_at = CASE WHEN acc.blocked_reason IS NULL AND acc.id LIKE 'card:%' \
+                 AND acc.balance + EXCLUDED.balance < -$4 THEN $5::timestamptz ELSE acc.blocked_at END, \
+               status_tx = CASE WHEN acc.blocked_reason IS NULL AND acc.id LIKE 'card:%' \
+                 AND acc.balance + EXCLUDED.balance < -$4 THEN $1::int8 ELSE acc.status_tx END \
+             RETURNING CASE WHEN balance < 0 AND id LIKE 'card:%' THEN substr(id, 6) END, balance, \
+               COALESCE(status_tx = $1 AND blocked_reason = 'NEGATIVE_BALANCE', false)",
         )
         .bind(tx_id)
         .bind(&accounts)
         .bind(&amounts)
+        .bind(self.settings.negative_limit)
+        .bind(now)
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
+        .await?;
+        let mut flagged = Vec::new();
+        let mut blocks = Vec::new();
+        for (card, balance, blocked) in returned {
+            let Some(card) = card else { continue };
+            if blocked {
+                blocks.push(card_status::negative_block_event(
+                    &CardId::parse(&card)?,
+                    now,
+                    Money::new(balance, self.settings.currency),
+                    tx_id,
+                ));
+            }
+            flagged.push(card);
+        }
+        card_status::record_automatic_blocks(Conn::Postgres(&mut tx), &blocks, tx_id, now).await?;
         let dates: std::collections::BTreeSet<NaiveDate> = posted
             .iter()
             .map(|r| r.try_get(3))

@@ -212,6 +212,12 @@ pub(crate) const CARD_ENTRIES_SQL: &str = "SELECT transaction_id, 'sale' AS kind
      SELECT transaction_id, 'validation', -fare, occurred_at, \
             device_id || '#' || CAST(device_seq AS TEXT) \
        FROM validations WHERE card_id = $1 \
+     UNION ALL \
+     SELECT transaction_id, 'replacement', -amount, transferred_at, 'to ' || new_card_id \
+       FROM card_replacements WHERE old_card_id = $1 AND amount > 0 \
+     UNION ALL \
+     SELECT transaction_id, 'replacement', amount, transferred_at, 'from ' || old_card_id \
+       FROM card_replacements WHERE new_card_id = $1 AND amount > 0 \
      ORDER BY occurred_at, transaction_id";
 
 /// The invariant queries, in SQL both backends run unchanged.

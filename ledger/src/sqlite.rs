@@ -15,6 +15,7 @@ use crate::backend::{
     Backend, Database, Ledger, LedgerSettings, check_currency, check_validations, check_voidable,
     new_in_import, parse_cards, replay_payment, replay_sale, validation_postings,
 };
+use crate::card_status::{self, BlockReason};
 use crate::correction::Conn;
 use crate::error::LedgerError;
 use crate::ids::{CardId, OperatorId};
@@ -128,6 +129,21 @@ impl SqliteLedger {
             .fetch_optional(&mut **tx)
             .await?;
         Ok(Money::new(balance.unwrap_or(0), self.settings.currency))
+    }
+
+    /// Why the card is blocked, if it is.
+    async fn blocked_reason(
+        &self,
+        tx: &mut Tx,
+        card: &CardId,
+    ) -> Result<Option<String>, LedgerError> {
+        Ok(
+            sqlx::query_scalar("SELECT blocked_reason FROM accounts WHERE id = $1")
+                .bind(card_account(card))
+                .fetch_optional(&mut **tx)
+                .await?
+                .flatten(),
+        )
     }
 
     /// Refuses writes for an unknown or inactive operator.
@@ -248,6 +264,8 @@ impl Ledger for SqliteLedger {
             tx.rollback().await?;
             return replay_sale(existing, sale, balance);
         };
+        let reason = self.blocked_reason(&mut tx, &sale.card_id).await?;
+        card_status::top_up_refusal(&sale.card_id, reason.as_deref())?;
         let moves = [
             (card_account(&sale.card_id), sale.amount.minor),
             (receivable_account(&sale.operator_id), -sale.amount.minor),
@@ -260,6 +278,16 @@ impl Ledger for SqliteLedger {
             &[outbox::sale_recorded(&recorded, after)],
         )
         .await?;
+        if reason.is_some() {
+            card_status::lift_negative_blocks(
+                Conn::Sqlite(&mut tx),
+                &self.settings,
+                &[&sale.card_id],
+                &[tx_id],
+                sale.occurred_at,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(SaleReceipt {
             sale: recorded,
@@ -372,19 +400,49 @@ impl Ledger for SqliteLedger {
                 row.push_bind(*account).push_bind(*amount);
             });
             accounts.push(" ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance");
-            let mut before_q = QueryBuilder::new("SELECT id, balance FROM accounts WHERE id IN (");
+            let mut before_q =
+                QueryBuilder::new("SELECT id, balance, blocked_reason FROM accounts WHERE id IN (");
             let mut list = before_q.separated(", ");
             for (account, _) in &by_account {
                 list.push_bind(*account);
             }
             before_q.push(")");
-            let before: std::collections::HashMap<String, i64> = before_q
-                .build_query_as::<(String, i64)>()
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
+            let locked: Vec<(String, i64, Option<String>)> =
+                before_q.build_query_as().fetch_all(&mut *tx).await?;
+            // A card that takes no top-ups refuses the whole load, as `record_sale` does.
+            let mut negative = Vec::new();
+            for (account, _, reason) in &locked {
+                if let Some(card) = account.strip_prefix("card:") {
+                    card_status::top_up_refusal(&CardId::parse(card)?, reason.as_deref())?;
+                    if reason.is_some() {
+                        negative.push(account.clone());
+                    }
+                }
+            }
+            let before: std::collections::HashMap<String, i64> =
+                locked.into_iter().map(|(a, b, _)| (a, b)).collect();
             accounts.build().execute(&mut *tx).await?;
+            if !negative.is_empty() {
+                // The last top-up of each NEGATIVE_BALANCE card is the one that may lift it.
+                let mut last: std::collections::BTreeMap<String, (&CardId, i64)> =
+                    Default::default();
+                for (_, s, _, tx_id) in &fresh {
+                    last.insert(card_account(&s.card_id), (&s.card_id, *tx_id));
+                }
+                let (cards, tx_ids): (Vec<&CardId>, Vec<i64>) = last
+                    .into_iter()
+                    .filter(|(account, _)| negative.contains(account))
+                    .map(|(_, v)| v)
+                    .unzip();
+                card_status::lift_negative_blocks(
+                    Conn::Sqlite(&mut tx),
+                    &self.settings,
+                    &cards,
+                    &tx_ids,
+                    Utc::now(),
+                )
+                .await?;
+            }
             let card_accounts: Vec<String> = fresh
                 .iter()
                 .map(|(_, s, _, _)| card_account(&s.card_id))
@@ -463,6 +521,14 @@ impl Ledger for SqliteLedger {
             let existing = payment_from_row(&row)?;
             let balance = self.balance_in(&mut tx, &p.card_id).await?;
             return replay_payment(existing, p, balance);
+        }
+        let reason = self.blocked_reason(&mut tx, &p.card_id).await?;
+        if let Some(reason) = reason {
+            return Err(LedgerError::CardBlocked {
+                card: p.card_id.to_string(),
+                reason: BlockReason::parse(&reason)
+                    .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+            });
         }
         let balance = self.balance_in(&mut tx, &p.card_id).await?;
         if balance.minor < p.amount.minor {
@@ -573,6 +639,7 @@ impl Ledger for SqliteLedger {
         }));
         let balances = self.post(&mut tx, tx_id, &moves).await?;
         let mut flagged = Vec::new();
+        let mut negative = Vec::new();
         for ((account, _), balance) in moves.iter().zip(balances) {
             if let Some(card) = account.strip_prefix("card:")
                 && balance < 0
@@ -582,8 +649,11 @@ impl Ledger for SqliteLedger {
                     .execute(&mut *tx)
                     .await?;
                 flagged.push(card.to_string());
+                negative.push((CardId::parse(card)?, balance));
             }
         }
+        card_status::block_negative_sqlite(&mut tx, &self.settings, &negative, tx_id, Utc::now())
+            .await?;
         let dates: std::collections::BTreeSet<NaiveDate> = posted
             .iter()
             .map(|v| self.settings.calendar.business_date(v.occurred_at).naive())

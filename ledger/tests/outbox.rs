@@ -42,8 +42,8 @@ async fn each_change_writes_one_event_and_refusals_none(ledger: Arc<dyn Ledger>)
         .unwrap();
     let batch = [
         validation("GATE-1", 1, "CARD0001", 2_950),
-        validation("GATE-1", 2, "CARD0003", 2_950),
-        validation("GATE-1", 2, "CARD0003", 2_950),
+        validation("GATE-1", 2, "CARD0001", 2_950),
+        validation("GATE-1", 2, "CARD0001", 2_950),
     ];
     ledger.post_validations(&batch).await.unwrap();
     // All duplicates: nothing posted, no event.

@@ -45,6 +45,8 @@ struct Model {
     sales: BTreeMap<u8, (i64, String, i64, bool)>, // ref -> (sale id, card, amount, voided)
     payments: BTreeSet<u8>,
     taps: BTreeSet<(u8, u8)>,
+    /// Cards validations took below zero and no top-up has brought back (NEGATIVE_BALANCE).
+    blocked: BTreeSet<String>,
 }
 
 fn card_name(i: u8) -> String {
@@ -71,7 +73,11 @@ async fn run(ledger: Arc<dyn Ledger>, steps: Vec<Step>) -> Result<(), TestCaseEr
                     .await;
                 match (model.sales.get(&reference), r) {
                     (None, Ok(receipt)) => {
-                        *model.balances.entry(card_name(card)).or_default() += minor;
+                        let balance = model.balances.entry(card_name(card)).or_default();
+                        *balance += minor;
+                        if *balance >= 0 {
+                            model.blocked.remove(&card_name(card));
+                        }
                         model
                             .sales
                             .insert(reference, (receipt.sale.id, card_name(card), minor, false));
@@ -116,16 +122,22 @@ async fn run(ledger: Arc<dyn Ledger>, steps: Vec<Step>) -> Result<(), TestCaseEr
                     ))
                     .await;
                 let balance = model.balances.get(&card_name(card)).copied().unwrap_or(0);
+                let blocked = model.blocked.contains(&card_name(card));
                 match r {
                     Ok(receipt) if receipt.replayed => {
                         prop_assert!(model.payments.contains(&reference))
                     }
                     Ok(_) => {
-                        prop_assert!(!model.payments.contains(&reference) && balance >= minor);
+                        prop_assert!(
+                            !model.payments.contains(&reference) && balance >= minor && !blocked
+                        );
                         *model.balances.entry(card_name(card)).or_default() -= minor;
                         model.payments.insert(reference);
                     }
-                    Err(LedgerError::InsufficientBalance { .. }) => prop_assert!(balance < minor),
+                    Err(LedgerError::InsufficientBalance { .. }) => {
+                        prop_assert!(balance < minor && !blocked)
+                    }
+                    Err(LedgerError::CardBlocked { .. }) => prop_assert!(blocked),
                     Err(LedgerError::Conflict { .. }) => {
                         prop_assert!(model.payments.contains(&reference))
                     }
@@ -153,6 +165,11 @@ async fn run(ledger: Arc<dyn Ledger>, steps: Vec<Step>) -> Result<(), TestCaseEr
                     }
                 }
                 prop_assert_eq!(out.posted, posted);
+                for (name, balance) in &model.balances {
+                    if *balance < 0 {
+                        model.blocked.insert(name.clone());
+                    }
+                }
             }
         }
         let report = ledger.check_invariants().await.unwrap();
@@ -165,6 +182,13 @@ async fn run(ledger: Arc<dyn Ledger>, steps: Vec<Step>) -> Result<(), TestCaseEr
                 .balance
                 .minor;
             prop_assert_eq!(got, *expected, "card {}", name);
+            let status = ledger.card_status(&card(name)).await.unwrap();
+            prop_assert_eq!(
+                status.block.is_some(),
+                model.blocked.contains(name),
+                "card {} blocked",
+                name
+            );
         }
     }
     Ok(())

@@ -27,6 +27,10 @@ pub struct Problem {
     /// The card's balance, on an insufficient-balance problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balance: Option<String>,
+    /// Why the card is blocked, on a card-blocked problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "LOST")]
+    pub reason: Option<String>,
     #[serde(skip)]
     retry_after_secs: Option<u64>,
     #[serde(skip)]
@@ -42,6 +46,7 @@ impl Problem {
             detail: None,
             field: None,
             balance: None,
+            reason: None,
             retry_after_secs: None,
             www_authenticate: None,
         }
@@ -216,6 +221,16 @@ impl Problem {
                 p.balance = Some(balance.to_decimal_string());
                 p
             }
+            E::CardBlocked { card, reason } => {
+                let mut p = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "card-blocked",
+                    "The card is blocked",
+                )
+                .detail(format!("card {card} is blocked ({reason})"));
+                p.reason = Some(reason.to_string());
+                p
+            }
             E::WrongCurrency { expected, .. } => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-field",
@@ -237,8 +252,9 @@ impl Problem {
 }
 
 /// Every problem `type` the API answers with, as `urn:recaudo:problem:{slug}`.
-pub const TYPES: [&str; 19] = [
+pub const TYPES: [&str; 20] = [
     "already-voided",
+    "card-blocked",
     "case-state",
     "conflict",
     "forbidden",

@@ -27,6 +27,7 @@ on_both_backends!(
     operators_see_and_dispute_only_their_own_exceptions,
     operators_read_only_their_own_settlements,
     the_statement_runs_to_the_receivable_and_is_the_callers_own,
+    a_reported_card_refuses_payments_and_top_ups_and_is_replaced,
 );
 
 async fn token_problems_say_which_and_scopes_come_as_text_or_array(app: TestApp) {
@@ -1047,4 +1048,170 @@ async fn the_statement_runs_to_the_receivable_and_is_the_callers_own(app: TestAp
             "{query}: {body}"
         );
     }
+}
+
+async fn a_reported_card_refuses_payments_and_top_ups_and_is_replaced(app: TestApp) {
+    app.sell("OPA", "A-1", "CARD0001", "20000").await;
+    let (a, b) = (token("OPA"), token("OPB"));
+    let card: Value = app
+        .get("/v1/cards/CARD0001", &b)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (card["status"].as_str(), card["balance"].as_str()),
+        (Some("ACTIVE"), Some("20000.00"))
+    );
+
+    // Blocking needs cards:write; a reason is a rider's.
+    let reader = rs256(&claims("OPB", "balances:read"));
+    let r = app
+        .post(
+            "/v1/cards/CARD0001/block",
+            &reader,
+            None,
+            &json!({"reason": "LOST"}),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = app
+        .post(
+            "/v1/cards/CARD0001/block",
+            &b,
+            None,
+            &json!({"reason": "FRAUD"}),
+        )
+        .await;
+    let (status, _, problem) = status_and_body(r).await;
+    assert_eq!((status, problem["field"].as_str()), (422, Some("reason")));
+    let r = app
+        .post(
+            "/v1/cards/CARD0001/block",
+            &b,
+            None,
+            &json!({"reason": "LOST", "pin": 1}),
+        )
+        .await;
+    let (status, _, problem) = status_and_body(r).await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (422, Some("pin")),
+        "{problem}"
+    );
+
+    // Any operator may block any card: the rider walked into B's shop.
+    let r = app
+        .post(
+            "/v1/cards/CARD0001/block",
+            &b,
+            None,
+            &json!({"reason": "LOST", "note": "left on bus T13"}),
+        )
+        .await;
+    let (status, _, card) = status_and_body(r).await;
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(
+        (card["status"].as_str(), card["reason"].as_str()),
+        (Some("BLOCKED"), Some("LOST"))
+    );
+    let history = app
+        .ledger
+        .card_history(&ledger::CardId::parse("CARD0001").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].operator_id.as_deref(), Some("OPB"));
+    assert_eq!(history[0].actor, "client-OPB");
+    assert_eq!(history[0].note.as_deref(), Some("left on bus T13"));
+
+    for (path, body) in [
+        ("/v1/payments", payment_body("P-1", "CARD0001", "2950")),
+        ("/v1/sales", sale_body("A-2", "CARD0001", "1000")),
+    ] {
+        let r = app.post(path, &a, Some(&format!("k{path}")), &body).await;
+        let (status, headers, problem) = status_and_body(r).await;
+        assert_eq!(status, 422, "{path}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(
+            problem["type"], "urn:recaudo:problem:card-blocked",
+            "{path}"
+        );
+        assert_eq!(problem["reason"], "LOST");
+    }
+    assert_eq!(app.balance("CARD0001").await, "20000.00");
+
+    // The new card must be empty.
+    app.sell("OPA", "A-3", "CARD0003", "1000").await;
+    let r = app
+        .post(
+            "/v1/cards/CARD0001/replace",
+            &a,
+            None,
+            &json!({"new_card_id": "CARD0003"}),
+        )
+        .await;
+    let (status, _, problem) = status_and_body(r).await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (422, Some("new_card_id"))
+    );
+    let r = app
+        .post(
+            "/v1/cards/CARD0001/replace",
+            &a,
+            None,
+            &json!({"new_card_id": "CARD0002"}),
+        )
+        .await;
+    let (status, _, replacement) = status_and_body(r).await;
+    assert_eq!(status, 201, "{replacement}");
+    assert_eq!(replacement["new_card_id"], "CARD0002");
+    assert!(replacement["transferred_at"].is_null());
+    // The same request again is the same replacement.
+    let r = app
+        .post(
+            "/v1/cards/CARD0001/replace",
+            &a,
+            None,
+            &json!({"new_card_id": "CARD0002"}),
+        )
+        .await;
+    let (status, _, again) = status_and_body(r).await;
+    assert_eq!(
+        (status, &again["requested_at"]),
+        (200, &replacement["requested_at"])
+    );
+    let r = app
+        .post(
+            "/v1/cards/CARD0001/replace",
+            &a,
+            None,
+            &json!({"new_card_id": "CARD0004"}),
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let card: Value = app
+        .get("/v1/cards/CARD0001", &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(card["reason"], "REPLACED");
+    assert_eq!(card["replaced_by"]["new_card_id"], "CARD0002");
+
+    app.ledger
+        .transfer_replacements(chrono::Utc::now() + chrono::Duration::hours(25))
+        .await
+        .unwrap();
+    let new: Value = app
+        .get("/v1/cards/CARD0002", &b)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(new["balance"], "20000.00");
+    assert_eq!(new["replaces"]["amount"], "20000.00");
+    assert_eq!(app.balance("CARD0001").await, "0.00");
+    app.transactions().await;
 }

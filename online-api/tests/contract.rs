@@ -98,7 +98,7 @@ async fn every_documented_route_is_served_and_nothing_else() {
     let app = spawn_app(Backend::Sqlite, limits()).await.unwrap();
     let public: BTreeSet<&str> = ["/healthz", "/readyz", "/metrics", "/openapi.json"].into();
     let ops = documented_operations();
-    assert_eq!(ops.len(), 20, "{ops:?}");
+    assert_eq!(ops.len(), 23, "{ops:?}");
     for (method, path) in ops {
         let r = app
             .http

@@ -45,6 +45,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub events: EventsSettings,
     pub webhooks: WebhookSettings,
+    pub hotlist: HotlistSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +115,22 @@ pub struct EventsSettings {
     pub batch: i64,
     /// How often the scheduler's relays look for new events.
     pub poll: Duration,
+}
+
+/// Card blocks and the action lists for the field (DESIGN.md, Hotlists).
+#[derive(Debug, Clone)]
+pub struct HotlistSettings {
+    /// How far below zero (a decimal amount) validations may take a card before it is
+    /// blocked NEGATIVE_BALANCE.
+    pub negative_limit: String,
+    /// The wait before a replaced card's balance moves to its new card.
+    pub replacement_delay: Duration,
+    /// The time the field has to apply a new block before a tap on the card is a violation.
+    pub grace: Duration,
+    /// When `recaudo schedule` publishes the action list (cron, business time zone).
+    pub schedule: String,
+    /// The compacted Kafka topic of the action list.
+    pub topic: String,
 }
 
 /// Operators' webhooks.
@@ -280,6 +297,11 @@ struct Flat {
     webhook_retry_base_ms: u64,
     webhook_retry_max_ms: u64,
     webhook_timeout_ms: u64,
+    negative_limit: String,
+    replacement_delay: String,
+    hotlist_grace: String,
+    schedule_hotlist: String,
+    hotlist_topic: String,
 }
 
 impl Default for Flat {
@@ -328,8 +350,21 @@ impl Default for Flat {
             webhook_retry_base_ms: 30_000,
             webhook_retry_max_ms: 3_600_000,
             webhook_timeout_ms: 10_000,
+            negative_limit: "0".into(),
+            replacement_delay: "24h".into(),
+            hotlist_grace: "15m".into(),
+            schedule_hotlist: "*/5 * * * *".into(),
+            hotlist_topic: "recaudo.hotlist.v1".into(),
         }
     }
+}
+
+/// A span of time as people write it (`24h`, `15m`, `90s`).
+fn duration(key: &'static str, text: &str) -> Result<Duration, SettingsError> {
+    humantime::parse_duration(text.trim()).map_err(|e| SettingsError::Invalid {
+        key,
+        reason: format!("{text:?} is not a duration like 24h or 15m ({e})"),
+    })
 }
 
 /// A TOML array of strings, or (from the environment) one comma-separated string.
@@ -595,6 +630,13 @@ impl Flat {
                         .max(self.webhook_retry_base_ms.max(1)),
                 ),
                 timeout: Duration::from_millis(self.webhook_timeout_ms.max(100)),
+            },
+            hotlist: HotlistSettings {
+                negative_limit: self.negative_limit,
+                replacement_delay: duration("replacement_delay", &self.replacement_delay)?,
+                grace: duration("hotlist_grace", &self.hotlist_grace)?,
+                schedule: self.schedule_hotlist,
+                topic: self.hotlist_topic,
             },
         })
     }

@@ -130,7 +130,35 @@ pub async fn assert_each_change_has_its_event(ledger: &Arc<dyn Ledger>) {
             "co.recaudo.validations.posted.v1",
             "SELECT count(DISTINCT transaction_id) FROM validations",
         ),
+        (
+            "co.recaudo.card.blocked.v1",
+            "SELECT count(*) FROM card_status_changes WHERE action = 'BLOCK'",
+        ),
+        (
+            "co.recaudo.card.unblocked.v1",
+            "SELECT count(*) FROM card_status_changes WHERE action = 'UNBLOCK'",
+        ),
+        (
+            "co.recaudo.card.replaced.v1",
+            "SELECT count(*) FROM card_replacements WHERE transferred_at IS NOT NULL",
+        ),
     ];
+    // Each card's status is what the last row of its history says.
+    let disagreeing: i64 = ledger::on_pool!(ledger.database(), pool => {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM accounts a WHERE a.id LIKE 'card:%' \
+               AND COALESCE(a.blocked_reason, '-') <> COALESCE((SELECT CASE WHEN c.action = 'BLOCK' \
+                 THEN c.reason END FROM card_status_changes c WHERE c.card_id = substr(a.id, 6) \
+                 ORDER BY c.id DESC LIMIT 1), '-')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        disagreeing, 0,
+        "cards whose status is not their history's last word"
+    );
     for (event_type, changes) in counts {
         let (changes, events): (i64, i64) = ledger::on_pool!(ledger.database(), pool => {
             let changes: i64 = sqlx::query_scalar(changes).fetch_one(pool).await.unwrap();

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 pub const ISSUER: &str = "https://idp.example.test/";
 pub const AUDIENCE: &str = "recaudo-api";
-pub const ALL_SCOPES: &str = "sales:write sales:read payments:write balances:read settlements:read exceptions:read \
+pub const ALL_SCOPES: &str = "sales:write sales:read payments:write balances:read cards:write settlements:read exceptions:read \
     exceptions:write webhooks:write";
 
 pub struct Keys {
