@@ -204,7 +204,11 @@ fn sample(key: &str) -> &'static str {
         "s3_sse_kms_key_id" => "\"alias/recaudo\"",
         "schedule_catch_up" | "schedule_resettle_stale" => "false",
         "schedule_grace_secs" => "10",
-        "schedule_ingest" | "schedule_settle" => "\"*/10 * * * *\"",
+        "schedule_ingest" | "schedule_settle" | "schedule_hotlist" => "\"*/10 * * * *\"",
+        "negative_limit" => "\"5000.00\"",
+        "replacement_delay" => "\"12h\"",
+        "hotlist_grace" => "\"10m\"",
+        "hotlist_topic" => "\"hotlist\"",
         "timezone" => "\"America/Lima\"",
         other => panic!("no sample value for the setting {other}: add one here"),
     }
