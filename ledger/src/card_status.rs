@@ -435,9 +435,12 @@ macro_rules! with_card_locked {
     };
 }
 
-const ENSURE_ACCOUNT: &str =
-    "INSERT INTO accounts (id, balance) VALUES ($1, 0) ON CONFLICT (id) DO NOTHING";
-/// PostgreSQL takes the row lock; SQLite's write transaction already excludes every writer.
+/// Locks a card's account row, making it (with a zero balance) for a card never seen: on
+/// PostgreSQL the upsert takes the row lock either way; SQLite's write transaction already
+/// excludes every other writer.
+const LOCK_OR_CREATE_ACCOUNT: &str = "INSERT INTO accounts AS a (id, balance) VALUES ($1, 0) \
+    ON CONFLICT (id) DO UPDATE SET blocked_reason = a.blocked_reason";
+/// Locks an account row that may not exist (and then makes nothing).
 const LOCK_ACCOUNT: &str = "UPDATE accounts SET blocked_reason = blocked_reason WHERE id = $1";
 
 pub(crate) async fn status(
@@ -546,35 +549,33 @@ pub(crate) async fn block(
     }
     let account = card_account(&b.card);
     with_card_locked!(db, |tx| {
-        sqlx::query(ENSURE_ACCOUNT)
+        sqlx::query(LOCK_OR_CREATE_ACCOUNT)
             .bind(&account)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(LOCK_ACCOUNT)
-            .bind(&account)
-            .execute(&mut *tx)
-            .await?;
-        let before = read_status!(tx, settings, &b.card)?;
-        if let Some(block) = &before.block
+        let mut status = read_status!(tx, settings, &b.card)?;
+        if let Some(block) = &status.block
             && block.reason != BlockReason::NegativeBalance
         {
             tx.rollback().await?;
             return Ok(StatusOutcome {
-                status: before,
+                status,
                 changed: false,
             });
         }
+        // As the database keeps it (microseconds), so the answer is what a read gives later.
+        let at = b.at.trunc_subsecs(6);
         sqlx::query("UPDATE accounts SET blocked_reason = $2, blocked_at = $3 WHERE id = $1")
             .bind(&account)
             .bind(b.reason.as_str())
-            .bind(b.at)
+            .bind(at)
             .execute(&mut *tx)
             .await?;
         sqlx::query(RECORD_CHANGE)
             .bind(b.card.as_str())
             .bind("BLOCK")
             .bind(b.reason.as_str())
-            .bind(b.at)
+            .bind(at)
             .bind(b.operator.as_ref().map(OperatorId::as_str))
             .bind(&b.actor)
             .bind(&b.note)
@@ -584,18 +585,21 @@ pub(crate) async fn block(
         let event = blocked_event(Blocked {
             card: &b.card,
             reason: b.reason,
-            at: b.at,
+            at,
             operator: b.operator.as_ref(),
             actor: &b.actor,
-            balance: before.balance,
+            balance: status.balance,
             transaction_id: None,
             new_card: None,
         });
         outbox::write(Conn::from(&mut *tx), &[event]).await?;
-        let after = read_status!(tx, settings, &b.card)?;
         tx.commit().await?;
+        status.block = Some(Block {
+            reason: b.reason,
+            since: at,
+        });
         Ok(StatusOutcome {
-            status: after,
+            status,
             changed: true,
         })
     })
@@ -618,11 +622,11 @@ pub(crate) async fn unblock(
             .bind(&account)
             .execute(&mut *tx)
             .await?;
-        let before = read_status!(tx, settings, &u.card)?;
-        let Some(block) = &before.block else {
+        let mut status = read_status!(tx, settings, &u.card)?;
+        let Some(block) = status.block.clone() else {
             tx.rollback().await?;
             return Ok(StatusOutcome {
-                status: before,
+                status,
                 changed: false,
             });
         };
@@ -647,12 +651,12 @@ pub(crate) async fn unblock(
             .bind(None::<i64>)
             .execute(&mut *tx)
             .await?;
-        let event = unblocked_event(&u.card, block.reason, u.at, &u.actor, before.balance, None);
+        let event = unblocked_event(&u.card, block.reason, u.at, &u.actor, status.balance, None);
         outbox::write(Conn::from(&mut *tx), &[event]).await?;
-        let after = read_status!(tx, settings, &u.card)?;
         tx.commit().await?;
+        status.block = None;
         Ok(StatusOutcome {
-            status: after,
+            status,
             changed: true,
         })
     })
@@ -676,11 +680,10 @@ pub(crate) async fn replace(
         let mut accounts = [old_account.as_str(), new_account.as_str()];
         accounts.sort();
         for a in accounts {
-            sqlx::query(ENSURE_ACCOUNT)
+            sqlx::query(LOCK_OR_CREATE_ACCOUNT)
                 .bind(a)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(LOCK_ACCOUNT).bind(a).execute(&mut *tx).await?;
         }
         let old = read_status!(tx, settings, &r.old)?;
         if let Some(existing) = old.replaced_by {
@@ -881,6 +884,22 @@ async fn transfer_one(
         tx.commit().await?;
         Ok(Some(r))
     })
+}
+
+/// Of a bulk load's new sales `(card, transaction)`, the last top-up of each card whose
+/// account (`card:{id}`) is in `negative`: the one that may lift its NEGATIVE_BALANCE block.
+pub(crate) fn last_top_ups<'a>(
+    sales: impl Iterator<Item = (&'a CardId, i64)>,
+    negative: &[String],
+) -> (Vec<&'a CardId>, Vec<i64>) {
+    let mut last: std::collections::BTreeMap<String, (&CardId, i64)> = Default::default();
+    for (card, tx_id) in sales {
+        last.insert(card_account(card), (card, tx_id));
+    }
+    last.into_iter()
+        .filter(|(account, _)| negative.contains(account))
+        .map(|(_, v)| v)
+        .unzip()
 }
 
 /// After top-ups in a write transaction of the caller's: lifts the NEGATIVE_BALANCE block of

@@ -425,10 +425,10 @@ impl Ledger for PgLedger {
                 reason.as_deref(),
             )?;
         }
-        let negative: Vec<&str> = locked
+        let negative: Vec<String> = locked
             .iter()
             .filter(|(_, _, r)| r.is_some())
-            .map(|(a, _, _)| a.as_str())
+            .map(|(a, _, _)| a.clone())
             .collect();
         let before: std::collections::HashMap<String, i64> =
             locked.iter().map(|(a, b, _)| (a.clone(), *b)).collect();
@@ -457,16 +457,10 @@ impl Ledger for PgLedger {
             .collect();
         outbox::write(Conn::Postgres(&mut tx), &events).await?;
         if !negative.is_empty() {
-            // The last top-up of each NEGATIVE_BALANCE card is the one that may lift it.
-            let mut last: std::collections::BTreeMap<&str, (&CardId, i64)> = Default::default();
-            for (_, s, tx_id) in &fresh {
-                last.insert(s.card_id.as_str(), (&s.card_id, *tx_id));
-            }
-            let (cards, tx_ids): (Vec<&CardId>, Vec<i64>) = last
-                .into_iter()
-                .filter(|(_, (id, _))| negative.contains(&card_account(id).as_str()))
-                .map(|(_, v)| v)
-                .unzip();
+            let (cards, tx_ids) = card_status::last_top_ups(
+                fresh.iter().map(|(_, s, tx_id)| (&s.card_id, *tx_id)),
+                &negative,
+            );
             card_status::lift_negative_blocks(
                 Conn::Postgres(&mut tx),
                 &self.settings,

@@ -423,17 +423,10 @@ impl Ledger for SqliteLedger {
                 locked.into_iter().map(|(a, b, _)| (a, b)).collect();
             accounts.build().execute(&mut *tx).await?;
             if !negative.is_empty() {
-                // The last top-up of each NEGATIVE_BALANCE card is the one that may lift it.
-                let mut last: std::collections::BTreeMap<String, (&CardId, i64)> =
-                    Default::default();
-                for (_, s, _, tx_id) in &fresh {
-                    last.insert(card_account(&s.card_id), (&s.card_id, *tx_id));
-                }
-                let (cards, tx_ids): (Vec<&CardId>, Vec<i64>) = last
-                    .into_iter()
-                    .filter(|(account, _)| negative.contains(account))
-                    .map(|(_, v)| v)
-                    .unzip();
+                let (cards, tx_ids) = card_status::last_top_ups(
+                    fresh.iter().map(|(_, s, _, tx_id)| (&s.card_id, *tx_id)),
+                    &negative,
+                );
                 card_status::lift_negative_blocks(
                     Conn::Sqlite(&mut tx),
                     &self.settings,
