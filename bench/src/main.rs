@@ -503,6 +503,7 @@ async fn validations(
                     transport_operator_id: TransportOperatorId::parse(&format!("TO{}", i % 6))
                         .expect("id"),
                     occurred_at: now,
+                    hotlist_version: None,
                 })
                 .collect()
         })

@@ -98,6 +98,7 @@ async fn versions_are_gapless_and_deltas_replay_to_the_full_list(ledger: Arc<dyn
         route_id: ledger::RouteId::parse("R1").unwrap(),
         transport_operator_id: ledger::TransportOperatorId::parse("TM").unwrap(),
         occurred_at: Utc::now() - Duration::minutes(1),
+        hotlist_version: None,
     };
     ledger.post_validations(&[tap]).await.unwrap();
     let out = hotlist::publish(&*ledger, store, Utc::now()).await.unwrap();

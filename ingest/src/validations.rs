@@ -36,18 +36,29 @@ struct Wire {
     currency: String,
     route_id: String,
     transport_operator_id: String,
+    /// Absent from older devices.
+    #[serde(default)]
+    hotlist_version: Option<i64>,
 }
 
 /// Decodes one event; the error is the dead letter's reason.
 pub fn decode(bytes: &[u8], rules: &MoneyRules) -> Result<Validation, String> {
+    // The path names the field of a value of the wrong type (`device_seq: invalid type …`).
     let w: Wire =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a validation event: {e}"))?;
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes))
+            .map_err(|e| match e.path().to_string().as_str() {
+                "." => format!("not a validation event: {}", e.inner()),
+                path => format!("not a validation event: {path}: {}", e.inner()),
+            })?;
     let field = |e: ledger::InvalidInput| e.to_string();
     if w.event_id.is_empty() || w.event_id.len() > 64 {
         return Err("event_id: must be 1 to 64 characters".into());
     }
     if w.device_seq < 0 {
         return Err("device_seq: must not be negative".into());
+    }
+    if w.hotlist_version.is_some_and(|n| n < 0) {
+        return Err("hotlist_version: must not be negative".into());
     }
     rules
         .parse_currency("currency", &w.currency)
@@ -64,6 +75,7 @@ pub fn decode(bytes: &[u8], rules: &MoneyRules) -> Result<Validation, String> {
         occurred_at: DateTime::parse_from_rfc3339(&w.occurred_at)
             .map_err(|_| format!("occurred_at: {:?} is not an RFC 3339 time", w.occurred_at))?
             .with_timezone(&Utc),
+        hotlist_version: w.hotlist_version,
     })
 }
 
@@ -468,4 +480,46 @@ async fn lag(
     })
     .await
     .expect("the lag check does not panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::Currency;
+
+    fn event(extra: &str) -> Vec<u8> {
+        format!(
+            "{{\"event_id\":\"e1\",\"device_id\":\"BUS-1\",\"device_seq\":4,\"card_id\":\"CARD1\",\
+             \"occurred_at\":\"2026-11-26T10:00:00Z\",\"fare\":\"2950.00\",\"currency\":\"COP\",\
+             \"route_id\":\"R1\",\"transport_operator_id\":\"TO1\"{extra}}}"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_hotlist_version_is_kept_when_a_device_says_it_and_never_required() {
+        let rules = MoneyRules::new(Currency::COP);
+        assert_eq!(decode(&event(""), &rules).unwrap().hotlist_version, None);
+        assert_eq!(
+            decode(&event(",\"hotlist_version\":null"), &rules)
+                .unwrap()
+                .hotlist_version,
+            None
+        );
+        assert_eq!(
+            decode(&event(",\"hotlist_version\":17"), &rules)
+                .unwrap()
+                .hotlist_version,
+            Some(17)
+        );
+        assert_eq!(
+            decode(&event(",\"hotlist_version\":-1"), &rules).unwrap_err(),
+            "hotlist_version: must not be negative"
+        );
+        assert!(
+            decode(&event(",\"hotlist_version\":\"7\""), &rules)
+                .unwrap_err()
+                .starts_with("not a validation event: hotlist_version: invalid type")
+        );
+    }
 }

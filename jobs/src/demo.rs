@@ -6,7 +6,9 @@
 //! from the published summary, with the path of the page to open. The bank statements that
 //! pay it (the fixtures' own: most operators on time, one partially, one late, one not at
 //! all, one deposit nobody can name, a bank fee) go in with `ingest-bank`, and the aging of
-//! what operators still owe is printed. Then finance decides a few exception cases, and a
+//! what operators still owe is printed. The cards riders reported lost go to the field in
+//! the action list, the replaced ones' balances to their new cards, and the validators that
+//! kept accepting them are named. Then finance decides a few exception cases, and a
 //! provisional look at today shows what that posted.
 
 use std::path::{Path, PathBuf};
@@ -178,6 +180,7 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
             .unwrap_or(0),
     );
     summary(&ctx, date, &objects).await?;
+    hotlist_day(&ctx, &truth, date, &objects, &holder).await?;
     let account = ctx.config.money.bank_accounts[0].clone();
     let truth = step(
         &format!("bank statements of {account} that pay {date} put under bank/incoming/"),
@@ -440,13 +443,107 @@ async fn decisions(
     Ok(())
 }
 
-/// Prints the published summary of `date` (read back from the store, so what is printed is
-/// what finance gets) and where the page is.
-async fn summary(
+/// Moves the replaced cards' balances, publishes the action list and prints it, with the
+/// devices the date's report found accepting blocked cards (checked against the fixtures'
+/// truth: what the demo shows is what it injected).
+async fn hotlist_day(
     ctx: &JobContext,
+    truth: &fixtures::Truth,
     date: ledger::BusinessDate,
     objects: &Path,
+    holder: &str,
 ) -> anyhow::Result<()> {
+    let run = |job: Job| async move {
+        Ok(runner::run(ctx, job, None, holder, settings::signal::shutdown()).await?)
+    };
+    let replaced = truth
+        .card_reports
+        .iter()
+        .filter(|r| r.replaced_by.is_some())
+        .count();
+    let moved = step(
+        &format!(
+            "{} cards reported lost, stolen or damaged; transfer-replacements moved the \
+             balances of the {replaced} replaced",
+            truth.card_reports.len()
+        ),
+        run(Job::TransferReplacements),
+    )
+    .await?;
+    let exponent = ledger::MoneyRules::from_settings(&ctx.config.money)?
+        .currency
+        .exponent();
+    let count = |r: &runner::RunReport, k: &str| r.outcome.counts.get(k).copied().unwrap_or(0);
+    println!(
+        "  {} COP moved to new cards (of them, {} held nothing to move)",
+        ledger::money::format_minor(count(&moved, "amount_minor"), exponent),
+        count(&moved, "nothing_to_move")
+    );
+    let published = step(
+        "publish-hotlist: the action list for the validators",
+        run(Job::PublishHotlist),
+    )
+    .await?;
+    let version = count(&published, "version");
+    let full = ctx
+        .store
+        .get_bytes(&format!(
+            "{}full.csv",
+            hotlist::action_list::version_prefix(version)
+        ))
+        .await?;
+    let mut by_reason: std::collections::BTreeMap<String, u64> = Default::default();
+    for record in csv::Reader::from_reader(full.as_ref()).records() {
+        *by_reason.entry(record?[1].to_string()).or_default() += 1;
+    }
+    let reasons: Vec<String> = by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    println!(
+        "  hotlist v{version}: {} blocked cards ({}): {}",
+        count(&published, "cards"),
+        reasons.join(", "),
+        std::path::absolute(objects.join(hotlist::action_list::LATEST_KEY))?.display()
+    );
+    let (_, csv) = latest_report_file(ctx, date, "hotlist_violations.csv").await?;
+    let mut rows = Vec::new();
+    for record in csv::Reader::from_reader(csv.as_ref()).records() {
+        let r = record?;
+        rows.push(vec![
+            r[1].to_string(),
+            r[2].to_string(),
+            r[3].to_string(),
+            r[6].to_string(),
+        ]);
+    }
+    let expected: Vec<Vec<String>> = truth
+        .hotlist_violations
+        .iter()
+        .map(|v| {
+            vec![
+                v.device_id.clone(),
+                v.taps.to_string(),
+                v.cards.to_string(),
+                v.hotlist_version.to_string(),
+            ]
+        })
+        .collect();
+    anyhow::ensure!(
+        rows == expected,
+        "hotlist_violations.csv lists {rows:?}, the fixtures injected {expected:?}"
+    );
+    println!(
+        "validators of {date} that accepted blocked cards past the grace (hotlist_violations.csv):"
+    );
+    crate::table::print(&["device", "taps", "cards", "list version"], &rows);
+    Ok(())
+}
+
+/// A file of `date`'s latest report, as finance reads it from the store, and the report's
+/// prefix.
+async fn latest_report_file(
+    ctx: &JobContext,
+    date: ledger::BusinessDate,
+    file: &str,
+) -> anyhow::Result<(String, bytes::Bytes)> {
     let latest: serde_json::Value = serde_json::from_slice(
         &ctx.store
             .get_bytes(&format!("reports/{date}/latest.json"))
@@ -454,11 +551,20 @@ async fn summary(
     )?;
     let prefix = latest["prefix"]
         .as_str()
-        .context("latest.json has a prefix")?;
-    let csv = ctx
-        .store
-        .get_bytes(&format!("{prefix}settlement_summary.csv"))
-        .await?;
+        .context("latest.json has a prefix")?
+        .to_string();
+    let bytes = ctx.store.get_bytes(&format!("{prefix}{file}")).await?;
+    Ok((prefix, bytes))
+}
+
+/// Prints the published summary of `date` (read back from the store, so what is printed is
+/// what finance gets) and where the page is.
+async fn summary(
+    ctx: &JobContext,
+    date: ledger::BusinessDate,
+    objects: &Path,
+) -> anyhow::Result<()> {
+    let (prefix, csv) = latest_report_file(ctx, date, "settlement_summary.csv").await?;
     let text = String::from_utf8(csv.to_vec())?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();

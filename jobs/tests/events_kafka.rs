@@ -139,6 +139,7 @@ async fn a_relay_killed_half_way_loses_nothing_and_keeps_each_subjects_order() {
             route_id: ledger::RouteId::parse("R7").unwrap(),
             transport_operator_id: ledger::TransportOperatorId::parse("BUSCO").unwrap(),
             occurred_at: chrono::Utc::now(),
+            hotlist_version: None,
         })
         .collect();
     db.ledger.post_validations(&taps).await.unwrap();

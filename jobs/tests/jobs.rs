@@ -405,6 +405,19 @@ fn the_demo_prints_what_its_reports_say() {
             .join("  ");
         assert_eq!(shown, expected);
     }
+    // The riders' reports and the cards taps took below zero went out in the action list;
+    // the demo checked the report's violations against the fixtures and printed them.
+    let hotlists = dir.path().join("var/objects/hotlists");
+    let latest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(hotlists.join("latest.json")).unwrap()).unwrap();
+    let full = std::fs::read_to_string(
+        hotlists.join(format!("v{}/full.csv", latest["version"].as_i64().unwrap())),
+    )
+    .unwrap();
+    for reason in ["REPLACED", "NEGATIVE_BALANCE"] {
+        assert!(full.contains(&format!(",{reason},")), "{reason} in {full}");
+    }
+    assert!(printed.contains("hotlist_violations.csv") && printed.contains("BUS-90000"));
     // `recaudo receivables` says what today's report says is overdue (and the report's aging
     // is checked against the fixtures' truth in reports/tests/remittances_days.rs); the
     // operators who did not pay in full are overdue. (Today's provisional report also counts

@@ -69,6 +69,9 @@ pub struct LedgerSettings {
     pub negative_limit: i64,
     /// How long a replaced card's block has to reach the field before its balance moves.
     pub replacement_delay: chrono::Duration,
+    /// How long a block has to reach the field before a tap on the card is a hotlist
+    /// violation.
+    pub hotlist_grace: chrono::Duration,
 }
 
 impl LedgerSettings {
@@ -91,6 +94,8 @@ impl LedgerSettings {
             negative_limit,
             replacement_delay: chrono::Duration::from_std(settings.hotlist.replacement_delay)
                 .map_err(|_| InvalidInput::new("replacement_delay", "is too long"))?,
+            hotlist_grace: chrono::Duration::from_std(settings.hotlist.grace)
+                .map_err(|_| InvalidInput::new("hotlist_grace", "is too long"))?,
         })
     }
 }
@@ -103,6 +108,7 @@ impl Default for LedgerSettings {
             max_connections: 16,
             negative_limit: 0,
             replacement_delay: chrono::Duration::hours(24),
+            hotlist_grace: chrono::Duration::minutes(15),
         }
     }
 }
@@ -589,6 +595,9 @@ pub(crate) fn check_validations(
         }
         if v.device_seq < 0 {
             return Err(InvalidInput::new("device_seq", "must not be negative").into());
+        }
+        if v.hotlist_version.is_some_and(|n| n < 0) {
+            return Err(InvalidInput::new("hotlist_version", "must not be negative").into());
         }
     }
     Ok(())

@@ -215,6 +215,8 @@ pub struct Validation {
     pub route_id: RouteId,
     pub transport_operator_id: TransportOperatorId,
     pub occurred_at: DateTime<Utc>,
+    /// The action-list version the device had applied, when it says (older devices don't).
+    pub hotlist_version: Option<i64>,
 }
 
 /// What posting a batch of validations did.

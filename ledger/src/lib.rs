@@ -11,6 +11,7 @@ pub mod deposit;
 pub mod device_gap;
 pub mod discrepancy;
 pub mod error;
+pub mod hotlist_violation;
 pub mod idempotency;
 pub mod ids;
 pub mod journal;

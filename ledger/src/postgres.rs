@@ -887,6 +887,7 @@ impl Ledger for PgLedger {
         let mut transport = Vec::with_capacity(n);
         let mut occurred = Vec::with_capacity(n);
         let mut date: Vec<NaiveDate> = Vec::with_capacity(n);
+        let mut version: Vec<Option<i64>> = Vec::with_capacity(n);
         for v in batch {
             device.push(v.device_id.as_str());
             seq.push(v.device_seq);
@@ -897,6 +898,7 @@ impl Ledger for PgLedger {
             transport.push(v.transport_operator_id.as_str());
             occurred.push(v.occurred_at);
             date.push(self.settings.calendar.business_date(v.occurred_at).naive());
+            version.push(v.hotlist_version);
         }
         let mut tx = self.pool.begin().await?;
         let tx_id: i64 = sqlx::query_scalar("SELECT nextval('transactions_id_seq')")
@@ -904,11 +906,12 @@ impl Ledger for PgLedger {
             .await?;
         let posted = sqlx::query(
             "INSERT INTO validations (device_id, device_seq, event_id, card_id, fare, currency, \
-               route_id, transport_operator_id, occurred_at, business_date, transaction_id) \
-             SELECT d, s, e, c, f, $6, r, t, o, b, $11 \
+               route_id, transport_operator_id, occurred_at, business_date, transaction_id, \
+               hotlist_version) \
+             SELECT d, s, e, c, f, $6, r, t, o, b, $11, h \
                FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], \
-                           $7::text[], $8::text[], $9::timestamptz[], $10::date[]) \
-                    AS u(d, s, e, c, f, r, t, o, b) \
+                           $7::text[], $8::text[], $9::timestamptz[], $10::date[], $12::int8[]) \
+                    AS u(d, s, e, c, f, r, t, o, b, h) \
              ON CONFLICT (device_id, device_seq) DO NOTHING \
              RETURNING card_id, fare, transport_operator_id, business_date",
         )
@@ -923,6 +926,7 @@ impl Ledger for PgLedger {
         .bind(&occurred)
         .bind(&date)
         .bind(tx_id)
+        .bind(&version)
         .fetch_all(&mut *tx)
         .await?;
         if posted.is_empty() {

@@ -583,7 +583,7 @@ impl Ledger for SqliteLedger {
             let mut insert = QueryBuilder::new(
                 "INSERT INTO validations (device_id, device_seq, event_id, card_id, fare, \
                    currency, route_id, transport_operator_id, occurred_at, business_date, \
-                   transaction_id) ",
+                   transaction_id, hotlist_version) ",
             );
             insert.push_values(chunk, |mut row, v| {
                 row.push_bind(v.device_id.as_str())
@@ -596,7 +596,8 @@ impl Ledger for SqliteLedger {
                     .push_bind(v.transport_operator_id.as_str())
                     .push_bind(v.occurred_at)
                     .push_bind(self.settings.calendar.business_date(v.occurred_at).naive())
-                    .push_bind(tx_id);
+                    .push_bind(tx_id)
+                    .push_bind(v.hotlist_version);
             });
             insert.push(
                 " ON CONFLICT (device_id, device_seq) DO NOTHING RETURNING device_id, device_seq",

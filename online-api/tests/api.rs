@@ -1124,6 +1124,8 @@ async fn a_reported_card_refuses_payments_and_top_ups_and_is_replaced(app: TestA
     assert_eq!(history[0].operator_id.as_deref(), Some("OPB"));
     assert_eq!(history[0].actor, "client-OPB");
     assert_eq!(history[0].note.as_deref(), Some("left on bus T13"));
+    assert_eq!(history[0].reason, ledger::card_status::BlockReason::Lost);
+    assert!((chrono::Utc::now() - history[0].at).num_seconds().abs() < 60);
 
     for (path, body) in [
         ("/v1/payments", payment_body("P-1", "CARD0001", "2950")),

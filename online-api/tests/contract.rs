@@ -178,6 +178,39 @@ async fn operations_endpoints_report_health_and_metrics() {
     assert!(metrics.contains(r#"route="/v1/cards/{card_id}/balance""#));
 }
 
+/// A block writes the card's history: a flood of them is throttled like any route, and
+/// what was refused left no trace.
+#[tokio::test]
+async fn blocks_are_rate_limited_like_every_route() {
+    let mut tight = limits();
+    tight.rate_per_second = 1;
+    tight.rate_burst = 3;
+    let app = spawn_app(Backend::Sqlite, tight).await.unwrap();
+    let a = token("OPA");
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let r = app
+            .post(
+                &format!("/v1/cards/CARD00{i:02}/block"),
+                &a,
+                None,
+                &serde_json::json!({"reason": "STOLEN"}),
+            )
+            .await;
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            assert_eq!(r.headers()["content-type"], "application/problem+json");
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    for (i, status) in statuses.iter().enumerate() {
+        let card = ledger::CardId::parse(&format!("CARD00{i:02}")).unwrap();
+        let history = app.ledger.card_history(&card).await.unwrap();
+        assert_eq!(history.len(), usize::from(*status == 200), "{i}: {status}");
+    }
+}
+
 #[tokio::test]
 async fn one_operators_flood_does_not_throttle_another() {
     let mut tight = limits();

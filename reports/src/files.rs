@@ -157,6 +157,7 @@ pub fn render(statement: &Statement) -> Result<Vec<ReportFile>, ReportError> {
     fares(statement, &mut files)?;
     files.push(device_gaps(statement));
     files.push(negative_cards(statement));
+    files.push(hotlist_violations(statement));
     open_exceptions(statement, &mut files)?;
     files.push(adjustments(statement));
     files.push(remittances_file(statement));
@@ -566,4 +567,32 @@ fn negative_cards(s: &Statement) -> ReportFile {
         ]);
     }
     csv_file("negative_cards.csv".into(), table)
+}
+
+/// Devices that accepted taps on cards blocked for longer than the grace, with the newest
+/// action-list version each reported (empty: the device reports none).
+fn hotlist_violations(s: &Statement) -> ReportFile {
+    let mut table = CsvTable::new(&[
+        "business_date",
+        "device_id",
+        "taps",
+        "cards",
+        "first_tap_at",
+        "last_tap_at",
+        "hotlist_version",
+        "report_kind",
+    ]);
+    for v in &s.hotlist_violations {
+        table.row([
+            Cell::Number(s.date.to_string()),
+            Cell::Text(&v.device_id),
+            number(v.taps),
+            number(v.cards),
+            instant(Some(v.first_tap_at.timestamp_micros())),
+            instant(Some(v.last_tap_at.timestamp_micros())),
+            v.hotlist_version.map_or(Cell::Empty, number),
+            Cell::Text(s.meta.kind.as_str()),
+        ]);
+    }
+    csv_file("hotlist_violations.csv".into(), table)
 }

@@ -1,7 +1,8 @@
 //! What a report is made from, read from the database for one business date: the operators
 //! registry, the ledger's sales per operator, the current reconciliation run, fares per
 //! transport operator, lost taps, the operator files the reconciliation used, the exception
-//! cases open at the end of the date and the adjustments and write-offs posted on it.
+//! cases open at the end of the date, the adjustments and write-offs posted on it, and the
+//! action list's state and the taps that ignored it.
 //!
 //! The ledger is aggregated in the database (one GROUP BY over the date's sales), so a city's
 //! millions of sales never cross the wire one by one.
@@ -9,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use ledger::device_gap::{DeviceGap, device_gaps};
+use ledger::hotlist_violation::DeviceViolations;
 use ledger::{BusinessDate, Currency, Ledger, Operator};
 use reconcile::store::CurrentRun;
 use serde::Serialize;
@@ -117,7 +119,23 @@ pub struct ReportInputs {
     pub open_cases: Vec<exceptions::OpenCase>,
     /// By operator, then transaction.
     pub adjustments: Vec<Adjustment>,
+    /// By device id.
+    pub hotlist_violations: Vec<DeviceViolations>,
+    /// The action list as the field could have it at the end of the date.
+    pub hotlist: Option<HotlistState>,
 }
+
+/// The newest action list published by the end of the date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HotlistState {
+    pub version: i64,
+    pub published_at: chrono::DateTime<chrono::Utc>,
+    /// Blocked cards on it.
+    pub cards: i64,
+}
+
+const HOTLIST_SQL: &str = "SELECT version, published_at, cards FROM hotlist_versions \
+     WHERE published_at < $1 ORDER BY version DESC LIMIT 1";
 
 // CAST(SUM …): PostgreSQL sums bigints into numeric.
 const SALES_SQL: &str = "SELECT operator_id, COUNT(*), CAST(SUM(amount) AS BIGINT), \
@@ -258,6 +276,12 @@ pub async fn load(
         .collect();
     let calendar = ledger.settings().calendar;
     let open_cases = exceptions::open_at_end_of(db, &calendar, date).await?;
+    let end = calendar.opens_at(date.succ());
+    let hotlist: Option<(i64, chrono::DateTime<chrono::Utc>, i64)> = ledger::on_pool!(db, pool => {
+        sqlx::query_as(HOTLIST_SQL).bind(end).fetch_optional(pool).await?
+    });
+    let hotlist_violations =
+        ledger::hotlist_violation::violations(db, date, ledger.settings().hotlist_grace).await?;
     let adjustments = adjustments(ledger, date).await?;
     Ok(ReportInputs {
         open_cases,
@@ -273,6 +297,12 @@ pub async fn load(
         fares,
         gaps: device_gaps(db, date).await?,
         files,
+        hotlist_violations,
+        hotlist: hotlist.map(|(version, published_at, cards)| HotlistState {
+            version,
+            published_at,
+            cards,
+        }),
     })
 }
 

@@ -138,7 +138,8 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
          <title>{title_kind}Settlement {date}</title><style>{STYLE}</style></head><body>\
          <header><h1>{title_kind}Settlement of {date}</h1><p id=\"report-meta\">{meta}. \
          Amounts in {cur}. Data: settlement_summary.csv, discrepancies.csv, \
-         fare_distribution.csv, device_gaps.csv, negative_cards.csv, exceptions_open.csv, \
+         fare_distribution.csv, device_gaps.csv, negative_cards.csv, hotlist_violations.csv, \
+         exceptions_open.csv, \
          adjustments.csv, remittances.csv, receivables_aging.csv.</p>{banner}</header><main>",
         date = s.date,
         cur = escape(s.currency.code()),
@@ -293,6 +294,7 @@ pub fn render(s: &Statement) -> Result<String, ReportError> {
     rejected_files(&mut out, s);
     device_gaps(&mut out, s);
     negative_cards(&mut out, s, &money);
+    hotlist(&mut out, s);
     out.push_str("</main></body></html>\n");
     Ok(out)
 }
@@ -642,6 +644,59 @@ fn negative_cards(out: &mut String, s: &Statement, money: &dyn Fn(i64) -> String
             escape(&c.card_id),
             money(c.balance),
             c.validations,
+        );
+    }
+    end_table(out);
+}
+
+/// The action list at the end of the date, and the devices that did not apply it.
+fn hotlist(out: &mut String, s: &Statement) {
+    let state = match &s.hotlist {
+        Some(h) => format!(
+            "Action list version {} ({} blocked cards), published {}.",
+            h.version,
+            h.cards,
+            h.published_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => "No action list was published by the end of the day.".to_string(),
+    };
+    let _ = write!(
+        out,
+        "<section id=\"hotlist\"><h2>Action list</h2><p id=\"hotlist-state\">{}</p></section>",
+        escape(&state)
+    );
+    let header = [
+        "Device",
+        "Taps on blocked cards",
+        "Cards",
+        "First",
+        "Last",
+        "Newest list version reported",
+    ];
+    if !table_section(
+        out,
+        "hotlist-violations",
+        "Hotlist violations",
+        s.hotlist_violations.len(),
+        "No device accepted a card blocked past the grace period.",
+        &header,
+    ) {
+        return;
+    }
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%H:%M:%S UTC").to_string();
+    for v in &s.hotlist_violations {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td>\
+             <td>{}</td><td class=\"num\">{}</td></tr>",
+            escape(&v.device_id),
+            v.taps,
+            v.cards,
+            time(&v.first_tap_at),
+            time(&v.last_tap_at),
+            v.hotlist_version
+                .map_or("none".to_string(), |n| n.to_string()),
         );
     }
     end_table(out);

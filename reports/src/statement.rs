@@ -95,6 +95,9 @@ pub struct Statement {
     pub open_cases: Vec<exceptions::OpenCase>,
     /// Adjustments and write-offs posted on the date, by operator, then transaction.
     pub adjustments: Vec<crate::inputs::Adjustment>,
+    /// Devices that accepted taps on cards blocked past the grace, by device.
+    pub hotlist_violations: Vec<ledger::hotlist_violation::DeviceViolations>,
+    pub hotlist: Option<crate::inputs::HotlistState>,
     /// Bank entries posted on the date, with what each paid (filled by `report`, which
     /// reads them once the lines are known).
     pub remittances: Vec<remittances::Remittance>,
@@ -175,6 +178,8 @@ pub fn build(inputs: &ReportInputs, meta: ReportMeta) -> Result<Statement, Repor
         negative_cards: inputs.negative_cards.clone(),
         open_cases: inputs.open_cases.clone(),
         adjustments: inputs.adjustments.clone(),
+        hotlist_violations: inputs.hotlist_violations.clone(),
+        hotlist: inputs.hotlist.clone(),
         remittances: Vec::new(),
         aging: Vec::new(),
         meta,

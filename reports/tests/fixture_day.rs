@@ -151,6 +151,29 @@ async fn reports_a_fixtures_day(ledger: Arc<dyn Ledger>, store: Arc<dyn ObjectSt
         })
         .collect();
     assert_eq!(gaps, truth.gaps);
+    // The stale validators' taps on cards reported hours before, and only those: a tap within
+    // the grace is not one, and no other device touched a reported card after its report.
+    let violations: Vec<(String, i64, i64, i64)> =
+        csv_rows(&read(&*store, &v1("hotlist_violations.csv")).await)
+            .iter()
+            .map(|r| {
+                (
+                    r["device_id"].clone(),
+                    r["taps"].parse().unwrap(),
+                    r["cards"].parse().unwrap(),
+                    r["hotlist_version"].parse().unwrap(),
+                )
+            })
+            .collect();
+    let expected: Vec<(String, i64, i64, i64)> = truth
+        .hotlist_violations
+        .iter()
+        .map(|v| (v.device_id.clone(), v.taps, v.cards, v.hotlist_version))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(violations, expected);
+    let page = String::from_utf8(read(&*store, &v1("index.html")).await).unwrap();
+    assert!(page.contains(&format!("Hotlist violations ({})", expected.len())));
 
     // The manifest lists every file with its hash, size and rows.
     let manifest: serde_json::Value =

@@ -96,6 +96,15 @@ fn inputs() -> ReportInputs {
             posted_at: chrono::DateTime::from_timestamp(1_764_300_000, 0).unwrap(),
             case: Some(hostile_case()),
         }],
+        hotlist_violations: vec![ledger::hotlist_violation::DeviceViolations {
+            device_id: "=GATE".into(),
+            taps: 2,
+            cards: 1,
+            first_tap_at: chrono::DateTime::from_timestamp(1_764_200_000, 0).unwrap(),
+            last_tap_at: chrono::DateTime::from_timestamp(1_764_200_600, 0).unwrap(),
+            hotlist_version: Some(3),
+        }],
+        hotlist: None,
     }
 }
 
@@ -175,9 +184,9 @@ fn text_starting_a_formula_is_escaped_in_every_csv() {
     let csvs: Vec<_> = files.iter().filter(|f| f.path.ends_with(".csv")).collect();
     assert_eq!(
         csvs.len(),
-        10,
-        "summary, one operator, discrepancies, fares, gaps, negative cards, open cases, \
-         adjustments, remittances, aging"
+        11,
+        "summary, one operator, discrepancies, fares, gaps, negative cards, hotlist \
+         violations, open cases, adjustments, remittances, aging"
     );
     for f in csvs {
         // Read as a spreadsheet or a CSV library would.
@@ -214,6 +223,11 @@ fn text_starting_a_formula_is_escaped_in_every_csv() {
         cells("settlement_summary.csv")
             .iter()
             .any(|c| c == "'=cmd|' /C calc'!A0")
+    );
+    assert!(
+        cells("hotlist_violations.csv")
+            .iter()
+            .any(|c| c == "'=GATE")
     );
     let open = cells("exceptions_open.csv");
     for escaped in ["'-1+1", "'+CARD", "'=CARD"] {

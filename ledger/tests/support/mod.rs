@@ -93,6 +93,7 @@ pub fn validation(device: &str, seq: i64, card: &str, minor: i64) -> Validation 
         route_id: RouteId::parse("R7").unwrap(),
         transport_operator_id: TransportOperatorId::parse("BUSCO").unwrap(),
         occurred_at: t0() + Duration::minutes(10),
+        hotlist_version: None,
     }
 }
 
