@@ -3,6 +3,7 @@
 //! here. Not part of the product: the binaries ops deploy carry none of this.
 
 mod api;
+mod hotlist;
 mod reconcile;
 mod relay;
 mod remittances;
@@ -76,6 +77,12 @@ enum BenchCommand {
     /// database. The last line reads `events=N batch=B kafka_eps=K file_eps=F
     /// producer_eps=P ratio=relay/producer` (seconds over seconds).
     Events(EventsBenchArgs),
+    /// The action list of N blocked cards published by `recaudo run publish-hotlist` on
+    /// PostgreSQL (its own process: wall time, peak RSS, bytes written), first whole, then
+    /// after a delta of D cards, beside PostgreSQL's COPY out of the lists the job reads.
+    /// The last line reads `cards=N delta=D setup_s=… publish_s=S peak_mib=M bytes=B
+    /// yardstick_s=Y ratio=S/Y`. Needs `recaudo` built beside it.
+    Hotlist(HotlistBenchArgs),
     /// Writes the Parquet inputs of `bench reconcile` (its first child process).
     #[command(hide = true)]
     ReconcileGenerate { rows: u64, dir: std::path::PathBuf },
@@ -111,6 +118,18 @@ struct ApiArgs {
     /// Seconds to drive the server (and to run pgbench).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+}
+
+#[derive(Args)]
+struct HotlistBenchArgs {
+    #[command(flatten)]
+    server: Server,
+    /// Blocked cards on the list.
+    #[arg(long, default_value_t = 1_000_000)]
+    cards: u64,
+    /// Cards that change between the two versions (half unblocked, half newly blocked).
+    #[arg(long, default_value_t = 10_000)]
+    delta: u64,
 }
 
 #[derive(Args)]
@@ -250,6 +269,14 @@ async fn run(cmd: BenchCommand, config: &Settings) -> anyhow::Result<()> {
                 connections: args.connections,
                 seconds: args.seconds,
                 settings: LedgerSettings::from_settings(config)?,
+            })
+            .await
+        }
+        BenchCommand::Hotlist(args) => {
+            hotlist::run(hotlist::HotlistBenchSettings {
+                postgres_url: args.server.postgres_url,
+                cards: args.cards,
+                delta: args.delta,
             })
             .await
         }

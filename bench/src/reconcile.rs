@@ -235,6 +235,23 @@ pub(crate) struct Timed {
     pub(crate) stderr: String,
 }
 
+/// The `recaudo` binary built beside the benchmark and GNU time, for the benchmarks that
+/// run the jobs as ops does (each its own process).
+pub(crate) fn recaudo_under_time() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let recaudo = std::env::current_exe()?.with_file_name("recaudo");
+    anyhow::ensure!(
+        recaudo.exists(),
+        "{} is missing: build it beside the benchmark (cargo build --release -p jobs -p bench)",
+        recaudo.display()
+    );
+    let time_bin = PathBuf::from("/usr/bin/time");
+    anyhow::ensure!(
+        time_bin.exists(),
+        "/usr/bin/time is needed (Debian package `time`)"
+    );
+    Ok((recaudo, time_bin))
+}
+
 /// `program` run under GNU time, which reports what `timed` reads back.
 pub(crate) fn under_time(time_bin: &Path, program: &Path) -> Command {
     let mut cmd = Command::new(time_bin);

@@ -20,7 +20,11 @@ const CHUNK: u64 = 500_000;
 const TRANSPORT_OPERATORS: u64 = 12;
 const DEVICES: u64 = 2_000;
 
-async fn copy(pool: &sqlx::PgPool, table_columns: &str, csv: String) -> anyhow::Result<()> {
+pub(crate) async fn copy(
+    pool: &sqlx::PgPool,
+    table_columns: &str,
+    csv: String,
+) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
     let mut copy = conn
         .copy_in_raw(&format!(

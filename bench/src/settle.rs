@@ -52,17 +52,8 @@ impl SettleRun {
 }
 
 pub async fn run(s: SettleSettings) -> anyhow::Result<()> {
-    let recaudo = std::env::current_exe()?.with_file_name("recaudo");
-    anyhow::ensure!(
-        recaudo.exists(),
-        "{} is missing: build it beside the benchmark (cargo build --release -p jobs -p bench)",
-        recaudo.display()
-    );
-    let time_bin = Path::new("/usr/bin/time");
-    anyhow::ensure!(
-        time_bin.exists(),
-        "/usr/bin/time is needed (Debian package `time`)"
-    );
+    let (recaudo, time_bin) = crate::reconcile::recaudo_under_time()?;
+    let time_bin = time_bin.as_path();
     let tmp = tempfile::tempdir()?;
     let dir = s.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
