@@ -99,15 +99,25 @@ async fn a_consumer_killed_half_way_posts_each_validation_once() {
     // poll timeouts (6 s, 8 s here). Only then does a new member get all the partitions.
     tokio::time::sleep(Duration::from_secs(10)).await;
 
-    let second = recaudo(&db.url, &brokers, &topic, dir.path())
-        .args(["ingest", "validations", "--idle-secs", "15"])
-        .output()
-        .unwrap();
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    // The eviction can come later than that on a loaded machine: the new member then starts
+    // with some partitions, and its idle timer may end the run before the rest are handed
+    // over. Ops would run it again; so does the test, up to three times. A re-run only
+    // reads what no run committed, so an event lost (offset committed, row not) stays lost
+    // and the count below still catches it.
+    for _ in 0..3 {
+        let second = recaudo(&db.url, &brokers, &topic, dir.path())
+            .args(["ingest", "validations", "--idle-secs", "15"])
+            .output()
+            .unwrap();
+        assert!(
+            second.status.success(),
+            "{}",
+            String::from_utf8_lossy(&second.stderr)
+        );
+        if posted().await >= truth.valid_validations {
+            break;
+        }
+    }
 
     assert_eq!(posted().await, truth.valid_validations);
     let ledger::Database::Postgres(pool) = db.ledger.database() else {
