@@ -166,18 +166,8 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
     println!(
         "  {} voids; {} validations posted; {} operator file(s) rejected and kept with their errors",
         voids,
-        report
-            .outcome
-            .counts
-            .get("validations.posted")
-            .copied()
-            .unwrap_or(0),
-        report
-            .outcome
-            .counts
-            .get("files.rejected")
-            .copied()
-            .unwrap_or(0),
+        report.outcome.count("validations.posted"),
+        report.outcome.count("files.rejected"),
     );
     summary(&ctx, date, &objects).await?;
     hotlist_day(&ctx, &truth, date, &objects, &holder).await?;
@@ -201,7 +191,7 @@ pub async fn run(args: DemoArgs, config: &Settings) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let count = |k: &str| banked.outcome.counts.get(k).copied().unwrap_or(0);
+    let count = |k: &str| banked.outcome.count(k);
     println!(
         "  {} statements, {} entries: {} matched by payer account, {} by payment reference, {} \
          unidentified (recaudo remittances list --unidentified), {} bank debit(s)",
@@ -473,18 +463,17 @@ async fn hotlist_day(
     let exponent = ledger::MoneyRules::from_settings(&ctx.config.money)?
         .currency
         .exponent();
-    let count = |r: &runner::RunReport, k: &str| r.outcome.counts.get(k).copied().unwrap_or(0);
     println!(
         "  {} COP moved to new cards (of them, {} held nothing to move)",
-        ledger::money::format_minor(count(&moved, "amount_minor"), exponent),
-        count(&moved, "nothing_to_move")
+        ledger::money::format_minor(moved.outcome.count("amount_minor"), exponent),
+        moved.outcome.count("nothing_to_move")
     );
     let published = step(
         "publish-hotlist: the action list for the validators",
         run(Job::PublishHotlist),
     )
     .await?;
-    let version = count(&published, "version");
+    let version = published.outcome.count("version");
     let full = ctx
         .store
         .get_bytes(&format!(
@@ -499,7 +488,7 @@ async fn hotlist_day(
     let reasons: Vec<String> = by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
     println!(
         "  hotlist v{version}: {} blocked cards ({}): {}",
-        count(&published, "cards"),
+        published.outcome.count("cards"),
         reasons.join(", "),
         std::path::absolute(objects.join(hotlist::action_list::LATEST_KEY))?.display()
     );

@@ -114,6 +114,13 @@ pub struct Outcome {
     pub note: String,
 }
 
+impl Outcome {
+    /// One count of the run (zero when the run did not count it).
+    pub fn count(&self, key: &str) -> i64 {
+        self.counts.get(key).copied().unwrap_or(0)
+    }
+}
+
 /// A failed step: its typed error, which says whose it is and whether the same run may
 /// succeed later. The runner asks it, and never looks at the type underneath.
 #[derive(Debug)]

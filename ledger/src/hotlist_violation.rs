@@ -25,8 +25,9 @@ pub struct DeviceViolations {
     pub hotlist_version: Option<i64>,
 }
 
-/// `(device or card, card or action, time)` as the two queries return them.
-type Row = (String, String, DateTime<Utc>);
+/// A tap of the date on a card that has a status history, with one change of that history:
+/// `(device_id, device_seq, card_id, occurred_at, action, at)`.
+type TapAndChange = (String, i64, String, DateTime<Utc>, String, DateTime<Utc>);
 
 /// One device's violations while they are counted.
 struct Tally {
@@ -36,20 +37,13 @@ struct Tally {
     last: DateTime<Utc>,
 }
 
-/// The taps of `date` on cards that were ever blocked: few, as blocked cards are few among
-/// a city's millions, so the rule is applied here rather than in two SQL dialects.
-const TAPS_SQL: &str = "SELECT v.device_id, v.card_id, v.occurred_at FROM validations v \
-     WHERE v.business_date = $1 \
-       AND v.card_id IN (SELECT card_id FROM card_status_changes WHERE action = 'BLOCK') \
-     ORDER BY v.device_id, v.device_seq";
-
-/// The status history of the cards those taps were on, in the order it was written.
-const CHANGES_SQL: &str = "SELECT c.card_id, c.action, c.at FROM card_status_changes c \
-     WHERE c.card_id IN (SELECT v.card_id FROM validations v \
-                          WHERE v.business_date = $1 \
-                            AND v.card_id IN (SELECT card_id FROM card_status_changes \
-                                               WHERE action = 'BLOCK')) \
-     ORDER BY c.card_id, c.id";
+/// Each tap of `date` on a card with a status history, once per change of that history, in
+/// the order written: the join keeps only the cards ever blocked (few among a city's
+/// millions), and the rule is applied here rather than in two SQL dialects.
+const TAPS_SQL: &str = "SELECT v.device_id, v.device_seq, v.card_id, v.occurred_at, c.action, c.at \
+       FROM validations v JOIN card_status_changes c ON c.card_id = v.card_id \
+      WHERE v.business_date = $1 \
+      ORDER BY v.device_id, v.device_seq, c.id";
 
 /// Devices with hotlist violations on `date`, by device id. Derived from the append-only
 /// status history and the journal's taps only, so a re-run gives the same answer.
@@ -58,32 +52,26 @@ pub async fn violations(
     date: crate::BusinessDate,
     grace: chrono::Duration,
 ) -> Result<Vec<DeviceViolations>, sqlx::Error> {
-    let d = date.naive();
-    let (taps, changes): (Vec<Row>, Vec<Row>) = crate::on_pool!(db, pool => (
-        sqlx::query_as(TAPS_SQL).bind(d).fetch_all(pool).await?,
-        sqlx::query_as(CHANGES_SQL).bind(d).fetch_all(pool).await?,
-    ));
-    let mut history: BTreeMap<String, Vec<(bool, DateTime<Utc>)>> = BTreeMap::new();
-    for (card, action, at) in changes {
-        history
-            .entry(card)
-            .or_default()
-            .push((action == "BLOCK", at));
-    }
+    let rows: Vec<TapAndChange> = crate::on_pool!(db, pool => {
+        sqlx::query_as(TAPS_SQL).bind(date.naive()).fetch_all(pool).await?
+    });
     let mut by_device: BTreeMap<String, Tally> = BTreeMap::new();
-    for (device, card, at) in taps {
-        let blocked_since = history.get(&card).and_then(|h| blocked_since(h, at));
-        if blocked_since.is_none_or(|since| at <= since + grace) {
+    for tap in rows.chunk_by(|a, b| (&a.0, a.1) == (&b.0, b.1)) {
+        let (device, _, card, at, _, _) = &tap[0];
+        let history: Vec<(bool, DateTime<Utc>)> =
+            tap.iter().map(|r| (r.4 == "BLOCK", r.5)).collect();
+        let at = *at;
+        if blocked_since(&history, at).is_none_or(|since| at <= since + grace) {
             continue;
         }
-        let tally = by_device.entry(device).or_insert_with(|| Tally {
+        let tally = by_device.entry(device.clone()).or_insert_with(|| Tally {
             taps: 0,
             cards: BTreeSet::new(),
             first: at,
             last: at,
         });
         tally.taps += 1;
-        tally.cards.insert(card);
+        tally.cards.insert(card.clone());
         tally.first = tally.first.min(at);
         tally.last = tally.last.max(at);
     }
