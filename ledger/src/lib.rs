@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod business_date;
 pub mod card_status;
+pub mod copy_text;
 pub mod correction;
 pub mod date_status;
 pub mod deposit;

@@ -320,7 +320,8 @@ pub(crate) fn running_balances<'a>(
 /// Rows per statement: five parameters each, well under both backends' limits.
 const WRITE_CHUNK: usize = 4000;
 
-/// Writes `events` on the caller's transaction.
+/// Writes `events` on the caller's transaction: multi-row INSERTs, or on PostgreSQL one COPY
+/// when they are more than one statement's worth.
 pub async fn write(conn: Conn<'_>, events: &[NewEvent]) -> Result<(), sqlx::Error> {
     macro_rules! body {
         ($conn:expr, $db:ty, $json:expr) => {{
@@ -346,9 +347,42 @@ pub async fn write(conn: Conn<'_>, events: &[NewEvent]) -> Result<(), sqlx::Erro
         return Ok(());
     }
     match conn {
+        Conn::Postgres(conn) if events.len() > WRITE_CHUNK => copy(conn, events).await,
         Conn::Postgres(conn) => body!(conn, sqlx::Postgres, "::jsonb"),
         Conn::Sqlite(conn) => body!(conn, sqlx::Sqlite, ""),
     }
+}
+
+/// PostgreSQL, many events (a bulk load's, a city's day of new cases): one COPY.
+async fn copy(conn: &mut sqlx::PgConnection, events: &[NewEvent]) -> Result<(), sqlx::Error> {
+    use crate::copy_text::{instant, row};
+    // Sent a few MiB at a time, so that a big batch is never all in memory twice.
+    const SEND_AT: usize = 4 << 20;
+    let mut copy = conn
+        .copy_in_raw("COPY outbox (type, subject, operator_id, time, data) FROM STDIN")
+        .await?;
+    let mut text = String::with_capacity(SEND_AT + 4096);
+    for e in events {
+        let (time, data) = (instant(&e.time), e.data.to_string());
+        row(
+            &mut text,
+            &[
+                Some(e.event_type.name()),
+                Some(e.subject.as_str()),
+                e.operator.as_ref().map(|o| o.as_str()),
+                Some(&time),
+                Some(&data),
+            ],
+        );
+        if text.len() >= SEND_AT {
+            copy.send(std::mem::take(&mut text).into_bytes()).await?;
+        }
+    }
+    if !text.is_empty() {
+        copy.send(text.into_bytes()).await?;
+    }
+    copy.finish().await?;
+    Ok(())
 }
 
 /// Gives positions to up to `limit` rows that have none, in `id` order, after the highest

@@ -13,6 +13,7 @@ use support::*;
 on_both_backends!(
     each_change_writes_one_event_and_refusals_none,
     positions_are_gapless_and_follow_each_cards_order_under_concurrency,
+    a_bulk_write_reads_back_as_written,
 );
 
 async fn each_change_writes_one_event_and_refusals_none(ledger: Arc<dyn Ledger>) {
@@ -187,4 +188,62 @@ async fn positions_are_gapless_and_follow_each_cards_order_under_concurrency(
         assert_eq!(balances, climbing, "{card}: events out of the card's order");
     }
     assert_sound(&ledger).await;
+}
+
+/// A bulk write (more events than one statement takes: PostgreSQL sends them by COPY) keeps
+/// every event as it was given, text that COPY would otherwise read as field or row breaks
+/// included, in the order given.
+async fn a_bulk_write_reads_back_as_written(ledger: Arc<dyn Ledger>) {
+    use ledger::Database;
+    use ledger::correction::Conn;
+    use ledger::outbox::NewEvent;
+    let time = chrono::DateTime::parse_from_rfc3339("2026-03-02T10:15:30.123456Z")
+        .unwrap()
+        .to_utc();
+    let events: Vec<NewEvent> = (0..4_100)
+        .map(|n| NewEvent {
+            event_type: EventType::ExceptionOpened,
+            // No real subject holds a tab or a line break; these would break a COPY row.
+            subject: format!(
+                "operator/OP{:03}\t{}",
+                n % 7,
+                if n % 2 == 0 { "\n" } else { "\\" }
+            ),
+            operator: (n % 3 != 0).then(|| op_id(&format!("OP{:03}", n % 7))),
+            time: time + chrono::Duration::microseconds(n),
+            data: serde_json::json!({
+                "n": n,
+                "note": format!("tab\there, line\nbreak, back\\slash \"quoted\" ñandú {n}"),
+            }),
+        })
+        .collect();
+    match ledger.database() {
+        Database::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            ledger::outbox::write(Conn::Postgres(&mut tx), &events)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        Database::Sqlite(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            ledger::outbox::write(Conn::Sqlite(&mut tx), &events)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+    assert_eq!(ledger.sequence_outbox(10_000).await.unwrap(), 4_100);
+    let read = ledger.outbox_after(0, 10_000, &[]).await.unwrap();
+    assert_eq!(read.len(), events.len());
+    for (got, sent) in read.iter().zip(&events) {
+        assert_eq!(got.event_type, sent.event_type.name());
+        assert_eq!(got.subject, sent.subject);
+        assert_eq!(
+            got.operator_id.as_deref(),
+            sent.operator.as_ref().map(|o| o.as_str())
+        );
+        assert_eq!(got.time, sent.time);
+        assert_eq!(got.data, sent.data);
+    }
 }
