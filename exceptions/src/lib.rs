@@ -19,7 +19,7 @@ pub use audit::{CaseEvent, ChainReport};
 pub use case::{Actor, CaseFilter, CaseId, CaseState, ExceptionCase, Resolution};
 pub use decision::{Action, Decided};
 pub use store::{case, cases_by_id, decide, events, list, verify};
-pub use sync::{SyncReport, sync_run};
+pub use sync::{Found, SyncReport, sync_found, sync_run};
 
 use fault::{Blame, Fault};
 use ledger::{InvalidInput, LedgerError};

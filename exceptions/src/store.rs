@@ -5,6 +5,7 @@
 //! is stamped out once per backend by `backend!`.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use ledger::copy_text::{instant, row as copy_row};
 use ledger::{BusinessDate, Currency, Database, Ledger};
 
 use crate::ExceptionError;
@@ -111,35 +112,6 @@ type NewCaseIds = std::collections::HashMap<(String, String), i64>;
 const NEW_CASE_COLUMNS: &str = "business_date, operator_id, operator_ref, case_name, \
     ledger_card_id, file_card_id, ledger_amount, file_amount, difference, state, opened_run, \
     last_run, cleared_run, opened_at, updated_at";
-
-/// One row of COPY's text format: fields escaped (backslash, tab, line breaks), `\N` for
-/// none, tab-separated, a line feed at the end.
-fn copy_row(out: &mut String, fields: &[Option<&str>]) {
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push('\t');
-        }
-        match field {
-            None => out.push_str("\\N"),
-            Some(v) => {
-                for c in v.chars() {
-                    match c {
-                        '\\' => out.push_str("\\\\"),
-                        '\t' => out.push_str("\\t"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        c => out.push(c),
-                    }
-                }
-            }
-        }
-    }
-    out.push('\n');
-}
-
-fn instant(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
 
 /// PostgreSQL: a run's new cases in one COPY (a city's day opens hundreds of thousands),
 /// their ids read back by the run that opened them.
@@ -417,6 +389,7 @@ macro_rules! backend {
                 pool: &$pool,
                 date: BusinessDate,
                 run_id: &str,
+                found: Option<Vec<Found>>,
                 currency: Currency,
             ) -> Result<SyncReport, ExceptionError> {
                 let mut tx = $begin(pool).await?;
@@ -448,14 +421,27 @@ macro_rules! backend {
                     .bind(counts_from)
                     .execute(&mut *tx)
                     .await?;
-                let found: Vec<Found> = sqlx::query_as(
-                    "SELECT operator_id, operator_ref, case_name, ledger_card_id, file_card_id, \
-                     ledger_amount, file_amount, difference FROM recon_items WHERE run_id = $1 \
-                     AND case_name <> 'MATCHED' ORDER BY operator_id, operator_ref",
-                )
-                .bind(run_id)
-                .fetch_all(&mut *tx)
-                .await?;
+                let found: Vec<Found> = match found {
+                    Some(found) => found,
+                    None => {
+                        sqlx::query_as(
+                            "SELECT operator_id, operator_ref, case_name, ledger_card_id, \
+                             file_card_id, ledger_amount, file_amount, difference \
+                             FROM recon_items WHERE run_id = $1 AND case_name <> 'MATCHED' \
+                             ORDER BY operator_id, operator_ref",
+                        )
+                        .bind(run_id)
+                        .fetch_all(&mut *tx)
+                        .await?
+                    }
+                };
+                // In byte order, whatever the database's collation: new cases get their ids
+                // and events their place in the chain in this order, from either source.
+                let mut found = found;
+                found.sort_by(|a, b| {
+                    (a.operator_id.as_bytes(), a.operator_ref.as_bytes())
+                        .cmp(&(b.operator_id.as_bytes(), b.operator_ref.as_bytes()))
+                });
                 let existing = cases(
                     sqlx::query_as(&format!(
                         "SELECT {CASE_COLUMNS} FROM exception_cases WHERE business_date = $1"
@@ -555,11 +541,12 @@ pub(crate) async fn sync(
     db: Database<'_>,
     date: BusinessDate,
     run_id: &str,
+    found: Option<Vec<Found>>,
     currency: Currency,
 ) -> Result<SyncReport, ExceptionError> {
     match db {
-        Database::Postgres(pool) => postgres::sync(pool, date, run_id, currency).await,
-        Database::Sqlite(pool) => sqlite::sync(pool, date, run_id, currency).await,
+        Database::Postgres(pool) => postgres::sync(pool, date, run_id, found, currency).await,
+        Database::Sqlite(pool) => sqlite::sync(pool, date, run_id, found, currency).await,
     }
 }
 

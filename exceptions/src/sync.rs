@@ -250,8 +250,31 @@ pub async fn sync_run(
     run_id: &str,
     currency: ledger::Currency,
 ) -> Result<SyncReport, ExceptionError> {
+    synced(db, date, run_id, None, currency).await
+}
+
+/// `sync_run` for the run that has just been saved, given its non-MATCHED items (`found`,
+/// exactly the rows the run stored, in any order) rather than reading them back: the job
+/// that made the run holds them already, and a city's day has hundreds of thousands.
+pub async fn sync_found(
+    db: Database<'_>,
+    date: BusinessDate,
+    run_id: &str,
+    found: Vec<Found>,
+    currency: ledger::Currency,
+) -> Result<SyncReport, ExceptionError> {
+    synced(db, date, run_id, Some(found), currency).await
+}
+
+async fn synced(
+    db: Database<'_>,
+    date: BusinessDate,
+    run_id: &str,
+    found: Option<Vec<Found>>,
+    currency: ledger::Currency,
+) -> Result<SyncReport, ExceptionError> {
     let started = std::time::Instant::now();
-    let report = crate::store::sync(db, date, run_id, currency).await?;
+    let report = crate::store::sync(db, date, run_id, found, currency).await?;
     tracing::info!(
         business_date = %date,
         run_id,

@@ -162,7 +162,21 @@ pub async fn reconcile_and_save(
         items_object: Some((key, sha256)),
     };
     reconcile::store::save_run_as(db, date, &outcome, &run_id, &record).await?;
-    exceptions::sync_run(db, date, &run_id, currency).await?;
+    let found = outcome
+        .exception_rows()?
+        .into_iter()
+        .map(|item| exceptions::Found {
+            operator_id: item.operator_id.to_string(),
+            operator_ref: item.operator_ref.to_string(),
+            case_name: item.case.to_string(),
+            ledger_card_id: item.ledger_card_id.map(str::to_string),
+            file_card_id: item.file_card_id.map(str::to_string),
+            ledger_amount: item.ledger_amount,
+            file_amount: item.file_amount,
+            difference: item.difference,
+        })
+        .collect();
+    exceptions::sync_found(db, date, &run_id, found, currency).await?;
     if let Some(out) = out {
         reconcile::output::write_summary(&outcome.summary, &out.join("summary.csv"), currency)?;
     }

@@ -502,6 +502,18 @@ fn a_run_keeps_its_exceptions_in_the_database_and_every_item_in_the_store() {
         objects[0] == objects[1],
         "the same inputs give the same Parquet bytes"
     );
+    // The job hands the run's exceptions to the case sync: one standing case per
+    // non-MATCHED item of the current run, as the run found it.
+    let found = query(
+        "SELECT i.operator_id, i.operator_ref, i.case_name, i.difference FROM recon_items i \
+         JOIN recon_runs r ON r.id = i.run_id WHERE r.is_current ORDER BY 1, 2",
+    );
+    let cases = query(
+        "SELECT operator_id, operator_ref, case_name, difference FROM exception_cases \
+         WHERE business_date = '2026-11-26' AND state <> 'CLEARED' ORDER BY 1, 2",
+    );
+    assert!(!found.as_array().unwrap().is_empty());
+    assert_eq!(cases, found);
     // `reconcile --out` writes the same item file beside the CSVs, one line per item.
     let out = tempfile::tempdir().unwrap();
     ok(&env.run(&[

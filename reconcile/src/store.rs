@@ -14,17 +14,18 @@ fn micros_to_time(v: Option<i64>) -> Option<DateTime<Utc>> {
     v.and_then(DateTime::from_timestamp_micros)
 }
 
-struct ItemRow<'a> {
-    operator_id: &'a str,
-    operator_ref: &'a str,
-    case: &'a str,
-    ledger_card_id: Option<&'a str>,
-    file_card_id: Option<&'a str>,
-    ledger_amount: Option<i64>,
-    file_amount: Option<i64>,
-    difference: i64,
-    ledger_occurred_at: Option<DateTime<Utc>>,
-    file_occurred_at: Option<DateTime<Utc>>,
+/// One item of a run, borrowed from its frame: a row of `recon_items`.
+pub struct ItemRow<'a> {
+    pub operator_id: &'a str,
+    pub operator_ref: &'a str,
+    pub case: &'a str,
+    pub ledger_card_id: Option<&'a str>,
+    pub file_card_id: Option<&'a str>,
+    pub ledger_amount: Option<i64>,
+    pub file_amount: Option<i64>,
+    pub difference: i64,
+    pub ledger_occurred_at: Option<DateTime<Utc>>,
+    pub file_occurred_at: Option<DateTime<Utc>>,
 }
 
 fn item_rows(items: &DataFrame) -> Result<Vec<ItemRow<'_>>, ReconcileError> {
@@ -88,6 +89,12 @@ impl RunOutcome {
     /// The summary frame as one typed line per operator.
     pub fn operator_summaries(&self) -> Result<Vec<OperatorSummary>, ReconcileError> {
         summaries_of(&self.summary)
+    }
+
+    /// The non-MATCHED items one by one, as the database keeps them: what the date's
+    /// exception cases follow, handed over without reading them back.
+    pub fn exception_rows(&self) -> Result<Vec<ItemRow<'_>>, ReconcileError> {
+        item_rows(&self.exceptions)
     }
 }
 
