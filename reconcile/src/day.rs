@@ -64,7 +64,7 @@ pub async fn reconcile_day(
     let mut reader = PartReader::new(db, date, &ranges).await?;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
-        "ledger side spilled"
+        "ledger side spilled, the first part's file side read"
     );
     // While the engine works on one part, the next one is read.
     let mut current = reader.next().await?;
@@ -137,6 +137,8 @@ struct PartReader<'a> {
     ranges: &'a [Vec<String>],
     next: usize,
     ledger: LedgerParts<'a>,
+    /// The first part's file side, read while the ledger side was spilled.
+    first_file: Option<DataFrame>,
 }
 
 impl<'a> PartReader<'a> {
@@ -145,11 +147,16 @@ impl<'a> PartReader<'a> {
         date: BusinessDate,
         ranges: &'a [Vec<String>],
     ) -> Result<Self, ReconcileError> {
-        let ledger = match db {
-            Database::Postgres(pool) => {
-                LedgerParts::Spilled(spill_ledger(pool, date, ranges).await?)
+        let (ledger, first_file) = match (db, ranges.first()) {
+            (Database::Postgres(pool), Some(first)) => {
+                // No part can start before the whole date is spilled (every part has rows
+                // on every page): meanwhile the first part's file side is read.
+                let (spilled, file) =
+                    tokio::try_join!(spill_ledger(pool, date, ranges), file_part(db, date, first))?;
+                (LedgerParts::Spilled(spilled), Some(file))
             }
-            Database::Sqlite(pool) => LedgerParts::Queried(pool),
+            (Database::Postgres(_), None) => (LedgerParts::Spilled(VecDeque::new()), None),
+            (Database::Sqlite(pool), _) => (LedgerParts::Queried(pool), None),
         };
         Ok(PartReader {
             db,
@@ -157,6 +164,7 @@ impl<'a> PartReader<'a> {
             ranges,
             next: 0,
             ledger,
+            first_file,
         })
     }
 
@@ -165,6 +173,7 @@ impl<'a> PartReader<'a> {
             return Ok(None);
         };
         let (db, date) = (self.db, self.date);
+        let pre_read = self.first_file.take();
         let ledger = async {
             match &mut self.ledger {
                 LedgerParts::Spilled(files) => {
@@ -174,7 +183,13 @@ impl<'a> PartReader<'a> {
                 LedgerParts::Queried(pool) => ledger_part(pool, date, operators).await,
             }
         };
-        let (ledger, file) = tokio::try_join!(ledger, file_part(db, date, operators))?;
+        let file = async {
+            match pre_read {
+                Some(file) => Ok(file),
+                None => file_part(db, date, operators).await,
+            }
+        };
+        let (ledger, file) = tokio::try_join!(ledger, file)?;
         self.next += 1;
         Ok(Some(PartRows {
             operators: operators.clone(),
