@@ -192,9 +192,16 @@ pub async fn load(
     let reconciliation = reconcile::store::current_run(db, date)
         .await?
         .ok_or(ReportError::NotReconciled(date))?;
-    // A statement uses the terms in force on its own date, whatever changed since.
-    let operators = ledger.operators_on(date).await?;
     let d = date.naive();
+    let calendar = ledger.settings().calendar;
+    let end = calendar.opens_at(date.succ());
+    // The reads are independent of each other: sent six at a time, on connections of their
+    // own, so the database works on them side by side.
+    macro_rules! read {
+        ($e:expr) => {
+            async { Ok::<_, ReportError>($e.await?) }
+        };
+    }
     #[allow(clippy::type_complexity)]
     let (sales, validations, payments, files, rejected, negative): (
         Vec<SalesRow>,
@@ -203,18 +210,36 @@ pub async fn load(
         Vec<FileRow>,
         Vec<(String, String, String, i32)>,
         Vec<(String, i64, i64)>,
-    ) = ledger::on_pool!(db, pool => (
-        sqlx::query_as(SALES_SQL).bind(d).fetch_all(pool).await?,
-        sqlx::query_as(VALIDATIONS_SQL).bind(d).fetch_all(pool).await?,
-        sqlx::query_as(PAYMENTS_SQL).bind(d).fetch_all(pool).await?,
-        sqlx::query_as(FILES_SQL)
+    ) = ledger::on_pool!(db, pool => futures::try_join!(
+        read!(sqlx::query_as(SALES_SQL).bind(d).fetch_all(pool)),
+        read!(sqlx::query_as(VALIDATIONS_SQL).bind(d).fetch_all(pool)),
+        read!(sqlx::query_as(PAYMENTS_SQL).bind(d).fetch_all(pool)),
+        read!(sqlx::query_as(FILES_SQL)
             .bind(date.pred().naive())
             .bind(date.succ().naive())
-            .fetch_all(pool)
-            .await?,
-        sqlx::query_as(REJECTED_SQL).bind(d).fetch_all(pool).await?,
-        sqlx::query_as(NEGATIVE_CARDS_SQL).bind(d).fetch_all(pool).await?,
-    ));
+            .fetch_all(pool)),
+        read!(sqlx::query_as(REJECTED_SQL).bind(d).fetch_all(pool)),
+        read!(sqlx::query_as(NEGATIVE_CARDS_SQL).bind(d).fetch_all(pool)),
+    )?);
+    let hotlist = async {
+        let hotlist: Option<(i64, chrono::DateTime<chrono::Utc>, i64)> = ledger::on_pool!(db, pool => {
+            sqlx::query_as(HOTLIST_SQL).bind(end).fetch_optional(pool).await?
+        });
+        Ok::<_, ReportError>(hotlist)
+    };
+    let (operators, open_cases, hotlist, hotlist_violations, adjustments, gaps) = futures::try_join!(
+        // A statement uses the terms in force on its own date, whatever changed since.
+        read!(ledger.operators_on(date)),
+        read!(exceptions::open_at_end_of(db, &calendar, date)),
+        hotlist,
+        read!(ledger::hotlist_violation::violations(
+            db,
+            date,
+            ledger.settings().hotlist_grace
+        )),
+        adjustments(ledger, date),
+        read!(device_gaps(db, date)),
+    )?;
     let sales = sales
         .into_iter()
         .map(
@@ -274,15 +299,6 @@ pub async fn load(
             validations,
         })
         .collect();
-    let calendar = ledger.settings().calendar;
-    let open_cases = exceptions::open_at_end_of(db, &calendar, date).await?;
-    let end = calendar.opens_at(date.succ());
-    let hotlist: Option<(i64, chrono::DateTime<chrono::Utc>, i64)> = ledger::on_pool!(db, pool => {
-        sqlx::query_as(HOTLIST_SQL).bind(end).fetch_optional(pool).await?
-    });
-    let hotlist_violations =
-        ledger::hotlist_violation::violations(db, date, ledger.settings().hotlist_grace).await?;
-    let adjustments = adjustments(ledger, date).await?;
     Ok(ReportInputs {
         open_cases,
         adjustments,
@@ -295,7 +311,7 @@ pub async fn load(
         sales,
         reconciliation,
         fares,
-        gaps: device_gaps(db, date).await?,
+        gaps,
         files,
         hotlist_violations,
         hotlist: hotlist.map(|(version, published_at, cards)| HotlistState {
