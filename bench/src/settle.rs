@@ -5,7 +5,8 @@
 //! process under GNU time (wall time, peak RSS). Beside them, on the same database in the
 //! same run, the yardstick: PostgreSQL's own COPY out of the reconcile job's inputs (the
 //! date's sales and file records, one query per side) and COPY in of the rows the job keeps
-//! (its non-MATCHED items). With `--runs N` each run starts from a copy of the day made
+//! (its non-MATCHED items, the exception cases it opens, their events and what the outbox
+//! says of them). With `--runs N` each run starts from a copy of the day made
 //! right after the set-up (a template database and a copy of the object store), and the
 //! last line shows the medians.
 
@@ -214,7 +215,7 @@ fn print_run(k: u32, run: &SettleRun) {
             run.report.cpu.clone(),
         ],
         vec![
-            "yardstick: COPY out of the inputs, in of the exceptions".to_string(),
+            "yardstick: COPY out of the inputs, in of the rows kept".to_string(),
             format!("{:.2}", run.yardstick_s),
             String::new(),
             String::new(),
@@ -370,25 +371,68 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// PostgreSQL's own cost of the rows the reconcile job moves: its inputs read out in one
-/// COPY per side (the bytes read and dropped), and its non-MATCHED items written back with
-/// COPY into a table like `recon_items`, keys and all. Seconds, all three together.
+/// COPY per side (the bytes read and dropped), and the rows it keeps written back with COPY
+/// into tables like their own, keys and all: its non-MATCHED items, the exception cases it
+/// opened, their events and the outbox's events of them. Seconds, all together.
 async fn yardstick(url: &str, date: BusinessDate) -> anyhow::Result<f64> {
     let mut conn = connect(url).await?;
-    // The rows to write back, read before the clock starts.
-    let items: Vec<bytes::Bytes> = conn
-        .copy_out_raw(
-            "COPY (SELECT i.* FROM recon_items i JOIN recon_runs r ON r.id = i.run_id \
-             WHERE r.is_current) TO STDOUT",
-        )
-        .await?
-        .try_collect()
+    // What the reconcile job wrote of its run, read before the clock starts, each with an
+    // empty table like its own (indexes included) to write it to. Each run of the bench
+    // works on a fresh copy of the day, so the exception events of the outbox are the run's.
+    const KEPT: [(&str, &str); 4] = [
+        (
+            "recon_items",
+            "SELECT i.* FROM recon_items i JOIN recon_runs r ON r.id = i.run_id WHERE r.is_current",
+        ),
+        (
+            "exception_cases",
+            "SELECT c.* FROM exception_cases c JOIN recon_runs r ON r.id = c.opened_run \
+             WHERE r.is_current",
+        ),
+        (
+            "exception_events",
+            "SELECT e.* FROM exception_events e JOIN recon_runs r ON r.id = e.run_id \
+             WHERE r.is_current",
+        ),
+        (
+            "outbox",
+            "SELECT * FROM outbox WHERE type LIKE 'co.recaudo.exception.%'",
+        ),
+    ];
+    let mut kept = Vec::new();
+    for (table, query) in KEPT {
+        let rows: Vec<bytes::Bytes> = conn
+            .copy_out_raw(&format!("COPY ({query}) TO STDOUT"))
+            .await?
+            .try_collect()
+            .await?;
+        sqlx::raw_sql(&format!(
+            "DROP TABLE IF EXISTS yardstick_{table} CASCADE; \
+             CREATE TABLE yardstick_{table} (LIKE {table} INCLUDING ALL)"
+        ))
+        .execute(&mut conn)
         .await?;
-    sqlx::raw_sql(
-        "DROP TABLE IF EXISTS yardstick_items; \
-         CREATE TABLE yardstick_items (LIKE recon_items INCLUDING ALL)",
-    )
-    .execute(&mut conn)
-    .await?;
+        // LIKE leaves the foreign keys out; the job's rows are checked against theirs.
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = $1::regclass AND contype = 'f'",
+        )
+        .bind(table)
+        .fetch_all(&mut conn)
+        .await?;
+        for key in keys {
+            let key = KEPT.iter().fold(key, |key, (kept, _)| {
+                key.replace(
+                    &format!("REFERENCES {kept}("),
+                    &format!("REFERENCES yardstick_{kept}("),
+                )
+            });
+            sqlx::raw_sql(&format!("ALTER TABLE yardstick_{table} ADD {key}"))
+                .execute(&mut conn)
+                .await?;
+        }
+        kept.push((table, rows));
+    }
     let operators: Vec<String> = sqlx::query_scalar("SELECT id FROM operators ORDER BY id")
         .fetch_all(&mut conn)
         .await?;
@@ -406,14 +450,20 @@ async fn yardstick(url: &str, date: BusinessDate) -> anyhow::Result<f64> {
         drop(out);
         anyhow::ensure!(lines > 1, "the yardstick read no rows: is the day there?");
     }
-    let mut copy = conn.copy_in_raw("COPY yardstick_items FROM STDIN").await?;
-    for chunk in items {
-        copy.send(chunk).await?;
+    for (table, rows) in &kept {
+        let mut copy = conn
+            .copy_in_raw(&format!("COPY yardstick_{table} FROM STDIN"))
+            .await?;
+        for chunk in rows {
+            copy.send(chunk.clone()).await?;
+        }
+        copy.finish().await?;
     }
-    copy.finish().await?;
     let seconds = start.elapsed().as_secs_f64();
-    sqlx::raw_sql("DROP TABLE yardstick_items")
-        .execute(&mut conn)
-        .await?;
+    for (table, _) in kept.iter().rev() {
+        sqlx::raw_sql(&format!("DROP TABLE yardstick_{table}"))
+            .execute(&mut conn)
+            .await?;
+    }
     Ok(seconds)
 }

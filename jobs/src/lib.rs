@@ -64,9 +64,13 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Sets up mimalloc (the binaries' allocator, which polars recommends over the system's)
 /// for the engine: purging hands freed pages back to the OS, and the engine's next part
 /// faults them straight back in, so freed pages are kept for reuse and a process keeps its
-/// peak until it exits (BENCHMARKS.md, reconciliation engine). Call first thing in `main`, before
-/// any thread starts.
+/// peak until it exits (BENCHMARKS.md, reconciliation engine). `MIMALLOC_PURGE_DELAY` in the
+/// environment, mimalloc's own setting, wins: ops trading time for memory. Call first thing
+/// in `main`, before any thread starts.
 pub fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     // SAFETY: sets a process-wide allocator option before any thread is started.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
