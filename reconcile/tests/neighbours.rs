@@ -191,3 +191,38 @@ async fn postgres() {
         the_neighbours_decide_only_one_sided_keys(db.ledger.clone()).await;
     }
 }
+
+/// A date before any operator is registered: an empty run with the items' columns, not an
+/// error (PostgreSQL once got `IN ()`).
+async fn a_date_without_operators_is_an_empty_run(ledger: Arc<dyn Ledger>) {
+    let date = BusinessDate::parse("2026-11-26").unwrap();
+    let mut parts = Vec::new();
+    let outcome = reconcile::reconcile_day(
+        ledger.database(),
+        date,
+        reconcile::engine::PART_ROWS,
+        |part| {
+            parts.push(part);
+            Ok(())
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.items, 0);
+    assert_eq!(outcome.exceptions.height(), 0);
+    assert_eq!(parts.len(), 1);
+    assert!(parts[0].column("operator_ref").is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_without_operators() {
+    let db = testbed::sqlite_ledger(LedgerSettings::default()).await;
+    a_date_without_operators_is_an_empty_run(db.ledger.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_without_operators() {
+    if let Some(db) = testbed::postgres_ledger(LedgerSettings::default()).await {
+        a_date_without_operators_is_an_empty_run(db.ledger.clone()).await;
+    }
+}
