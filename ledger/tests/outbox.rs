@@ -194,7 +194,6 @@ async fn positions_are_gapless_and_follow_each_cards_order_under_concurrency(
 /// every event as it was given, text that COPY would otherwise read as field or row breaks
 /// included, in the order given.
 async fn a_bulk_write_reads_back_as_written(ledger: Arc<dyn Ledger>) {
-    use ledger::Database;
     use ledger::correction::Conn;
     use ledger::outbox::NewEvent;
     let time = chrono::DateTime::parse_from_rfc3339("2026-03-02T10:15:30.123456Z")
@@ -217,22 +216,13 @@ async fn a_bulk_write_reads_back_as_written(ledger: Arc<dyn Ledger>) {
             }),
         })
         .collect();
-    match ledger.database() {
-        Database::Postgres(pool) => {
-            let mut tx = pool.begin().await.unwrap();
-            ledger::outbox::write(Conn::Postgres(&mut tx), &events)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-        }
-        Database::Sqlite(pool) => {
-            let mut tx = pool.begin().await.unwrap();
-            ledger::outbox::write(Conn::Sqlite(&mut tx), &events)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-        }
-    }
+    ledger::on_pool!(ledger.database(), pool => {
+        let mut tx = pool.begin().await.unwrap();
+        ledger::outbox::write(Conn::from(&mut *tx), &events)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    });
     assert_eq!(ledger.sequence_outbox(10_000).await.unwrap(), 4_100);
     let read = ledger.outbox_after(0, 10_000, &[]).await.unwrap();
     assert_eq!(read.len(), events.len());
